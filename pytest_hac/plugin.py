@@ -1,0 +1,220 @@
+"""pytest hooks only: options, marker, parametrization, fixtures, recording, summary, xdist merge.
+
+Everything else lives in the library so it also works from plain Python.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from .cases import Case, expand
+from .config import OPTIONS, Option, settings_from
+from .errors import HacError
+from .result import Result
+from .session import HacSession
+
+SESSION_KEY = pytest.StashKey[HacSession]()
+RESULT_KEY = pytest.StashKey[Result]()
+PROPERTY = "hac_result"
+MARKER_HELP = (
+    "hac(codecs={'jpeg': [25, 50]}, rounds=[1, 2], threats=['clean', 'oblivious', 'whitebox'], attack='pgd', "
+    "eps=4/255, min_accuracy=0.5): expand a test taking the hac_case fixture into one test per robustness cell"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hac", "pytest-hac: robustness behind compression defenses")
+    for opt in OPTIONS:
+        if opt.kind == "bool":
+            group.addoption(opt.flag, action="store_const", const=True, default=None, dest=opt.ini, help=opt.help)
+        else:
+            group.addoption(opt.flag, default=None, dest=opt.ini, metavar=opt.metavar, help=opt.help)
+        parser.addini(opt.ini, opt.help, default=None)
+    group.addoption("--hac-list", action="store_true", default=False,
+                    help="list models, data sets, codecs, attacks and threats, then exit")
+
+
+def _raw(config: pytest.Config) -> Callable[[Option], object]:
+    def get(opt: Option) -> object:
+        value = config.getoption(opt.ini)
+        if value is None:
+            import os
+
+            value = os.environ.get(opt.env)
+        if value is None:
+            value = config.getini(opt.ini)
+        return value
+
+    return get
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    if config.getoption("hac_list"):
+        return
+    try:
+        settings = settings_from(_raw(config))
+    except HacError as exc:
+        raise pytest.UsageError(f"pytest-hac: {exc}") from None
+    if settings.offline:
+        import os
+
+        os.environ["HAC_OFFLINE"] = "1"
+    worker = hasattr(config, "workerinput")
+    config.stash[SESSION_KEY] = HacSession(settings, write_files=not worker)
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("hac_list"):
+        from .listing import listing
+
+        print(listing())
+        return 0
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "hac_case" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("hac")
+    if marker is None:
+        pytest.fail(f"{metafunc.definition.nodeid} uses hac_case but has no @pytest.mark.hac(...) marker",
+                    pytrace=False)
+    session = metafunc.config.stash.get(SESSION_KEY, None)
+    defaults = session.settings.marker_defaults if session else {}
+    try:
+        cases = expand(marker.kwargs, defaults)
+    except HacError as exc:
+        pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
+    metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    hac = config.stash.get(SESSION_KEY, None)
+    if hac is not None:
+        hac.expected_cells = sum(1 for item in items if "hac_case" in getattr(item, "fixturenames", ()))
+
+
+def _session(request: pytest.FixtureRequest) -> HacSession:
+    try:
+        return request.config.stash[SESSION_KEY]
+    except KeyError:
+        raise pytest.UsageError("pytest-hac is not configured (was it disabled with -p no:hac?)") from None
+
+
+def _usage(fn):
+    try:
+        return fn()
+    except HacError as exc:
+        pytest.fail(f"pytest-hac: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def hac_session(request: pytest.FixtureRequest) -> HacSession:
+    """The run's settings, lazily loaded model/data/engine, and recorded results."""
+    return _session(request)
+
+
+@pytest.fixture(scope="session")
+def hac_settings(hac_session: HacSession):
+    """The validated :class:`~pytest_hac.config.Settings` of this run."""
+    return hac_session.settings
+
+
+@pytest.fixture(scope="session")
+def hac_model(hac_session: HacSession):
+    """The classifier under test (loaded once per session, eval mode, on the chosen device)."""
+    return _usage(lambda: hac_session.model)
+
+
+@pytest.fixture(scope="session")
+def hac_dataset(hac_session: HacSession):
+    """The evaluation images, preprocessed for ``hac_model`` (loaded once per session)."""
+    return _usage(lambda: hac_session.dataset)
+
+
+@pytest.fixture(scope="session")
+def hac_engine(hac_session: HacSession):
+    """The session's :class:`~pytest_hac.engine.Engine`: caches and batches every case."""
+    return _usage(lambda: hac_session.engine)
+
+
+@pytest.fixture
+def hac_case(request: pytest.FixtureRequest) -> Case:
+    """The cell this test instance checks (set by the ``hac`` marker's parametrization)."""
+    return request.param
+
+
+@pytest.fixture
+def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacSession) -> Callable[[Case], Result]:
+    """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work) and record it for the report."""
+
+    def evaluate(case: Case) -> Result:
+        result = _usage(lambda: hac_session.engine.evaluate(case))
+        result.rule = hac_session.settings.gate
+        request.node.stash[RESULT_KEY] = result
+        for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
+            request.node.user_properties.append((f"hac_{key}", getattr(result, key)))
+        return result
+
+    return evaluate
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    result = item.stash.get(RESULT_KEY, None)
+    if result is not None and report.when == "call":
+        result.passed = report.passed
+        report.user_properties.append((PROPERTY, json.dumps(result.to_dict())))
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Runs on the controller for its own and every xdist worker's reports: one place records."""
+    if report.when != "call":
+        return
+    payload = next((v for k, v in report.user_properties if k == PROPERTY), None)
+    if payload is None:
+        return
+    config = getattr(report, "config", None) or _CONFIG.get("config")
+    session = config.stash.get(SESSION_KEY, None) if config else None
+    if session is not None and session.write_files:
+        session.record(Result.from_dict(json.loads(payload)))
+
+
+_CONFIG: dict[str, pytest.Config] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CONFIG["config"] = session.config
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    hac = session.config.stash.get(SESSION_KEY, None)
+    if hac is None or not hac.write_files or not hac.results:
+        return
+    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+    complete = not interrupted and len(hac.results) >= hac.expected_cells and not session.shouldstop
+    hac.finish(complete=complete)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    hac = config.stash.get(SESSION_KEY, None)
+    if hac is None or not hac.write_files or not hac.results:
+        return
+    from tabulate import tabulate
+
+    from .report import matrix_table
+
+    headers, body = matrix_table(list(hac.results.values()))
+    terminalreporter.section("pytest-hac")
+    terminalreporter.write_line(f"model {hac.settings.model} · {len(hac.results)} cells · gate rule {hac.settings.gate}")
+    terminalreporter.write_line(tabulate(body, headers, tablefmt="simple"))
+    if hac.write_error:
+        terminalreporter.write_line(f"pytest-hac: {hac.write_error}", red=True)
+    for kind, path in hac.report_paths.items():
+        terminalreporter.write_line(f"report ({kind}): {path}")

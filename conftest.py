@@ -1,0 +1,1 @@
+"""Repository-level pytest settings. The plugin itself loads through its pytest11 entry point."""

@@ -1,0 +1,190 @@
+"""One validated settings object, read from the command line, environment and ini file.
+
+Every option exists in three spellings: ``--hac-model`` on the command line,
+``HAC_MODEL`` in the environment and ``hac_model`` in the ini file; that is
+also the order of precedence. Profiles (``--hac-profile=smoke``) set several
+defaults at once, like Hypothesis profiles.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .attacks import ATTACKS, parse_eps
+from .errors import HacError
+from .result import GATE_RULES
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its type, default and help, shared by the CLI, ini and environment."""
+
+    name: str
+    help: str
+    default: Any = None
+    kind: str = "str"  # str, int, bool, path
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--hac-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "hac_" + self.name
+
+    @property
+    def env(self) -> str:
+        return "HAC_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("model", "model: registry name (see --hac-list), timm:<name>, package.module:factory, or a model file",
+           "efficientnet-lite0", metavar="NAME"),
+    Option("data", "data: 'embedded', 'digits' or an ImageFolder path (default: the model's embedded data)",
+           None, metavar="PATH"),
+    Option("device", "device: auto, cpu, cuda or cuda:N", "auto"),
+    Option("samples", "number of images (a deterministic subset chosen by --hac-seed; default: all)", None, "int"),
+    Option("seed", "seed for the subset and the attacks' randomness", 0, "int"),
+    Option("batch_size", "images per batch, or 'auto' (halves on CUDA out-of-memory)", "auto"),
+    Option("report_dir", "where reports/<model>.md and .json go", "reports", "path"),
+    Option("attack", "default attack for markers that name none", "pgd"),
+    Option("eps", "default attack budget for markers that name none (e.g. 4/255)", "4/255"),
+    Option("steps", "default number of attack steps (default: the attack's own)", None, "int"),
+    Option("gate", "gate rule: 'ci' (fail only when the 95% interval lies below the threshold) or 'point'", "ci"),
+    Option("strict", "turn soundness warnings and unreadable images into failures", False, "bool"),
+    Option("weights_dir", "folder with local checkpoints (ELIC, HiFiC)", None, "path"),
+    Option("offline", "forbid every download (also HAC_OFFLINE=1)", False, "bool"),
+    Option("trust_model_file", "allow --hac-model to load a TorchScript/pickled file (this runs its code)",
+           False, "bool"),
+    Option("amp", "evaluate the classifier under bf16 autocast", False, "bool"),
+    Option("cache_mb", "memory for reusable adversarial examples and codec outputs (MiB)", 2048, "int"),
+)
+OPTION_BY_NAME = {o.name: o for o in OPTIONS}
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one session; build it with :func:`settings_from`."""
+
+    model: str = "efficientnet-lite0"
+    data: str | None = None
+    device: str = "cpu"
+    samples: int | None = None
+    seed: int = 0
+    batch_size: int | str = "auto"
+    report_dir: Path = Path("reports")
+    attack: str = "pgd"
+    eps: float = 4 / 255
+    steps: int | None = None
+    gate: str = "ci"
+    strict: bool = False
+    weights_dir: Path | None = None
+    offline: bool = False
+    trust_model_file: bool = False
+    amp: bool = False
+    cache_mb: int = 2048
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def marker_defaults(self) -> dict[str, Any]:
+        return {"attack": self.attack, "eps": self.eps, "steps": self.steps}
+
+
+def settings_from(raw: Callable[[Option], Any], *, rootdir: Path | None = None) -> Settings:
+    """Validate raw values (``raw(option)`` returns CLI/ini value or None) into :class:`Settings`."""
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        value = raw(opt)
+        if value is None or value == "":
+            value = os.environ.get(opt.env) if value is None else value
+        values[opt.name] = _convert(opt, opt.default if value is None else value, rootdir)
+    values["device"] = resolve_device(values["device"])
+    _validate(values)
+    return Settings(**values)
+
+
+def _convert(opt: Option, value: Any, rootdir: Path | None) -> Any:
+    if value is None:
+        return None
+    if opt.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in TRUE:
+            return True
+        if text in FALSE:
+            return False
+        raise HacError(f"{opt.flag} / {opt.ini} takes true or false; got {value!r}")
+    if opt.kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise HacError(f"{opt.flag} / {opt.ini} takes an integer; got {value!r}") from None
+    if opt.kind == "path":
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() or rootdir is None else rootdir / path
+    return str(value).strip()
+
+
+def _validate(v: dict[str, Any]) -> None:
+    from .models import MODELS
+
+    model = v["model"]
+    if model in MODELS:
+        v["model"] = MODELS.canonical(model)
+    elif not (model.startswith("timm:") or ":" in model or Path(model).suffix in {".pt", ".pth", ".ts", ".pt2", ".jit"}
+              or Path(model).exists()):
+        from .errors import unknown_name
+
+        raise unknown_name("model", model, MODELS.names() + ["timm:<name>", "package.module:factory", "path/to/model.pt"])
+    if v["samples"] is not None and v["samples"] < 1:
+        raise HacError(f"--hac-samples must be at least 1; got {v['samples']}")
+    bs = v["batch_size"]
+    if str(bs).lower() != "auto":
+        try:
+            bs = int(bs)
+        except ValueError:
+            raise HacError(f"--hac-batch-size takes a positive integer or 'auto'; got {bs!r}") from None
+        if bs < 1:
+            raise HacError(f"--hac-batch-size must be >= 1; got {bs}")
+    v["batch_size"] = "auto" if str(bs).lower() == "auto" else bs
+    v["attack"] = ATTACKS.canonical(v["attack"])
+    v["eps"] = parse_eps(v["eps"])
+    if v["steps"] is not None and v["steps"] < 1:
+        raise HacError(f"--hac-steps must be >= 1; got {v['steps']}")
+    if v["gate"] not in GATE_RULES:
+        raise HacError(f"--hac-gate must be one of {', '.join(GATE_RULES)}; got {v['gate']!r}")
+    if v["weights_dir"] is not None and not v["weights_dir"].is_dir():
+        raise HacError(f"--hac-weights-dir={str(v['weights_dir'])!r} is not a folder")
+    if v["cache_mb"] < 0:
+        raise HacError("--hac-cache-mb must be >= 0")
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a usage error."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise HacError(f"--hac-device={name}: no CUDA GPU is visible here; use --hac-device=cpu or auto")
+        if ":" in name:
+            idx = name.split(":", 1)[1]
+            if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
+                raise HacError(f"--hac-device={name}: there are {torch.cuda.device_count()} CUDA devices (0..N-1)")
+        return name
+    raise HacError(f"--hac-device must be auto, cpu, cuda or cuda:N; got {name!r}")
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings)]

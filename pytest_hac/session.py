@@ -1,0 +1,107 @@
+"""State across a run: lazily loaded model, data and engine; the results recorded so far."""
+from __future__ import annotations
+
+import platform
+import sys
+import warnings
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from .config import Settings
+from .data import Dataset, load_dataset
+from .engine import Engine, Store
+from .models import Classifier, get_model, model_info
+from .report import Report, append_step_summary, markdown, write_report
+from .result import Result
+
+
+def versions() -> dict[str, str]:
+    """Versions that change numbers; recorded in every report (and checked against baselines)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def default_data(settings: Settings) -> str:
+    """The data a model is evaluated on when ``--hac-data`` is not given."""
+    if settings.data:
+        return settings.data
+    info = model_info(settings.model)
+    return "digits" if info is not None and info.label_space == "digits" else "embedded"
+
+
+class HacSession:
+    """One pytest session's (or notebook's) evaluation state. Loads nothing until asked."""
+
+    def __init__(self, settings: Settings, *, write_files: bool = True) -> None:
+        self.settings = settings
+        self.write_files = write_files
+        self.results: dict[str, Result] = {}
+        self.expected_cells = 0
+        self.report_paths: dict[str, Path] = {}
+        self.write_error: str | None = None
+
+    @cached_property
+    def model(self) -> Classifier:
+        return get_model(self.settings.model, device=self.settings.device,
+                         trust_files=self.settings.trust_model_file)
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        model = self.model
+        data = load_dataset(default_data(self.settings), resize=model.resize_size, crop=model.input_size,
+                            strict=self.settings.strict)
+        return data.subset(self.settings.samples, self.settings.seed)
+
+    @cached_property
+    def engine(self) -> Engine:
+        s = self.settings
+        return Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed, amp=s.amp,
+                      weights_dir=s.weights_dir, store=Store(s.cache_mb << 20))
+
+    # --- recording --------------------------------------------------------------------------------
+
+    def report(self, complete: bool = False) -> Report:
+        s = self.settings
+        if "dataset" in self.__dict__:
+            name, n, ids, skipped = self.dataset.name, len(self.dataset), list(self.dataset.ids), list(
+                self.dataset.skipped)
+        else:  # results merged from xdist workers: the controller never loaded the data
+            first = next(iter(self.results.values()), None)
+            name, n, ids, skipped = default_data(s), first.n if first else 0, first.ids if first else [], []
+        rep = Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
+                     results=list(self.results.values()), complete=complete, skipped_images=skipped,
+                     meta={"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],
+                           "torch_threads": torch.get_num_threads()})
+        return rep
+
+    def record(self, result: Result) -> None:
+        """Keep ``result`` and rewrite the report at once, so an interruption loses nothing finished."""
+        self.results[result.case_id] = result
+        self.flush(complete=False)
+
+    def flush(self, *, complete: bool, plot: bool = False) -> Report:
+        rep = self.report(complete)
+        if self.write_files:
+            try:
+                self.report_paths = write_report(rep, self.settings.report_dir, plot=plot)
+                self.write_error = None
+            except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
+                self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
+                warnings.warn(f"pytest-hac: {self.write_error}", stacklevel=2)
+        return rep
+
+    def finish(self, *, complete: bool) -> Report:
+        rep = self.flush(complete=complete, plot=True)
+        if self.write_files and rep.results:
+            append_step_summary(markdown(rep, plot_name=None))
+        return rep
+

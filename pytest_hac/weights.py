@@ -1,0 +1,61 @@
+"""Loading checkpoints safely, and the one switch that forbids downloads."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from .errors import WeightsNotFound
+
+OFFLINE_ENV = "HAC_OFFLINE"
+
+
+def offline() -> bool:
+    """True when downloads are forbidden (``HAC_OFFLINE=1`` or ``--hac-offline``)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where torchvision and CompressAI cache downloaded weights (honours ``TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def load_state_dict(path: Path | str, *, expected_keys: Iterable[str] | None = None, what: str = "checkpoint") -> dict:
+    """``torch.load(weights_only=True)`` with errors that say what went wrong and how to fix it.
+
+    Catches the classic failed download (an HTML page saved under the checkpoint's
+    name), truncated files and checkpoints for another architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFound(f"{what} not found: {path}. Place the file there (or point --hac-weights-dir at its folder)")
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"{")):
+        raise WeightsNotFound(
+            f"{what} {path} is a text/HTML file ({path.stat().st_size} bytes), not a checkpoint: "
+            f"a failed download. Delete it and download it again"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or pickled files
+        raise WeightsNotFound(
+            f"cannot load {what} {path} with torch.load(weights_only=True): {type(exc).__name__}: {exc}. "
+            f"The file is corrupt, truncated, or needs arbitrary code to load; re-download it or re-save it as a state dict"
+        ) from exc
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        raise WeightsNotFound(f"{what} {path} holds a {type(obj).__name__}, not a state dict")
+    if expected_keys is not None:
+        missing = sorted(set(expected_keys) - set(obj))
+        if missing:
+            raise WeightsNotFound(
+                f"{what} {path} does not fit the architecture: {len(missing)} keys missing (e.g. {missing[:3]}); "
+                f"is it a checkpoint for another model or quality?"
+            )
+    return obj

@@ -94,10 +94,13 @@ def register_attack(name: str, factory: AttackFactory | None = None, *, norm: st
 def parse_eps(value: float | int | str) -> float:
     """Accept 0.0157, 4/255 or '4/255'; eps must lie in [0, 1] for L-inf pixel budgets."""
     if isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9.]+)\s*(?:/\s*([0-9.]+))?\s*", value)
+        m = re.fullmatch(r"\s*([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)\s*(?:/\s*([0-9.]+))?\s*", value)
         if not m:
             raise HacError(f"cannot read eps {value!r}; write it as 0.0157 or 4/255")
-        eps = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
+        try:
+            eps = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
+        except (ValueError, ZeroDivisionError):
+            raise HacError(f"cannot read eps {value!r}; write it as 0.0157 or 4/255") from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         eps = float(value)
     else:

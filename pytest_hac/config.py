@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .attacks import ATTACKS, parse_eps
+from .attacks import ATTACKS, make_spec
 from .errors import HacError
 from .result import GATE_RULES
 
@@ -157,7 +157,7 @@ def _validate(v: dict[str, Any]) -> None:
             raise HacError(f"--hac-batch-size must be >= 1; got {bs}")
     v["batch_size"] = "auto" if str(bs).lower() == "auto" else bs
     v["attack"] = ATTACKS.canonical(v["attack"])
-    v["eps"] = parse_eps(v["eps"])
+    v["eps"] = make_spec(v["attack"], v["eps"]).eps
     if v["steps"] is not None and v["steps"] < 1:
         raise HacError(f"--hac-steps must be >= 1; got {v['steps']}")
     if v["gate"] not in GATE_RULES:

@@ -1,0 +1,26 @@
+"""Shared fixtures for pytest-hac's own tests."""
+import pytest
+import torch
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester):
+    """A pytester project: ``suite(source, ini)`` writes ``test_cells.py`` and a ``pytest.ini``."""
+
+    def make(source: str, ini: str = "") -> pytest.Pytester:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+        pytester.makepyfile(test_cells=source)
+        return pytester
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def photos() -> torch.Tensor:
+    """Natural photos (scikit-image's CC0 astronaut and coffee) as a float batch in [0, 1]."""
+    from skimage import data
+
+    imgs = [torch.from_numpy(data.astronaut()[:256, 128:384].copy()), torch.from_numpy(data.coffee()[:256, :256].copy())]
+    return torch.stack(imgs).permute(0, 3, 1, 2).float().div(255)

@@ -1,0 +1,70 @@
+"""JPEG through real libjpeg: properties of the round trip and of its differentiable stand-in."""
+import io
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from pytest_hac.codecs import get_codec
+
+
+@settings(max_examples=25, deadline=None)
+@given(quality=st.integers(1, 100), h=st.integers(1, 40), w=st.integers(1, 40), n=st.integers(1, 3),
+       seed=st.integers(0, 2**16))
+def test_roundtrip_shape_dtype_range(quality, h, w, n, seed):
+    x = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    y, bpp = get_codec("jpeg", quality).roundtrip(x)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert 0.0 <= float(y.min()) and float(y.max()) <= 1.0
+    assert torch.equal(y, (y * 255).round() / 255)  # an 8-bit image, as a decoded file is
+    assert bpp.shape == (n,) and bool((bpp > 0).all())
+
+
+def test_payload_is_a_real_jpeg_file(photos):
+    codec = get_codec("jpeg", 40)
+    encoded = codec.compress(photos)
+    img = Image.open(io.BytesIO(encoded.payloads[0]))
+    assert img.format == "JPEG" and img.size == (photos.shape[-1], photos.shape[-2])
+    expected = 8 * len(encoded.payloads[0]) / (photos.shape[-1] * photos.shape[-2])
+    assert float(codec.roundtrip(photos)[1][0]) == expected
+
+
+def test_decode_is_deterministic(photos):
+    codec = get_codec("jpeg", 30)
+    encoded = codec.compress(photos)
+    assert torch.equal(codec.decompress(encoded), codec.decompress(encoded))
+
+
+def test_fewer_bytes_at_lower_quality_on_natural_photos(photos):
+    sizes = [float(get_codec("jpeg", q).roundtrip(photos)[1].mean()) for q in (10, 25, 50, 75, 95)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 3
+
+
+def test_higher_quality_is_closer_to_the_original(photos):
+    err = [float((get_codec("jpeg", q).roundtrip(photos)[0] - photos).pow(2).mean()) for q in (10, 50, 95)]
+    assert err[0] > err[1] > err[2]
+
+
+def test_approximation_follows_real_jpeg_and_has_gradients(photos):
+    codec = get_codec("jpeg", 50)
+    x = photos.clone().requires_grad_()
+    approx = codec.approximate(x)
+    real, _ = codec.roundtrip(photos)
+    assert float((approx.detach() - real).abs().mean()) < 0.02  # kornia's JPEG tracks libjpeg closely
+    approx.sum().backward()
+    assert float(x.grad.abs().mean()) > 0.1  # gradients flow: no masking
+
+
+def test_approximation_handles_sizes_not_multiple_of_16():
+    x = torch.rand(2, 3, 37, 50, requires_grad=True)
+    y = get_codec("jpeg", 50).approximate(x)
+    assert y.shape == x.shape
+    y.mean().backward()
+    assert x.grad is not None
+
+
+def test_identity_is_untouched():
+    x = torch.rand(2, 3, 8, 8)
+    y, bpp = get_codec("identity").roundtrip(x)
+    assert y is x and bool(torch.isnan(bpp).all())

@@ -1,0 +1,68 @@
+"""Options, ini keys, environment variables and the messages for bad values."""
+import pytest
+
+PRINT_SETTINGS = """
+def test_settings(hac_settings):
+    print("MODEL", hac_settings.model, "SAMPLES", hac_settings.samples, "EPS", round(hac_settings.eps * 255, 3))
+"""
+
+
+def test_cli_ini_and_env_precedence(suite, monkeypatch):
+    p = suite(PRINT_SETTINGS, ini="hac_model = tiny-vit\nhac_samples = 7")
+    out = p.runpytest("-s")
+    out.stdout.fnmatch_lines(["*MODEL tiny-vit SAMPLES 7*"])
+    monkeypatch.setenv("HAC_SAMPLES", "9")
+    out = p.runpytest("-s")
+    out.stdout.fnmatch_lines(["*MODEL tiny-vit SAMPLES 9*"])  # environment beats ini
+    out = p.runpytest("-s", "--hac-samples=3", "--hac-model=tiny-cnn", "--hac-eps=8/255")
+    out.stdout.fnmatch_lines(["*MODEL tiny-cnn SAMPLES 3 EPS 8.0*"])  # command line beats both
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--hac-model=resnet5"], "*unknown model 'resnet5'. Did you mean 'resnet50'?*efficientnet-lite0*"),
+        (["--hac-samples=abc"], "*--hac-samples / hac_samples takes an integer; got 'abc'*"),
+        (["--hac-samples=0"], "*--hac-samples must be at least 1*"),
+        (["--hac-batch-size=-2"], "*--hac-batch-size must be >= 1*"),
+        (["--hac-eps=-1"], "*eps must be >= 0*"),
+        (["--hac-eps=2"], "*exceeds 1*4/255*"),
+        (["--hac-attack=pgdd"], "*unknown attack 'pgdd'. Did you mean 'pgd'?*"),
+        (["--hac-gate=maybe"], "*--hac-gate must be one of ci, point*"),
+        (["--hac-device=tpu"], "*--hac-device must be auto, cpu, cuda or cuda:N*"),
+        (["--hac-weights-dir=/nonexistent/weights"], "*is not a folder*"),
+    ],
+)
+def test_bad_values_are_usage_errors(suite, args, message):
+    result = suite(PRINT_SETTINGS).runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_cuda_without_gpu_is_a_usage_error(suite):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    result = suite(PRINT_SETTINGS).runpytest("--hac-device=cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no CUDA GPU is visible here; use --hac-device=cpu or auto*"])
+
+
+def test_bad_ini_value_names_the_key(suite):
+    result = suite(PRINT_SETTINGS, ini="hac_strict = perhaps").runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*hac_strict takes true or false*"])
+
+
+def test_hac_list_prints_every_kind_and_exits(pytester):
+    result = pytester.runpytest("--hac-list")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["models:", "*efficientnet-lite0*", "*resnet50*", "*tiny-cnn*", "*tiny-vit*", "  vit *", "data sets:",
+                                 "*embedded*", "codecs:", "*jpeg*1..100*", "attacks:", "*pgd*", "threats:",
+                                 "*oblivious*black-box*"])
+
+
+def test_marker_is_registered(pytester):
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.hac(*"])

@@ -1,0 +1,92 @@
+"""Report files: content, atomic rewrite after every cell, and runs that stop halfway."""
+import json
+
+import pytest
+
+from pytest_hac.report import safe_stem
+
+CELLS = """
+import json, pathlib
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [50, 75]}, threats=["clean"], min_accuracy={"clean": 0.5})
+def test_a(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+
+def test_b_report_already_holds_finished_cells():
+    data = json.loads(pathlib.Path("reports/efficientnet-lite0.json").read_text())
+    assert {r["case_id"] for r in data["results"]} == {"jpeg-q50-r1-clean", "jpeg-q75-r1-clean"}
+    assert data["complete"] is False
+"""
+
+RESULT_KEYS = {"codec", "quality", "rounds", "threat", "attack", "eps", "accuracy", "ci_low", "ci_high", "n", "bpp",
+               "psnr", "seconds", "passed"}
+
+
+def test_report_files_after_a_full_run(suite):
+    p = suite(CELLS)
+    result = p.runpytest("--hac-samples=6")
+    result.assert_outcomes(passed=3)
+    data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
+    assert data["schema"] == 1 and data["model"] == "efficientnet-lite0" and data["dataset"] == "embedded"
+    assert data["n"] == 6 and data["device"] == "cpu" and data["complete"] is True and len(data["ids"]) == 6
+    assert len(data["results"]) == 2
+    for r in data["results"]:
+        assert RESULT_KEYS <= set(r)
+        assert r["ci_low"] <= r["accuracy"] <= r["ci_high"] and r["n"] == 6 and r["passed"] is True
+        assert r["bpp"] > 0 and r["psnr"] > 20
+    md = (p.path / "reports/efficientnet-lite0.md").read_text()
+    assert md.startswith("# pytest-hac robustness report: efficientnet-lite0")
+    assert "| codec" in md and "jpeg-q50-r1-clean" in md and "run complete" in md
+    assert "![accuracy against bits per pixel](efficientnet-lite0.png)" in md
+    assert (p.path / "reports/efficientnet-lite0.png").read_bytes()[:4] == b"\x89PNG"
+    result.stdout.fnmatch_lines(["*pytest-hac*", "*jpeg*50*", "report (md): *efficientnet-lite0.md"])
+
+
+def test_interrupted_run_leaves_a_valid_incomplete_report(suite):
+    p = suite(CELLS + "\ndef test_c_interrupt():\n    raise KeyboardInterrupt\n")
+    result = p.runpytest_subprocess("--hac-samples=4")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
+    assert data["complete"] is False and len(data["results"]) == 2
+    assert "INCOMPLETE" in (p.path / "reports/efficientnet-lite0.md").read_text()
+    assert not list((p.path / "reports").glob(".*tmp"))  # no half-written temporaries left behind
+
+
+def test_failed_cells_are_marked_and_summarised(suite):
+    p = suite("""
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [5]}, threats=["clean"], min_accuracy=1.0)
+def test_strict(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold, rule="point")
+""")
+    result = p.runpytest("--hac-samples=6", "--hac-gate=point")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*jpeg-q5-r1-clean: accuracy * is below the threshold 1.000*gate rule: point*"])
+    data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
+    assert data["results"][0]["passed"] is False and data["gate_rule"] == "point"
+    md = (p.path / "reports/efficientnet-lite0.md").read_text()
+    assert "**failed** 1" in md and "**FAIL**" in md and "worst cells" in md
+
+
+def test_unwritable_report_dir_is_reported_and_results_still_printed(suite):
+    p = suite(CELLS.split("def test_b")[0])
+    (p.path / "blocked").write_text("a file, not a folder")
+    result = p.runpytest("--hac-samples=4", "--hac-report-dir=blocked")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*jpeg*50*", "*could not write reports to blocked*"])
+
+
+def test_junit_properties_carry_the_result(suite):
+    p = suite(CELLS.split("def test_b")[0])
+    p.runpytest("--hac-samples=4", "--junitxml=out.xml").assert_outcomes(passed=2)
+    xml = (p.path / "out.xml").read_text()
+    assert 'name="hac_accuracy"' in xml and 'name="hac_ci_low"' in xml
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/model.pt", "pkg.mod:build", "..", "a/b\\c"])
+def test_report_names_cannot_escape_the_report_dir(name, tmp_path):
+    stem = safe_stem(name)
+    assert "/" not in stem and "\\" not in stem and not stem.startswith(".")
+    assert (tmp_path / f"{stem}.json").resolve().parent == tmp_path.resolve()

@@ -1,0 +1,56 @@
+"""Confidence intervals and the gate assertion."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_hac.result import Result
+from pytest_hac.stats import mcnemar_drop_pvalue, two_proportion_drop_pvalue, wilson_interval
+
+
+@given(n=st.integers(1, 5000), data=st.data())
+def test_wilson_interval_contains_its_estimate(n, data):
+    k = data.draw(st.integers(0, n))
+    low, high = wilson_interval(k, n)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_wilson_matches_reference_values():
+    # Reference: Wilson 95% for 17/20 is (0.640, 0.948); for 0/20 the upper end is 0.161.
+    low, high = wilson_interval(17, 20)
+    assert (round(low, 3), round(high, 3)) == (0.640, 0.948)
+    assert round(wilson_interval(0, 20)[1], 3) == 0.161
+
+
+def result(k: int, n: int, threshold=None) -> Result:
+    return Result.from_correct([True] * k + [False] * (n - k), case_id="jpeg-q50-r1-oblivious-pgd", codec="jpeg",
+                               quality=50, rounds=1, threat="oblivious", attack="pgd", eps=4 / 255, bpp=1.0,
+                               psnr=30.0, seconds=0.1, threshold=threshold)
+
+
+def test_ci_gate_tolerates_noise_point_gate_does_not():
+    r = result(9, 20)  # 0.45, CI about [0.26, 0.66]
+    r.assert_at_least(0.5)  # the interval reaches 0.5: not a significant miss
+    with pytest.raises(AssertionError):
+        r.assert_at_least(0.5, rule="point")
+
+
+def test_gate_fails_when_the_whole_interval_is_below():
+    r = result(20, 200)  # 0.10, CI about [0.07, 0.15]
+    with pytest.raises(AssertionError) as info:
+        r.assert_at_least(0.5)
+    message = str(info.value)
+    assert "accuracy 0.100" in message and "95% CI 0.066-0.149" in message and "threshold 0.500" in message
+    assert "n=200" in message and "[gate rule: ci]" in message
+
+
+def test_no_threshold_means_measure_only():
+    result(0, 20).assert_at_least(None)
+
+
+def test_paired_test_detects_a_real_drop_and_ignores_swaps():
+    before = [True] * 80 + [False] * 20
+    after = [False] * 15 + [True] * 65 + [False] * 20  # 15 images lost, none gained
+    assert mcnemar_drop_pvalue(before, after) < 0.001
+    swapped = [False] * 5 + [True] * 75 + [True] * 5 + [False] * 15  # 5 lost, 5 gained
+    assert mcnemar_drop_pvalue(before, swapped) > 0.3
+    assert two_proportion_drop_pvalue(80, 100, 65, 100) < 0.05

@@ -27,7 +27,7 @@ class Option:
     name: str
     help: str
     default: Any = None
-    kind: str = "str"  # str, int, bool, path
+    kind: str = "str"  # str, int, float, bool, path, optional (a flag that may carry a value)
     metavar: str | None = None
 
     @property
@@ -64,6 +64,16 @@ OPTIONS: tuple[Option, ...] = (
            False, "bool"),
     Option("amp", "evaluate the classifier under bf16 autocast", False, "bool"),
     Option("cache_mb", "memory for reusable adversarial examples and codec outputs (MiB)", 2048, "int"),
+    Option("thresholds", "TOML thresholds file ([model] \"cell-pattern\" = accuracy; default: hac_thresholds.toml "
+           "beside the test module)", None, "path"),
+    Option("save_baseline", "save this run's results as baseline NAME (default: the model's name)", None, "optional",
+           metavar="NAME"),
+    Option("compare", "compare with baseline NAME (default: the model's name) and add a delta column", None,
+           "optional", metavar="NAME"),
+    Option("compare_fail", "fail cells whose drop against the baseline is significant (95%) and larger than this "
+           "many percentage points", None, "float", metavar="POINTS"),
+    Option("baseline_dir", "where baselines are kept", ".hac/baselines", "path"),
+    Option("shard", "run only shard I of N of the cells (I/N, 1-based), for a CI matrix", None, metavar="I/N"),
 )
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}
 TRUE = {"1", "true", "yes", "on"}
@@ -91,7 +101,12 @@ class Settings:
     trust_model_file: bool = False
     amp: bool = False
     cache_mb: int = 2048
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    thresholds: Path | None = None
+    save_baseline: str | None = None
+    compare: str | None = None
+    compare_fail: float | None = None
+    baseline_dir: Path = Path(".hac/baselines")
+    shard: tuple[int, int] | None = None
 
     @property
     def marker_defaults(self) -> dict[str, Any]:
@@ -123,6 +138,14 @@ def _convert(opt: Option, value: Any, rootdir: Path | None) -> Any:
         if text in FALSE:
             return False
         raise HacError(f"{opt.flag} / {opt.ini} takes true or false; got {value!r}")
+    if opt.kind == "optional":
+        text = str(value).strip()
+        return "" if text.lower() in TRUE | {""} else text  # "" means "the default name"
+    if opt.kind == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise HacError(f"{opt.flag} / {opt.ini} takes a number; got {value!r}") from None
     if opt.kind == "int":
         try:
             return int(value)
@@ -166,6 +189,31 @@ def _validate(v: dict[str, Any]) -> None:
         raise HacError(f"--hac-weights-dir={str(v['weights_dir'])!r} is not a folder")
     if v["cache_mb"] < 0:
         raise HacError("--hac-cache-mb must be >= 0")
+    if v["compare_fail"] is not None:
+        if v["compare_fail"] < 0:
+            raise HacError(f"--hac-compare-fail takes a margin in percentage points >= 0; got {v['compare_fail']}")
+        if v["compare"] is None:
+            v["compare"] = ""
+    for key in ("save_baseline", "compare"):
+        if v[key] == "":
+            from .report import safe_stem
+
+            v[key] = safe_stem(v["model"])
+    if v["thresholds"] is not None and not v["thresholds"].is_file():
+        raise HacError(f"--hac-thresholds={str(v['thresholds'])!r}: no such file")
+    if v["shard"] is not None:
+        v["shard"] = parse_shard(v["shard"])
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> (2, 4); shards are 1-based."""
+    try:
+        i, n = (int(p) for p in str(text).split("/"))
+    except ValueError:
+        raise HacError(f"--hac-shard takes I/N, e.g. 1/4; got {text!r}") from None
+    if not 1 <= i <= n:
+        raise HacError(f"--hac-shard={text}: need 1 <= I <= N")
+    return i, n
 
 
 def resolve_device(name: str) -> str:

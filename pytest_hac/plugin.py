@@ -24,11 +24,20 @@ MARKER_HELP = (
 )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hac", "pytest-hac: robustness behind compression defenses")
     for opt in OPTIONS:
         if opt.kind == "bool":
             group.addoption(opt.flag, action="store_const", const=True, default=None, dest=opt.ini, help=opt.help)
+        elif opt.kind == "optional":
+            group.addoption(opt.flag, nargs="?", const="", default=None, dest=opt.ini, metavar=opt.metavar,
+                            help=opt.help)
         else:
             group.addoption(opt.flag, default=None, dest=opt.ini, metavar=opt.metavar, help=opt.help)
         parser.addini(opt.ini, opt.help, default=None)
@@ -54,16 +63,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     if config.getoption("hac_list"):
         return
+    from . import registries
+
+    config.hook.pytest_hac_register(registry=registries, config=config)
+    worker = getattr(config, "workerinput", None)
     try:
         settings = settings_from(_raw(config))
+        if worker is not None and settings.device == "cuda":
+            settings = _spread_over_gpus(settings, worker["workerid"])
+        session = HacSession(settings, write_files=worker is None)
     except HacError as exc:
         raise pytest.UsageError(f"pytest-hac: {exc}") from None
     if settings.offline:
         import os
 
         os.environ["HAC_OFFLINE"] = "1"
-    worker = hasattr(config, "workerinput")
-    config.stash[SESSION_KEY] = HacSession(settings, write_files=not worker)
+    config.stash[SESSION_KEY] = session
+
+
+def _spread_over_gpus(settings, worker_id: str):
+    """One xdist worker per GPU: gw0 -> cuda:0, gw1 -> cuda:1, ..."""
+    import dataclasses
+
+    import torch
+
+    index = int(worker_id.lstrip("gw") or 0) % max(1, torch.cuda.device_count())
+    return dataclasses.replace(settings, device=f"cuda:{index}")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -86,15 +111,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     defaults = session.settings.marker_defaults if session else {}
     try:
         cases = expand(marker.kwargs, defaults)
+        thresholds = session.thresholds_for(metafunc.definition.path.parent) if session else None
     except HacError as exc:
         pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
+    if thresholds is not None:
+        import dataclasses
+
+        model = session.settings.model
+        cases = [dataclasses.replace(c, threshold=t) if (t := thresholds.lookup(model, c.id)) is not None else c
+                 for c in cases]
+        session.threshold_files.setdefault(thresholds.path, (thresholds, []))[1].extend(c.id for c in cases)
     metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     hac = config.stash.get(SESSION_KEY, None)
-    if hac is not None:
-        hac.expected_cells = sum(1 for item in items if "hac_case" in getattr(item, "fixturenames", ()))
+    if hac is None:
+        return
+    for thresholds, case_ids in hac.threshold_files.values():
+        unused = thresholds.unused(hac.settings.model, case_ids)
+        if unused:
+            raise pytest.UsageError(f"pytest-hac: {thresholds.path}: [{hac.settings.model}] patterns {unused} match "
+                                    f"no cell; fix or remove them")
+    if hac.settings.shard is not None:
+        index, count = hac.settings.shard
+        cells = sorted(item.nodeid for item in items if "hac_case" in getattr(item, "fixturenames", ()))
+        keep = {nodeid for i, nodeid in enumerate(cells) if i % count == index - 1}
+        dropped = [it for it in items if "hac_case" in getattr(it, "fixturenames", ()) and it.nodeid not in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [it for it in items if it not in dropped]
+    hac.expected_cells = sum(1 for item in items if "hac_case" in getattr(item, "fixturenames", ()))
 
 
 def _session(request: pytest.FixtureRequest) -> HacSession:
@@ -172,17 +220,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Runs on the controller for its own and every xdist worker's reports: one place records."""
+    """Runs on the controller for its own and every xdist worker's reports: one place records.
+
+    Baseline regressions and (with --hac-strict) soundness findings fail the cell
+    here, before pytest counts the outcome.
+    """
     if report.when != "call":
         return
     payload = next((v for k, v in report.user_properties if k == PROPERTY), None)
     if payload is None:
         return
-    config = getattr(report, "config", None) or _CONFIG.get("config")
+    config = _CONFIG.get("config")
     session = config.stash.get(SESSION_KEY, None) if config else None
-    if session is not None and session.write_files:
-        session.record(Result.from_dict(json.loads(payload)))
+    if session is None or not session.write_files:
+        return
+    result = Result.from_dict(json.loads(payload))
+    problems = []
+    comp = session.compare(result)
+    if result.regression:
+        problems.append(f"{result.case_id}: accuracy dropped {-comp.delta_points:.1f} points against baseline "
+                        f"{session.settings.compare!r} ({comp.baseline:.3f} -> {comp.current:.3f}, one-sided "
+                        f"p={comp.p_drop:.3g}{' paired' if comp.paired else ''}), more than the allowed "
+                        f"{session.settings.compare_fail:g} points")
+    if session.settings.strict:
+        from .soundness import check
+
+        findings = check(list(session.results.values()) + [result])
+        problems += [f"soundness check {f.check}: {f.message}" for f in findings if result.case_id in f.cells]
+    if problems and report.passed:
+        report.outcome = "failed"
+        report.longrepr = "\n".join(problems)
+        result.passed = False
+    session.record(result)
 
 
 _CONFIG: dict[str, pytest.Config] = {}
@@ -199,6 +270,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
     complete = not interrupted and len(hac.results) >= hac.expected_cells and not session.shouldstop
+    report = hac.report(complete)
+    session.config.hook.pytest_hac_update_report(config=session.config, report=report)
+    hac.notes = report.notes
     hac.finish(complete=complete)
 
 
@@ -216,5 +290,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_line(tabulate(body, headers, tablefmt="simple"))
     if hac.write_error:
         terminalreporter.write_line(f"pytest-hac: {hac.write_error}", red=True)
+    for note in hac.notes:
+        terminalreporter.write_line(f"pytest-hac: {note}", yellow=True)
     for kind, path in hac.report_paths.items():
         terminalreporter.write_line(f"report ({kind}): {path}")

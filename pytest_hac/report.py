@@ -89,9 +89,16 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _delta(r: Result) -> str:
+    if r.baseline_accuracy is None:
+        return ""
+    flag = " ⚠" if r.regression else ""
+    return f" (Δ {100 * (r.accuracy - r.baseline_accuracy):+.1f}{flag})"
+
+
 def _acc(r: Result) -> str:
     mark = {True: "", False: " ❌", None: ""}[r.passed]
-    return f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{mark}"
+    return f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{_delta(r)}{mark}"
 
 
 def _column(r: Result) -> str:
@@ -150,7 +157,19 @@ def markdown(report: Report, *, plot_name: str | None = None, extra_sections: li
     failed = sorted((r for r in report.results if r.passed is False), key=lambda r: r.accuracy - (r.threshold or 0))
     if failed:
         lines.append("- **worst cells**: " + ", ".join(
-            f"`{r.case_id}` {r.accuracy:.2f} < {r.threshold:.2f}" for r in failed[:5]))
+            f"`{r.case_id}` {r.accuracy:.2f}" + (f" < {r.threshold:.2f}" if r.threshold is not None else "")
+            for r in failed[:5]))
+    drops = sorted((r for r in report.results if r.baseline_accuracy is not None),
+                   key=lambda r: r.accuracy - r.baseline_accuracy)
+    if drops and drops[0].accuracy < drops[0].baseline_accuracy:
+        lines.append("- **worst regressions against the baseline**: " + ", ".join(
+            f"`{r.case_id}` {100 * (r.accuracy - r.baseline_accuracy):+.1f} pts" + (" (significant)" if r.regression
+                                                                                   else "")
+            for r in drops[:5] if r.accuracy < r.baseline_accuracy))
+    gains = [r for r in report.results if r.baseline_accuracy is not None and r.p_drop is not None
+             and r.accuracy > r.baseline_accuracy]
+    if gains:
+        lines.append(f"- {len(gains)} cell(s) improved on the baseline: consider updating it (--hac-save-baseline)")
     for note in report.notes:
         lines.append(f"- {note}")
     lines += ["", "Accuracy is top-1 with its 95% Wilson interval in brackets; ❌ marks a failed gate. "
@@ -167,10 +186,11 @@ def markdown(report: Report, *, plot_name: str | None = None, extra_sections: li
         rows = []
         for r in sorted((r for r in report.results if r.threat == threat), key=lambda r: r.case_id):
             verdict = {True: "pass", False: "**FAIL**", None: "–"}[r.passed]
-            rows.append([r.case_id, f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", r.n,
+            delta = "–" if r.baseline_accuracy is None else f"{100 * (r.accuracy - r.baseline_accuracy):+.1f}"
+            rows.append([r.case_id, f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", r.n, delta,
                          _fmt(r.threshold), verdict, _fmt(r.bpp), _fmt(r.psnr, 1), f"{r.seconds:.1f}"])
-        lines += [f"### {threat}", "", tabulate(rows, ["cell", "accuracy", "95% CI", "n", "threshold", "gate", "bpp",
-                                                      "PSNR", "seconds"], tablefmt="github"), ""]
+        lines += [f"### {threat}", "", tabulate(rows, ["cell", "accuracy", "95% CI", "n", "Δ pts", "threshold", "gate",
+                                                      "bpp", "PSNR", "seconds"], tablefmt="github"), ""]
     return "\n".join(lines) + "\n"
 
 

@@ -34,6 +34,10 @@ class Result:
     rule: str = "ci"
     passed: bool | None = None
     attack_params: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Filled when compared with a baseline (--hac-compare).
+    baseline_accuracy: float | None = None
+    p_drop: float | None = None
+    regression: bool | None = None
 
     @classmethod
     def from_correct(cls, correct: list[bool], **fields: Any) -> "Result":

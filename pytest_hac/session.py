@@ -13,8 +13,11 @@ from .config import Settings
 from .data import Dataset, load_dataset
 from .engine import Engine, Store
 from .models import Classifier, get_model, model_info
+from .gates import Comparison, Thresholds, compare, load_baseline, save_baseline, version_drift
 from .report import Report, append_step_summary, markdown, write_report
 from .result import Result
+from .soundness import check as soundness_check
+from .soundness import markdown_section as soundness_section
 
 
 def versions() -> dict[str, str]:
@@ -48,6 +51,38 @@ class HacSession:
         self.expected_cells = 0
         self.report_paths: dict[str, Path] = {}
         self.write_error: str | None = None
+        self.notes: list[str] = []
+        self._thresholds: dict[Path, Thresholds | None] = {}
+        self.threshold_files: dict[Path, tuple[Thresholds, list[str]]] = {}
+        self.baseline: Report | None = None
+        if settings.compare is not None:
+            self.baseline = load_baseline(settings.baseline_dir, settings.compare, model=settings.model,
+                                          dataset=_dataset_name(default_data(settings)))
+            if self.baseline is None:
+                self.notes.append(f"no baseline {settings.compare!r} in {settings.baseline_dir}: nothing compared "
+                                  f"(save one with --hac-save-baseline)")
+            else:
+                drift = version_drift(self.baseline, versions())
+                if drift:
+                    self.notes.append("baseline recorded with other versions: " + ", ".join(drift))
+
+    def thresholds_for(self, directory: Path) -> Thresholds | None:
+        """The thresholds file in force for tests in ``directory`` (--hac-thresholds wins)."""
+        path = self.settings.thresholds or directory / "hac_thresholds.toml"
+        if path not in self._thresholds:
+            self._thresholds[path] = Thresholds.load(path) if path.is_file() else None
+        return self._thresholds[path]
+
+    def compare(self, result: Result) -> Comparison | None:
+        """Compare with the baseline (if any) and mark a significant drop beyond --hac-compare-fail."""
+        if self.baseline is None:
+            return None
+        comp = compare(result, self.baseline)
+        if comp is not None:
+            result.baseline_accuracy, result.p_drop = comp.baseline, comp.p_drop
+            margin = self.settings.compare_fail
+            result.regression = margin is not None and comp.regression(margin)
+        return comp
 
     @cached_property
     def model(self) -> Classifier:
@@ -80,7 +115,9 @@ class HacSession:
         rep = Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
                      results=list(self.results.values()), complete=complete, skipped_images=skipped,
                      meta={"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],
-                           "torch_threads": torch.get_num_threads()})
+                           "torch_threads": torch.get_num_threads(),
+                           "soundness": [f.__dict__ for f in soundness_check(list(self.results.values()))]},
+                     notes=list(self.notes))
         return rep
 
     def record(self, result: Result) -> None:
@@ -92,7 +129,8 @@ class HacSession:
         rep = self.report(complete)
         if self.write_files:
             try:
-                self.report_paths = write_report(rep, self.settings.report_dir, plot=plot)
+                self.report_paths = write_report(rep, self.settings.report_dir, plot=plot,
+                                                 extra_sections=[soundness_section(rep.results)])
                 self.write_error = None
             except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
                 self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
@@ -102,6 +140,16 @@ class HacSession:
     def finish(self, *, complete: bool) -> Report:
         rep = self.flush(complete=complete, plot=True)
         if self.write_files and rep.results:
-            append_step_summary(markdown(rep, plot_name=None))
+            if self.settings.save_baseline is not None:
+                try:
+                    path = save_baseline(rep, self.settings.baseline_dir, self.settings.save_baseline)
+                    self.report_paths["baseline"] = path
+                except OSError as exc:
+                    self.write_error = f"could not save baseline in {self.settings.baseline_dir}: {exc}"
+            append_step_summary(markdown(rep, plot_name=None, extra_sections=[soundness_section(rep.results)]))
         return rep
+
+
+def _dataset_name(spec: str) -> str:
+    return spec if spec in ("embedded", "digits") else Path(spec).expanduser().name
 

@@ -5,6 +5,7 @@ import math
 from collections.abc import Sequence
 
 Z95 = 1.959963984540054
+SIGNIFICANCE_LEVEL = 0.05
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:

@@ -1,0 +1,107 @@
+"""Thresholds files and baselines: save, compare, fail on significant drops only."""
+import json
+
+import pytest
+
+MODEL = """
+import os
+import torch
+from pytest_hac.models import get_model
+
+
+def build():
+    model = get_model("efficientnet-lite0")
+    if os.environ.get("DEGRADE"):
+        # A planted regression: the model sees a heavily blurred image.
+        inner = model.net
+        blur = torch.nn.AvgPool2d(9, stride=1, padding=4)
+        model.net = torch.nn.Sequential(blur, inner)
+    return model
+"""
+
+CELLS = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [75]}, threats=["clean"])
+def test_clean(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+"""
+
+
+@pytest.fixture
+def project(suite, pytester):
+    p = suite(CELLS)
+    pytester.makepyfile(mymodel=MODEL)
+    pytester.syspathinsert()
+    return p
+
+
+def test_first_compare_without_baseline_passes_and_says_so(project):
+    result = project.runpytest("--hac-model=mymodel:build", "--hac-samples=6", "--hac-compare")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*no baseline 'mymodel_build'*nothing compared*--hac-save-baseline*"])
+
+
+def test_save_then_compare_unchanged_model(project):
+    project.runpytest("--hac-model=mymodel:build", "--hac-save-baseline").assert_outcomes(passed=1)
+    saved = json.loads((project.path / ".hac/baselines/mymodel_build.json").read_text())
+    assert saved["model"] == "mymodel:build" and "torch" in saved["meta"]["versions"]
+    result = project.runpytest("--hac-model=mymodel:build", "--hac-compare", "--hac-compare-fail=2")
+    result.assert_outcomes(passed=1)
+    md = (project.path / "reports/mymodel_build.md").read_text()
+    assert "(Δ +0.0)" in md
+
+
+def test_significant_drop_fails_noise_of_the_same_size_does_not(project, monkeypatch):
+    project.runpytest("--hac-model=mymodel:build", "--hac-save-baseline").assert_outcomes(passed=1)
+    monkeypatch.setenv("DEGRADE", "1")
+    result = project.runpytest("--hac-model=mymodel:build", "--hac-compare-fail=2")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*jpeg-q75-r1-clean: accuracy dropped * points against baseline*paired*"])
+    md = (project.path / "reports/mymodel_build.md").read_text()
+    assert "worst regressions against the baseline" in md and "⚠" in md
+
+    # The same model change on 3 images: a drop of one image is not significant.
+    monkeypatch.delenv("DEGRADE")
+    project.runpytest("--hac-model=mymodel:build", "--hac-samples=3", "--hac-save-baseline=small")
+    monkeypatch.setenv("DEGRADE", "1")
+    small = project.runpytest("--hac-model=mymodel:build", "--hac-samples=3", "--hac-compare=small",
+                              "--hac-compare-fail=2")
+    small.assert_outcomes(passed=1)
+
+
+def test_baseline_of_another_model_is_a_clear_error(project):
+    project.runpytest("--hac-model=mymodel:build", "--hac-samples=4", "--hac-save-baseline=shared")
+    result = project.runpytest("--hac-samples=4", "--hac-compare=shared")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*baseline*recorded for model 'mymodel:build', not 'efficientnet-lite0'*"])
+
+
+def test_baseline_of_another_schema_is_a_clear_error(project):
+    base = project.path / ".hac/baselines"
+    base.mkdir(parents=True)
+    (base / "old.json").write_text(json.dumps({"schema": 0, "results": []}))
+    result = project.runpytest("--hac-compare=old")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*report schema 0 is not supported*"])
+
+
+def test_thresholds_file_by_model_and_pattern(project):
+    (project.path / "hac_thresholds.toml").write_text(
+        '["*"]\n"*-clean" = 0.1\n\n[efficientnet-lite0]\n"jpeg-q75-*-clean" = 1.0\n')
+    result = project.runpytest("--hac-samples=6", "--hac-gate=point")
+    result.assert_outcomes(failed=1)  # the model's own table wins over "*"
+    result = project.runpytest("--hac-samples=6", "--hac-model=mymodel:build", "--hac-gate=point")
+    result.assert_outcomes(passed=1)  # other models get the "*" table
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[efficientnet-lite0\n"x" = 1', "is not valid TOML"),
+    ('[efficientnet-lite0]\n"*-clean" = 1.5', "thresholds are fractions in [0, 1]"),
+    ('[efficientnet-lite0]\n"jpeg-q99-*" = 0.5', "match no cell"),
+])
+def test_bad_thresholds_files(project, content, message):
+    (project.path / "hac_thresholds.toml").write_text(content)
+    result = project.runpytest("--hac-samples=4")
+    assert result.ret != 0
+    assert message in result.stdout.str() + result.stderr.str()

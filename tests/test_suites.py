@@ -1,0 +1,47 @@
+"""The shipped suites gate for real: they fail a model that is not robust."""
+from pathlib import Path
+
+SMOKE = (Path(__file__).parents[1] / "suites" / "test_smoke.py").read_text()
+
+WEAK = """
+import torch
+from pytest_hac.models import get_model
+
+
+def build():
+    '''EfficientNet-Lite0 with its stem convolution re-initialised: deliberately broken.'''
+    model = get_model("efficientnet-lite0")
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.net._conv_stem.weight, std=1.0)
+    return model
+"""
+
+
+def test_smoke_suite_fails_a_weakened_model(pytester):
+    pytester.makepyfile(test_smoke=SMOKE, weak=WEAK)
+    pytester.syspathinsert()
+    result = pytester.runpytest("--hac-model=weak:build", "--hac-samples=8", "-k", "not whitebox")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 7  # every gated clean cell at least
+    result.stdout.fnmatch_lines(["*jpeg-q25-r1-clean: accuracy * is below the threshold 0.600*",
+                                 "*FAILED*jpeg-q25-r1-clean*"])
+
+
+def test_undefended_model_fails_a_robustness_gate(pytester):
+    pytester.makepyfile("""
+import pytest
+
+@pytest.mark.hac(codecs={"identity": []}, threats=["oblivious"], attack="pgd", eps="4/255",
+                 min_accuracy=0.25)
+def test_gate(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+""")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*identity-r1-oblivious-pgd: accuracy 0.0* is below the threshold 0.250*"])
+
+
+def test_smoke_suite_collects_its_matrix(pytester):
+    pytester.makepyfile(test_smoke=SMOKE)
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*20 tests collected*"])

@@ -63,6 +63,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("trust_model_file", "allow --hac-model to load a TorchScript/pickled file (this runs its code)",
            False, "bool"),
     Option("amp", "evaluate the classifier under bf16 autocast", False, "bool"),
+    Option("restrict_classes", "restrict logits to the classes present in the data (the paper's Imagenette "
+           "protocol: 10-way argmax and attack loss)", False, "bool"),
     Option("cache_mb", "memory for reusable adversarial examples and codec outputs (MiB)", 2048, "int"),
     Option("thresholds", "TOML thresholds file ([model] \"cell-pattern\" = accuracy; default: hac_thresholds.toml "
            "beside the test module)", None, "path"),
@@ -100,6 +102,7 @@ class Settings:
     offline: bool = False
     trust_model_file: bool = False
     amp: bool = False
+    restrict_classes: bool = False
     cache_mb: int = 2048
     thresholds: Path | None = None
     save_baseline: str | None = None

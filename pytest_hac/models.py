@@ -67,6 +67,24 @@ class Classifier(nn.Module):
         return h.hexdigest()[:16]
 
 
+def restrict(model: Classifier, classes: list[int]) -> Classifier:
+    """``model`` with only the logits of ``classes`` (in that order), as the paper does for Imagenette."""
+    index = torch.tensor(classes)
+
+    class Sliced(nn.Module):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("index", index, persistent=False)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.net(x)[:, self.index]
+
+    return Classifier(Sliced(model.net), mean=tuple(model.mean.flatten().tolist()),
+                      std=tuple(model.std.flatten().tolist()), num_classes=len(classes), input_size=model.input_size,
+                      resize_size=model.resize_size, label_space="index", name=model.name)
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What is known about a registry model without loading it (for ``--hac-list`` and data prep)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import platform
 import sys
 import warnings
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from .config import Settings
 from .data import Dataset, load_dataset
 from .engine import Engine, Store
-from .models import Classifier, get_model, model_info
+from .models import Classifier, get_model, model_info, restrict
 from .gates import Comparison, Thresholds, compare, load_baseline, save_baseline, version_drift
 from .report import Report, append_step_summary, markdown, write_report
 from .result import Result
@@ -85,16 +86,25 @@ class HacSession:
         return comp
 
     @cached_property
-    def model(self) -> Classifier:
-        return get_model(self.settings.model, device=self.settings.device,
-                         trust_files=self.settings.trust_model_file)
+    def _loaded(self) -> tuple[Classifier, Dataset]:
+        s = self.settings
+        model = get_model(s.model, device=s.device, trust_files=s.trust_model_file)
+        data = load_dataset(default_data(s), resize=model.resize_size, crop=model.input_size, strict=s.strict)
+        classes = sorted(set(data.labels.tolist()))  # before subsetting: every class folder counts
+        data = data.subset(s.samples, s.seed)
+        if s.restrict_classes:
+            model = restrict(model, classes).to(s.device)
+            remap = {c: i for i, c in enumerate(classes)}
+            data = replace(data, labels=torch.tensor([remap[int(y)] for y in data.labels]), label_space="index")
+        return model, data
 
-    @cached_property
+    @property
+    def model(self) -> Classifier:
+        return self._loaded[0]
+
+    @property
     def dataset(self) -> Dataset:
-        model = self.model
-        data = load_dataset(default_data(self.settings), resize=model.resize_size, crop=model.input_size,
-                            strict=self.settings.strict)
-        return data.subset(self.settings.samples, self.settings.seed)
+        return self._loaded[1]
 
     @cached_property
     def engine(self) -> Engine:
@@ -106,7 +116,7 @@ class HacSession:
 
     def report(self, complete: bool = False) -> Report:
         s = self.settings
-        if "dataset" in self.__dict__:
+        if "_loaded" in self.__dict__:
             name, n, ids, skipped = self.dataset.name, len(self.dataset), list(self.dataset.ids), list(
                 self.dataset.skipped)
         else:  # results merged from xdist workers: the controller never loaded the data

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from ..errors import HacError, WeightsNotFound
 from ..weights import hub_checkpoint_dir
 from . import register_codec
-from .base import Codec, Encoded, check_images, pad_to_multiple
+from .base import Codec, Encoded, check_images
 
 PORT_URL = "https://github.com/Justin-Tan/high-fidelity-generative-compression"
 
@@ -60,6 +60,8 @@ SCALE_BOUND = 0.11  # the port's MIN_SCALE: latent scales are lower-bounded to t
 TAIL_MASS = 1e-9  # probability mass left to the escape code outside the rANS tables
 STRIDE = 16  # image -> latent
 HYPER_STRIDE = 4  # latent -> hyper-latent
+MIN_LATENT = 8  # smallest latent side the hyper-encoder accepts
+MIN_IMAGE = 32  # smallest (padded) image side the encoder accepts
 
 
 @dataclass(frozen=True)
@@ -308,12 +310,12 @@ class HiFiCModel(nn.Module):
         self.likelihood = likelihood
 
     def analysis(self, x: Tensor, *, normalize: bool | None = None) -> Tensor:
-        """[0, 1] images -> latents, reflect-padded to the hyper-encoder's stride."""
+        """[0, 1] images -> latents: the image reflect-padded to a multiple of 16, the latent to ``latent_shape``."""
         if self.normalize_input_image if normalize is None else normalize:
             x = x * 2 - 1
-        x, _ = pad_to_multiple(x, STRIDE)
-        y, _ = pad_to_multiple(self.Encoder(x), HYPER_STRIDE)
-        return y
+        h, w = x.shape[-2:]
+        y = self.Encoder(_pad_bottom_right(x, _image_side(h), _image_side(w)))
+        return _pad_bottom_right(y, _latent_side(h), _latent_side(w))
 
     def synthesis(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
         """Quantized latents -> [0, 1] images cropped to ``size``."""
@@ -345,7 +347,8 @@ class HiFiCModel(nn.Module):
                 f"{what} does not fit HiFiC: {len(missing)} keys missing (e.g. {missing[:3]}); "
                 f"expected a checkpoint of {PORT_URL}"
             )
-        wrong = [f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if state[k].shape != v.shape]
+        wrong = [f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
+                 for k, v in expected.items() if state[k].shape != v.shape]
         if wrong:
             raise WeightsNotFound(f"{what} does not fit HiFiC: shape mismatch in {wrong[:3]}")
         model.load_state_dict({k: state[k].float() for k in expected}, assign=True)
@@ -379,7 +382,7 @@ def _infer_architecture(state: dict[str, Tensor], what: str) -> dict[str, Any]:
 class _Opaque:
     """Inert stand-in for a class a checkpoint names and we do not trust: keeps its state as data."""
 
-    state: dict = {}
+    state: Any = None  # NEWOBJ creates instances without calling __init__
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.state = dict(kwargs)
@@ -425,7 +428,7 @@ def _args_dict(args: Any) -> dict[str, Any] | None:
     if isinstance(args, dict):
         return args
     if isinstance(args, _Opaque):
-        return args.state
+        return args.state if isinstance(args.state, dict) else {}
     return dict(vars(args)) if hasattr(args, "__dict__") else None
 
 
@@ -439,7 +442,8 @@ def load_checkpoint(path: Path | str) -> tuple[dict[str, Tensor], dict[str, Any]
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"{")):
         raise WeightsNotFound(
             f"HiFiC checkpoint {path} is a text/HTML file ({path.stat().st_size} bytes), not a checkpoint: "
-            f"a failed download (Google Drive serves a confirmation page for large files). Delete it and download it again"
+            f"a failed download (Google Drive serves a confirmation page for large files). "
+            f"Delete it and download it again"
         )
     obj = _safe_load(path)
     if not isinstance(obj, dict):
@@ -456,14 +460,18 @@ def _settings(args: dict[str, Any] | None, variant: Variant | None) -> tuple[boo
     default_norm = variant.normalize_input if variant else False
     default_lik = variant.likelihood if variant else "gaussian"
     if args is None:
-        where = f"defaults for hific_{variant.name}" if variant else "defaults"
-        return default_norm, default_lik, where
+        return default_norm, default_lik, _defaults_label(variant)
     for flag in ("sample_noise", "use_latent_mixture_model"):
         if args.get(flag):
             raise HacError(f"HiFiC checkpoints trained with {flag}=True are not supported")
     norm = bool(args.get("normalize_input_image", default_norm))
     lik = str(args.get("likelihood_type", default_lik))
-    return norm, lik, "checkpoint args"
+    where = "checkpoint args" if "normalize_input_image" in args else _defaults_label(variant)
+    return norm, lik, where
+
+
+def _defaults_label(variant: Variant | None) -> str:
+    return f"defaults for hific_{variant.name}" if variant else "defaults"
 
 
 # --------------------------------------------------------------------------- entropy coding
@@ -540,11 +548,31 @@ def _unpack(payload: bytes) -> tuple[tuple[int, int], bytes, bytes]:
 
 
 def latent_shape(height: int, width: int) -> tuple[int, int]:
-    """Size of the coded latent for an image: 1/16 of the padded image, padded to the hyper stride."""
-    def side(n: int) -> int:
-        return -(-(-(-n // STRIDE)) // HYPER_STRIDE) * HYPER_STRIDE
+    """Size of the coded latent for an image (see ``HiFiCModel.analysis``)."""
+    return _latent_side(height), _latent_side(width)
 
-    return side(height), side(width)
+
+def _latent_side(n: int) -> int:
+    # 1/16 of the padded image, up to the hyper stride; at least MIN_LATENT because the
+    # hyper-encoder's reflect padding needs 4 hyper-pixels before its last stride-2 conv
+    # (the port itself fails on images under 113 px).
+    side = math.ceil(_image_side(n) / STRIDE)
+    return max(math.ceil(side / HYPER_STRIDE) * HYPER_STRIDE, MIN_LATENT)
+
+
+def _image_side(n: int) -> int:
+    # A multiple of 16, and at least MIN_IMAGE: the encoder's last reflect pad needs a 2-pixel latent.
+    return max(math.ceil(n / STRIDE) * STRIDE, MIN_IMAGE)
+
+
+def _pad_bottom_right(x: Tensor, height: int, width: int) -> Tensor:
+    """Pad to ``height`` x ``width`` (reflect, as the port; replicate where the input is too small to reflect)."""
+    h, w = x.shape[-2:]
+    ph, pw = height - h, width - w
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x
 
 
 # --------------------------------------------------------------------------- codec
@@ -571,7 +599,9 @@ class HiFiC(Codec):
         self._entropy_models: tuple[Any, Any] | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, quality: int | None = None, *, paper_input_quirk: bool = False) -> "HiFiC":
+    def from_checkpoint(
+        cls, path: Path | str, quality: int | None = None, *, paper_input_quirk: bool = False
+    ) -> "HiFiC":
         """Load a port checkpoint; ``quality`` (1, 2, 3) picks the defaults used when it has no args."""
         state, args = load_checkpoint(path)
         variant = VARIANTS.get(quality) if quality is not None else None
@@ -654,5 +684,5 @@ def _factory(quality: int, *, weights_dir: Path | None = None, **_: Any) -> HiFi
 
 register_codec(
     "hific", _factory, qualities=tuple(VARIANTS),
-    description="HiFiC GAN codec (Justin-Tan's port checkpoints low/med/hi ~ 0.14/0.30/0.45 bpp; needs --hac-weights-dir)",
+    description="HiFiC GAN codec, Justin-Tan's port checkpoints low/med/hi ~ 0.14/0.30/0.45 bpp (--hac-weights-dir)",
 )

@@ -1,0 +1,1 @@
+"""Embedded weights and their model cards (MODEL_CARD.md, CODECS.md)."""

@@ -1,0 +1,77 @@
+"""Two small digit classifiers, stand-ins for the paper's CNN and vision transformer.
+
+Both take float RGB in [0, 1], NCHW, 32x32, normalize inside and return 10 logits.
+Trained by ``scripts/train_tiny_classifiers.py``; see ``MODEL_CARD.md``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+WEIGHTS_DIR = Path(__file__).parent
+#: Mean and std of the digits training split (grey images repeated over 3 channels).
+DIGITS_MEAN, DIGITS_STD = 0.31, 0.32
+
+
+class _Normalized(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.full((1, 3, 1, 1), DIGITS_MEAN))
+        self.register_buffer("std", torch.full((1, 3, 1, 1), DIGITS_STD))
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+class TinyCNN(_Normalized):
+    """Three conv blocks and a linear head (about 24k parameters)."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
+
+        self.features = nn.Sequential(block(3, 16), block(16, 32), block(32, 64))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(self.normalize(x)))
+
+
+class TinyViT(_Normalized):
+    """A small vision transformer: 4x4 patches, cls token, 4 pre-norm encoder blocks of width 64."""
+
+    def __init__(self, num_classes: int = 10, dim: int = 64, depth: int = 4, heads: int = 4, patch: int = 4) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, stride=patch)
+        n = (32 // patch) ** 2
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.patch(self.normalize(x)).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1) + self.pos
+        return self.head(self.norm(self.encoder(tokens))[:, 0])
+
+
+ARCHITECTURES = {"tiny-cnn": TinyCNN, "tiny-vit": TinyViT}
+
+
+def load_tiny(name: str, path: Path | None = None) -> nn.Module:
+    """Build ``tiny-cnn`` or ``tiny-vit`` with its embedded weights (or those at ``path``), in eval mode."""
+    from ..weights import load_state_dict
+
+    model = ARCHITECTURES[name]()
+    path = path or WEIGHTS_DIR / f"{name}.pt"
+    state = load_state_dict(path, expected_keys=model.state_dict().keys(),
+                            what=f"embedded {name} weights (retrain with scripts/train_tiny_classifiers.py)")
+    model.load_state_dict(state, strict=True)
+    return model.eval()

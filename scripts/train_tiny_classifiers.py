@@ -1,6 +1,6 @@
 """Train the embedded digit classifiers tiny-cnn and tiny-vit (seeded, CPU, a few minutes).
 
-    python scripts/train_tiny_classifiers.py [--out pytest_hac/zoo] [--epochs-cnn 30] [--epochs-vit 60]
+    python scripts/train_tiny_classifiers.py [--out pytest_hac/zoo] [--epochs N | --epochs-cnn 30 --epochs-vit 60]
 
 Training uses only the train split of scikit-learn's digits (``pytest_hac.data.digits_split("train")``);
 accuracy is measured on the held-out split. Writes the weights and their section of MODEL_CARD.md.
@@ -32,6 +32,7 @@ def shift(x: torch.Tensor, gen: torch.Generator, pixels: int = 2) -> torch.Tenso
 
 
 def train(name: str, epochs: int, lr: float, seed: int = 0) -> tuple[torch.nn.Module, float, float]:
+    """Train one architecture from ``seed``; return it in eval mode, its held-out accuracy and seconds taken."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     x, y = digits_split("train")
@@ -58,7 +59,8 @@ def train(name: str, epochs: int, lr: float, seed: int = 0) -> tuple[torch.nn.Mo
     return model, acc, seconds
 
 
-def card(rows: list[tuple[str, torch.nn.Module, float, float, Path]]) -> str:
+def card(rows: list[tuple[str, torch.nn.Module, float, float, Path, int]]) -> str:
+    """The MODEL_CARD.md block for both classifiers, between the START and END markers."""
     lines = [START, "## Embedded classifiers: tiny-cnn and tiny-vit", "",
              "Stand-ins for the paper's two model families (a CNN and a vision transformer), small enough for",
              "fast tests. Input: float RGB in [0, 1], NCHW, 32x32; normalization (mean 0.31, std 0.32) inside;",
@@ -66,27 +68,39 @@ def card(rows: list[tuple[str, torch.nn.Module, float, float, Path]]) -> str:
              "| model | architecture | parameters | file size | held-out accuracy | training time (1 CPU thread) |",
              "|---|---|---|---|---|---|"]
     arch = {"tiny-cnn": "3 x (conv3x3, BN, ReLU, max-pool), 16-32-64 channels, linear head",
-            "tiny-vit": "4x4 patches, cls token, 4 pre-norm encoder blocks, width 64, 4 heads"}
-    for name, model, acc, seconds, path in rows:
+            "tiny-vit": "4x4 patches, cls token, learned positions, 4 pre-norm encoder blocks "
+                        "(4-head self-attention, GELU MLP 128), width 64, linear head on the cls token"}
+    for name, model, acc, seconds, path, _ in rows:
         params = sum(p.numel() for p in model.parameters())
         lines.append(f"| `{name}` | {arch[name]} | {params:,} | {path.stat().st_size / 1024:.0f} KiB | "
                      f"{acc:.3f} ({DIGITS_TEST} images) | {seconds:.0f} s |")
-    lines += ["", "Training: `python scripts/train_tiny_classifiers.py` (seeded; AdamW, one-cycle schedule,",
-              "label smoothing 0.05, random shifts of up to 2 pixels).", "",
-              "Data: scikit-learn's bundled copy of the UCI ML hand-written digits data set (1,797 8x8 images,",
-              "E. Alpaydin and C. Kaynak, 1998), distributed with scikit-learn under BSD-3-Clause. Images are",
-              "upscaled bilinearly to 32x32 and repeated over 3 channels (`pytest_hac.data.digits_split`). A fixed",
-              f"seeded split holds out {DIGITS_TEST} images, never used for training; `--hac-data=digits` evaluates",
-              "on exactly those.", END]
+    epochs = ", ".join(f"{name} {n} epochs" for name, *_, n in rows)
+    lines += ["", "Training command: `python scripts/train_tiny_classifiers.py` (seeded and deterministic: seed 0,",
+              f"`torch.use_deterministic_algorithms`, one CPU thread, torch {torch.__version__}). {epochs};",
+              "AdamW (weight decay 0.05), batch 64, one-cycle learning-rate schedule, label smoothing 0.05, random",
+              "shifts of up to 2 pixels. Clean training only: no adversarial training, so neither model is robust.",
+              "Training times are wall-clock on a shared CPU and vary from machine to machine.", "",
+              "Data: scikit-learn's bundled copy of the UCI ML hand-written digits data set, distributed with",
+              "scikit-learn under BSD-3-Clause (`sklearn.datasets.load_digits`: 1,797 8x8 images, the test part of",
+              "E. Alpaydin and C. Kaynak, *Optical Recognition of Handwritten Digits*, UCI Machine Learning",
+              "Repository, 1998, https://archive.ics.uci.edu/dataset/80). Images are upscaled bilinearly to 32x32",
+              "and repeated over 3 channels (`pytest_hac.data.digits_split`). A fixed seeded split holds out",
+              f"{DIGITS_TEST} images that are never used for training; `--hac-data=digits` evaluates on exactly",
+              "those. The split is random over images, not over writers, so held-out accuracy is writer-dependent.",
+              END]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("pytest_hac/zoo"))
+    parser.add_argument("--epochs", type=int, help="epochs for both models (overrides the per-model defaults)")
     parser.add_argument("--epochs-cnn", type=int, default=30)
     parser.add_argument("--epochs-vit", type=int, default=60)
     args = parser.parse_args()
+    if args.epochs is not None:
+        args.epochs_cnn = args.epochs_vit = args.epochs
+    args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     rows = []
@@ -95,11 +109,12 @@ def main() -> None:
         path = args.out / f"{name}.pt"
         torch.save(model.state_dict(), path)
         print(f"{name}: held-out accuracy {acc:.3f}, {seconds:.0f} s")
-        rows.append((name, model, acc, seconds, path))
+        rows.append((name, model, acc, seconds, path, epochs))
     cardfile = args.out / "MODEL_CARD.md"
     text = cardfile.read_text() if cardfile.exists() else "# Embedded models\n"
     block = card(rows)
-    text = re.sub(re.escape(START) + ".*?" + re.escape(END), block, text, flags=re.S) if START in text \
+    # A function replacement, so backslashes in the block are not read as escapes.
+    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, count=1, flags=re.S) if START in text \
         else text.rstrip() + "\n\n" + block + "\n"
     cardfile.write_text(text)
 

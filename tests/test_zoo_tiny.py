@@ -3,27 +3,72 @@ import pytest
 import torch
 
 from pytest_hac.data import digits_split
-from pytest_hac.errors import WeightsNotFound
+from pytest_hac.errors import HacError, WeightsNotFound
 from pytest_hac.models import get_model
+from pytest_hac.zoo import tiny
 from pytest_hac.zoo.tiny import load_tiny
 
-# Held-out accuracy from MODEL_CARD.md (0.994 / 0.990) minus a margin.
+NAMES = ["tiny-cnn", "tiny-vit"]
+# Held-out accuracy measured by scripts/train_tiny_classifiers.py (MODEL_CARD.md), minus a margin.
 FLOOR = {"tiny-cnn": 0.97, "tiny-vit": 0.96}
 
 
-@pytest.mark.parametrize("name", ["tiny-cnn", "tiny-vit"])
-def test_tiny_model_accuracy_and_contract(name):
-    model = get_model(name)
-    assert not model.training and model.num_classes == 10 and model.input_size == 32
-    x, y = digits_split("test")
+@pytest.fixture(scope="module")
+def test_split() -> tuple[torch.Tensor, torch.Tensor]:
+    return digits_split("test")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loads_in_eval_mode_and_returns_logits(name):
+    model = load_tiny(name)
+    assert not model.training and not any(m.training for m in model.modules())
+    x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         logits = model(x)
-        again = model(x)
-    assert logits.shape == (len(y), 10) and logits.dtype == torch.float32
-    assert torch.equal(logits, again)
-    assert not torch.allclose(logits.softmax(-1).sum(-1), logits.sum(-1))  # logits, not probabilities
-    assert (logits.argmax(1) == y).float().mean() >= FLOOR[name]
-    assert {"mean", "std"} <= {k.rsplit(".", 1)[-1] for k in model.net.state_dict()}  # normalization inside
+    assert logits.shape == (5, 10) and logits.dtype == torch.float32
+    assert not torch.allclose(logits.softmax(-1), logits)  # raw logits, not probabilities
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_held_out_accuracy(name, test_split):
+    x, y = test_split
+    with torch.inference_mode():
+        accuracy = (load_tiny(name)(x).argmax(1) == y).float().mean().item()
+    assert accuracy >= FLOOR[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_normalization_lives_inside(name):
+    model = load_tiny(name)
+    state = model.state_dict()
+    assert {"mean", "std"} <= set(state)  # persistent buffers, saved with the weights
+    assert torch.allclose(state["mean"], torch.full((1, 3, 1, 1), tiny.DIGITS_MEAN))
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        first, again = model(x), model(x)
+    assert torch.equal(first, again)
+    model.std.mul_(2)  # the buffers are what the forward pass uses
+    with torch.inference_mode():
+        assert not torch.allclose(model(x), first)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_logits_do_not_depend_on_autograd(name):
+    """An attack differentiates the very function that the no-grad evaluation runs."""
+    model = load_tiny(name)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        plain = model(x)
+    assert torch.equal(model(x.clone().requires_grad_(True)).detach(), plain)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_classifier_wraps_the_tiny_model(name, test_split):
+    model = get_model(name)
+    assert not model.training and model.num_classes == 10 and model.input_size == 32
+    x, _ = test_split
+    with torch.inference_mode():
+        assert torch.equal(model(x[:8]), load_tiny(name)(x[:8]))  # no second normalization outside
 
 
 def test_train_and_test_splits_are_disjoint():
@@ -36,5 +81,25 @@ def test_train_and_test_splits_are_disjoint():
 def test_corrupt_weights_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "tiny-cnn.pt"
     bad.write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(WeightsNotFound, match="retrain with scripts/train_tiny_classifiers.py"):
+    with pytest.raises(WeightsNotFound, match="(?s)cannot load embedded tiny-cnn weights.*retrain with "
+                                              "scripts/train_tiny_classifiers.py.*corrupt"):
         load_tiny("tiny-cnn", bad)
+
+
+def test_corrupt_embedded_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "tiny-vit.pt").write_bytes(bytes(range(256)) * 4)
+    monkeypatch.setattr(tiny, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(WeightsNotFound, match="embedded tiny-vit weights"):
+        load_tiny("tiny-vit")
+
+
+def test_weights_for_the_other_architecture_are_refused(tmp_path):
+    path = tmp_path / "swapped.pt"
+    torch.save(load_tiny("tiny-cnn").state_dict(), path)
+    with pytest.raises(WeightsNotFound, match="does not fit the architecture"):
+        load_tiny("tiny-vit", path)
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(HacError, match="Did you mean 'tiny-vit'.*tiny-cnn, tiny-vit"):
+        load_tiny("tiny-vt")

@@ -16,12 +16,15 @@ DIGITS_MEAN, DIGITS_STD = 0.31, 0.32
 
 
 class _Normalized(nn.Module):
+    """Holds the input normalization as persistent buffers, so it travels with the state dict."""
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.full((1, 3, 1, 1), DIGITS_MEAN))
         self.register_buffer("std", torch.full((1, 3, 1, 1), DIGITS_STD))
 
     def normalize(self, x: Tensor) -> Tensor:
+        """Map [0, 1] pixels to the standardized scale the weights were trained on."""
         return (x - self.mean) / self.std
 
 
@@ -41,8 +44,31 @@ class TinyCNN(_Normalized):
         return self.head(self.features(self.normalize(x)))
 
 
+class _EncoderBlock(nn.Module):
+    """Pre-norm transformer encoder block: multi-head self-attention, then a GELU MLP."""
+
+    def __init__(self, dim: int, heads: int, mlp: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Written out rather than nn.TransformerEncoderLayer / nn.MultiheadAttention: their eval-mode
+        # "fast path" runs only without autograd, so logits under an attack's gradient would differ
+        # (by ~1e-6) from the logits the final no-grad evaluation sees.
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5).softmax(dim=-1)
+        x = x + self.proj((attn @ v).transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(self.norm2(x))
+
+
 class TinyViT(_Normalized):
-    """A small vision transformer: 4x4 patches, cls token, 4 pre-norm encoder blocks of width 64."""
+    """A small vision transformer: 4x4 patches, cls token, learned positions, 4 pre-norm blocks of width 64."""
 
     def __init__(self, num_classes: int = 10, dim: int = 64, depth: int = 4, heads: int = 4, patch: int = 4) -> None:
         super().__init__()
@@ -50,16 +76,14 @@ class TinyViT(_Normalized):
         n = (32 // patch) ** 2
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.blocks = nn.Sequential(*(_EncoderBlock(dim, heads, 2 * dim) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         tokens = self.patch(self.normalize(x)).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1) + self.pos
-        return self.head(self.norm(self.encoder(tokens))[:, 0])
+        return self.head(self.norm(self.blocks(tokens))[:, 0])
 
 
 ARCHITECTURES = {"tiny-cnn": TinyCNN, "tiny-vit": TinyViT}
@@ -67,8 +91,11 @@ ARCHITECTURES = {"tiny-cnn": TinyCNN, "tiny-vit": TinyViT}
 
 def load_tiny(name: str, path: Path | None = None) -> nn.Module:
     """Build ``tiny-cnn`` or ``tiny-vit`` with its embedded weights (or those at ``path``), in eval mode."""
+    from ..errors import unknown_name
     from ..weights import load_state_dict
 
+    if name not in ARCHITECTURES:
+        raise unknown_name("tiny classifier", name, ARCHITECTURES)
     model = ARCHITECTURES[name]()
     path = path or WEIGHTS_DIR / f"{name}.pt"
     state = load_state_dict(path, expected_keys=model.state_dict().keys(),

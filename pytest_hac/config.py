@@ -66,6 +66,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("restrict_classes", "restrict logits to the classes present in the data (the paper's Imagenette "
            "protocol: 10-way argmax and attack loss)", False, "bool"),
     Option("cache_mb", "memory for reusable adversarial examples and codec outputs (MiB)", 2048, "int"),
+    Option("cache_dir", "keep adversarial examples, codec outputs and logits on disk here across sessions, keyed "
+           "by content (model weights, data, attack, codec, versions); default: memory only", None, "path",
+           metavar="DIR"),
+    Option("cache_clear", "empty --hac-cache-dir before the run", False, "bool"),
+    Option("no_progress", "no live status line (it shows only on a terminal, never under xdist, CI or -q)", False,
+           "bool"),
     Option("thresholds", "TOML thresholds file ([model] \"cell-pattern\" = accuracy; default: hac_thresholds.toml "
            "beside the test module)", None, "path"),
     Option("save_baseline", "save this run's results as baseline NAME (default: the model's name)", None, "optional",
@@ -104,6 +110,9 @@ class Settings:
     amp: bool = False
     restrict_classes: bool = False
     cache_mb: int = 2048
+    cache_dir: Path | None = None
+    cache_clear: bool = False
+    no_progress: bool = False
     thresholds: Path | None = None
     save_baseline: str | None = None
     compare: str | None = None
@@ -173,6 +182,8 @@ def _validate(v: dict[str, Any]) -> None:
         raise unknown_name("model", model, MODELS.names() + ["timm:<name>", "package.module:factory", "path/to/model.pt"])
     if v["samples"] is not None and v["samples"] < 1:
         raise HacError(f"--hac-samples must be at least 1; got {v['samples']}")
+    if not 0 <= v["seed"] < 2**63:  # torch's generators take 64-bit seeds
+        raise HacError(f"--hac-seed takes an integer from 0 to 2**63 - 1; got {v['seed']}")
     bs = v["batch_size"]
     if str(bs).lower() != "auto":
         try:
@@ -193,7 +204,7 @@ def _validate(v: dict[str, Any]) -> None:
     if v["cache_mb"] < 0:
         raise HacError("--hac-cache-mb must be >= 0")
     if v["compare_fail"] is not None:
-        if v["compare_fail"] < 0:
+        if not v["compare_fail"] >= 0 or v["compare_fail"] == float("inf"):  # also NaN: it would never fail
             raise HacError(f"--hac-compare-fail takes a margin in percentage points >= 0; got {v['compare_fail']}")
         if v["compare"] is None:
             v["compare"] = ""

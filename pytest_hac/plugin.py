@@ -17,7 +17,9 @@ from .session import HacSession
 
 SESSION_KEY = pytest.StashKey[HacSession]()
 RESULT_KEY = pytest.StashKey[Result]()
+OFFLINE_BEFORE_KEY = pytest.StashKey["str | None"]()
 PROPERTY = "hac_result"
+SKIPPED_PROPERTY = "hac_skipped_images"
 MARKER_HELP = (
     "hac(codecs={'jpeg': [25, 50]}, rounds=[1, 2], threats=['clean', 'oblivious', 'whitebox'], attack='pgd', "
     "eps=4/255, min_accuracy=0.5): expand a test taking the hac_case fixture into one test per robustness cell"
@@ -77,8 +79,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.offline:
         import os
 
+        # Library code below the plugin reads the environment; restored in pytest_unconfigure
+        # so in-process runs (pytester, IDEs) do not leak the setting into the next session.
+        config.stash[OFFLINE_BEFORE_KEY] = os.environ.get("HAC_OFFLINE")
         os.environ["HAC_OFFLINE"] = "1"
+    if settings.cache_clear and settings.cache_dir is not None and worker is None:  # once, before workers start
+        from .cache import DiskCache
+
+        DiskCache(settings.cache_dir).clear()
     config.stash[SESSION_KEY] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if OFFLINE_BEFORE_KEY not in config.stash:
+        return
+    import os
+
+    before = config.stash[OFFLINE_BEFORE_KEY]
+    if before is None:
+        os.environ.pop("HAC_OFFLINE", None)
+    else:
+        os.environ["HAC_OFFLINE"] = before
 
 
 def _spread_over_gpus(settings, worker_id: str):
@@ -143,6 +164,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             config.hook.pytest_deselected(items=dropped)
             items[:] = [it for it in items if it not in dropped]
     hac.expected_cells = sum(1 for item in items if "hac_case" in getattr(item, "fixturenames", ()))
+    if hasattr(config, "workeroutput"):  # the xdist controller collects nothing: it learns the count from workers
+        config.workeroutput["hac_expected_cells"] = hac.expected_cells
 
 
 def _session(request: pytest.FixtureRequest) -> HacSession:
@@ -200,7 +223,11 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacSession) -> Cal
     """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work) and record it for the report."""
 
     def evaluate(case: Case) -> Result:
-        result = _usage(lambda: hac_session.engine.evaluate(case))
+        from .progress import live_status
+
+        engine = _usage(lambda: hac_session.engine)
+        with live_status(request.config, hac_session, engine, case.id):
+            result = _usage(lambda: engine.evaluate(case))
         result.rule = hac_session.settings.gate
         request.node.stash[RESULT_KEY] = result
         for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
@@ -217,6 +244,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if result is not None and report.when == "call":
         result.passed = report.passed
         report.user_properties.append((PROPERTY, json.dumps(result.to_dict())))
+        hac = item.config.stash.get(SESSION_KEY, None)
+        if hasattr(item.config, "workerinput") and hac is not None and "_loaded" in hac.__dict__ \
+                and hac.dataset.skipped:  # the controller's report lists the images a worker skipped
+            report.user_properties.append((SKIPPED_PROPERTY, json.dumps(list(hac.dataset.skipped))))
     return report
 
 
@@ -253,6 +284,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         report.outcome = "failed"
         report.longrepr = "\n".join(problems)
         result.passed = False
+    skipped = next((v for k, v in report.user_properties if k == SKIPPED_PROPERTY), None)
+    if skipped is not None:
+        session.merged_skipped = sorted(set(session.merged_skipped) | set(json.loads(skipped)))
     session.record(result)
 
 
@@ -264,12 +298,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG["config"] = session.config
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: a worker finished (its cell count rides on workeroutput) or crashed."""
+    hac = node.config.stash.get(SESSION_KEY, None)
+    if hac is None:
+        return
+    output = getattr(node, "workeroutput", None) or {}
+    hac.expected_cells = max(hac.expected_cells, int(output.get("hac_expected_cells", 0)))
+    if error:
+        worker = getattr(getattr(node, "gateway", None), "id", "?")
+        hac.crashed.append(worker)
+        hac.notes.append(f"xdist worker {worker} crashed ({str(error).strip()[:200]}): the run is incomplete")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     hac = session.config.stash.get(SESSION_KEY, None)
     if hac is None or not hac.write_files or not hac.results:
         return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-    complete = not interrupted and len(hac.results) >= hac.expected_cells and not session.shouldstop
+    complete = (not interrupted and len(hac.results) >= hac.expected_cells and not session.shouldstop
+                and not hac.crashed)
     report = hac.report(complete)
     session.config.hook.pytest_hac_update_report(config=session.config, report=report)
     hac.notes = report.notes

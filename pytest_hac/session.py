@@ -12,6 +12,7 @@ import torch
 
 from .config import Settings
 from .data import Dataset, load_dataset
+from .cache import DiskCache
 from .engine import Engine, Store
 from .models import Classifier, get_model, model_info, restrict
 from .gates import Comparison, Thresholds, compare, load_baseline, save_baseline, version_drift
@@ -53,6 +54,10 @@ class HacSession:
         self.report_paths: dict[str, Path] = {}
         self.write_error: str | None = None
         self.notes: list[str] = []
+        #: Under xdist the controller never loads the data: workers send their skipped images and it
+        #: learns of crashed workers (either makes the report say so).
+        self.merged_skipped: list[str] = []
+        self.crashed: list[str] = []
         self._thresholds: dict[Path, Thresholds | None] = {}
         self.threshold_files: dict[Path, tuple[Thresholds, list[str]]] = {}
         self.baseline: Report | None = None
@@ -109,8 +114,9 @@ class HacSession:
     @cached_property
     def engine(self) -> Engine:
         s = self.settings
+        disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
         return Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed, amp=s.amp,
-                      weights_dir=s.weights_dir, store=Store(s.cache_mb << 20))
+                      weights_dir=s.weights_dir, store=Store(s.cache_mb << 20, disk=disk))
 
     # --- recording --------------------------------------------------------------------------------
 
@@ -121,7 +127,8 @@ class HacSession:
                 self.dataset.skipped)
         else:  # results merged from xdist workers: the controller never loaded the data
             first = next(iter(self.results.values()), None)
-            name, n, ids, skipped = default_data(s), first.n if first else 0, first.ids if first else [], []
+            name, n, ids, skipped = (_dataset_name(default_data(s)), first.n if first else 0,
+                                     first.ids if first else [], list(self.merged_skipped))
         rep = Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
                      results=list(self.results.values()), complete=complete, skipped_images=skipped,
                      meta={"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],

@@ -1,0 +1,238 @@
+"""Where reusable tensors live: a memory LRU (:class:`Store`) over an optional disk cache.
+
+The disk cache (:class:`DiskCache`, ``--hac-cache-dir``) is content-addressed and
+shared across sessions.
+
+A disk entry's address is a sha256 over everything its value depends on: the model's
+weights and buffers, the images and labels, the engine's key (attack and its
+parameters, codec with quality and weights, round), the seed, the device type, the
+versions of the packages that change numbers and a hash of pytest-hac's own
+engine, attack and codec source. A changed model, data subset or code version
+therefore finds nothing instead of a stale entry; nothing is invalidated by hand.
+
+Layout: ``<cache dir>/hac-v1/<2 hex>/<62 hex>.pt``, written atomically (a temporary
+file, then ``os.replace``) so concurrent xdist workers and interrupted runs never
+leave a half-written entry under a real name.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+#: Packages whose version changes adversarial examples or codec outputs.
+VERSIONED = ("pytest-hac", "torch", "torchattacks", "compressai", "kornia", "pillow")
+#: Our namespace inside the cache dir: clearing removes only this, never the user's files.
+NAMESPACE = "hac-v1"
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of :data:`VERSIONED` (missing packages are left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def source_fingerprint() -> str:
+    """A hash of pytest-hac's own code that produces numbers (engine, attacks, codecs).
+
+    An editable install changes code without changing its version number.
+    """
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted([root / "engine.py", root / "attacks.py", *root.glob("codecs/*.py")]):
+        if path.is_file():
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _hash_tensors(h: "hashlib._Hash", named: Iterable[tuple[str, Tensor]]) -> None:
+    for name, t in named:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        # reshape(-1): a 0-dim tensor cannot be viewed as bytes
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A hash of everything that changes the model's outputs.
+
+    Parameters and *all* buffers (non-persistent ones such as normalization
+    constants and class restrictions too, which a state dict leaves out).
+    """
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}|{getattr(model, 'name', '')}".encode())
+    _hash_tensors(h, sorted(model.named_parameters()))
+    _hash_tensors(h, sorted(model.named_buffers()))
+    for name, module in sorted(model.named_modules()):  # e.g. restrict()'s wrapper has no weights of its own
+        h.update(f"{name}:{type(module).__qualname__}".encode())
+    return h.hexdigest()
+
+
+def data_fingerprint(ids: Iterable[str], images: Tensor, labels: Tensor) -> str:
+    """A hash of the subset: its ids, the preprocessed pixels and the labels (attacks use labels)."""
+    h = hashlib.sha256("\n".join(ids).encode())
+    _hash_tensors(h, [("images", images), ("labels", labels)])
+    return h.hexdigest()
+
+
+def codec_fingerprint(codec: object) -> str:
+    """Class, quality and the weights of any networks the codec holds (learned codecs)."""
+    cls = type(codec)
+    h = hashlib.sha256(f"{cls.__module__}.{cls.__qualname__}|{getattr(codec, 'quality', None)}".encode())
+    for attr, value in sorted(vars(codec).items()):
+        if isinstance(value, nn.Module):
+            h.update(attr.encode())
+            _hash_tensors(h, sorted(value.state_dict().items()))
+    return h.hexdigest()
+
+
+class DiskCache:
+    """Tuples of tensors on disk under content addresses.
+
+    Args:
+        root: the cache directory (created on first write).
+        versions: versions mixed into every address (default: the installed packages'
+            and a hash of pytest-hac's own source).
+    """
+
+    def __init__(self, root: str | os.PathLike, *, versions: Mapping[str, str] | None = None) -> None:
+        self.root = Path(root)
+        if versions is None:
+            versions = {**package_versions(), "pytest-hac-source": source_fingerprint()}
+        self.versions = dict(versions)
+        self._salt = repr(sorted(self.versions.items()))
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+        self.corrupt = 0
+
+    @property
+    def folder(self) -> Path:
+        return self.root / NAMESPACE
+
+    def address(self, *parts: object) -> str:
+        """The sha256 address of ``parts`` (their ``repr``) under this cache's versions."""
+        return hashlib.sha256(repr((self._salt, parts)).encode()).hexdigest()
+
+    def _path(self, address: str) -> Path:
+        return self.folder / address[:2] / f"{address[2:]}.pt"
+
+    def get(self, address: str) -> tuple[Tensor, ...] | None:
+        """The entry at ``address``, or None when absent or unreadable (then it is recomputed)."""
+        path = self._path(address)
+        if not path.is_file():
+            self.misses += 1
+            return None
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            value = tuple(payload["value"])
+            if payload.get("address") != address or not all(isinstance(t, Tensor) for t in value):
+                raise ValueError("not a pytest-hac cache entry")
+        except Exception:  # truncated, foreign or tampered file: treat as absent, the put overwrites it
+            self.corrupt += 1
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def put(self, address: str, value: tuple[Tensor, ...], label: str = "") -> None:
+        """Write ``value`` atomically; a full or read-only disk only costs the reuse."""
+        path = self._path(address)
+        payload = {"address": address, "label": label, "value": [t.detach().cpu().contiguous() for t in value]}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    torch.save(payload, f)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            import warnings
+
+            warnings.warn(f"pytest-hac: could not write to cache {self.root}: {exc}", stacklevel=2)
+            return
+        self.writes += 1
+
+    def clear(self) -> int:
+        """Remove every entry (only pytest-hac's own folder inside ``root``); returns how many."""
+        if not self.folder.is_dir():
+            return 0
+        count = sum(1 for _ in self.folder.glob("*/*.pt"))
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return count
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.folder.glob("*/*.pt")) if self.folder.is_dir() else 0
+
+
+class Store:
+    """A byte-bounded LRU of tensor tuples, optionally backed by a :class:`~pytest_hac.cache.DiskCache`.
+
+    A memory miss consults the disk (when an address is given) and a put writes
+    through, so entries evicted from memory come back from disk, and a later
+    session starts where this one stopped.
+    """
+
+    def __init__(self, max_bytes: int = 2 << 30, disk: DiskCache | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.disk = disk
+        self._items: OrderedDict[tuple, tuple[Tensor, ...]] = OrderedDict()
+        self.nbytes = 0
+        self.hits = 0
+        self.disk_hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple, address: str | None = None) -> tuple[Tensor, ...] | None:
+        """The value under ``key`` from memory, else from disk at ``address``, else None."""
+        value = self._items.get(key)
+        if value is not None:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return value
+        if address is not None and self.disk is not None:
+            value = self.disk.get(address)
+            if value is not None:
+                self.disk_hits += 1
+                self._remember(key, value)
+                return value
+        self.misses += 1
+        return None
+
+    def put(self, key: tuple, value: tuple[Tensor, ...], address: str | None = None) -> None:
+        """Keep ``value`` in memory (evicting the least recently used) and on disk at ``address``."""
+        self._remember(key, value)
+        if address is not None and self.disk is not None:
+            self.disk.put(address, value, label=repr(key))
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._items
+
+    def _remember(self, key: tuple, value: tuple[Tensor, ...]) -> None:
+        if key in self._items:
+            self.nbytes -= _nbytes(self._items.pop(key))
+        self._items[key] = value
+        self.nbytes += _nbytes(value)
+        while self.nbytes > self.max_bytes and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self.nbytes -= _nbytes(old)
+
+
+def _nbytes(value: tuple[Tensor, ...]) -> int:
+    return sum(t.nbytes for t in value)

@@ -1,0 +1,70 @@
+"""(b) images per second: each codec's real round trip, and one PGD step per model.
+
+Codecs and models whose weights are not available here are skipped, not failed.
+"""
+import pytest
+import torch
+
+from pytest_hac.attacks import build_attack, make_spec
+from pytest_hac.codecs import CODECS, get_codec
+from pytest_hac.errors import HacError
+from pytest_hac.models import MODELS, get_model, model_info
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _middle_quality(name):
+    qualities = CODECS.entry(name).meta.get("qualities")
+    if qualities is None:
+        return None
+    return 50 if 50 in qualities else list(qualities)[len(qualities) // 2]
+
+
+def _rate(benchmark, n, fn, rounds=3):
+    fn()  # warm-up: lazy imports, allocator, cuDNN autotuning
+    benchmark.pedantic(fn, rounds=rounds, iterations=1)
+    per_call = benchmark.stats.stats.median
+    benchmark.extra_info.update({"images": n, "device": DEVICE, "images_per_second": round(n / per_call, 2)})
+
+
+@pytest.mark.parametrize("name", CODECS.names())
+def test_codec_roundtrip(benchmark, name, photos):
+    quality = _middle_quality(name)
+    try:
+        codec = get_codec(name, quality, device=DEVICE)
+    except (HacError, ImportError, OSError) as exc:
+        pytest.skip(f"{name}: {exc}")
+    x = photos.images.to(DEVICE)
+
+    def roundtrip():
+        with torch.inference_mode():
+            codec.roundtrip(x)
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
+
+    benchmark.extra_info["quality"] = quality
+    _rate(benchmark, len(x), roundtrip)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_one_pgd_step(benchmark, name, bench_samples):
+    from pytest_hac.data import load_dataset
+    from pytest_hac.session import default_data
+    from pytest_hac.config import Settings
+
+    try:
+        model = get_model(name, device=DEVICE)
+    except (HacError, ImportError, OSError) as exc:
+        pytest.skip(f"{name}: {exc}")
+    info = model_info(name)
+    data = load_dataset(default_data(Settings(model=name)), resize=info.resize_size, crop=info.input_size)
+    data = data.subset(min(bench_samples, len(data)), 0)
+    x, y = data.images.to(DEVICE), data.labels.to(DEVICE)
+    attack = build_attack(model, make_spec("pgd", "4/255", steps=1))
+
+    def step():
+        attack(x, y)
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
+
+    _rate(benchmark, len(x), step)

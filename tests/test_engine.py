@@ -1,0 +1,288 @@
+"""The engine computes every distinct thing once: within a session, across sessions, under OOM back-off."""
+import copy
+import io
+import warnings
+
+import pytest
+import torch
+
+from pytest_hac.attacks import make_spec
+from pytest_hac.cache import DiskCache, Store
+from pytest_hac.cases import Case
+from pytest_hac.engine import Engine
+
+PGD = make_spec("pgd", "4/255", steps=2)
+BIM = make_spec("ifgsm", "4/255", steps=2)  # no random start: results cannot depend on batch boundaries
+
+
+def case(codec, quality, rounds, threat, attack=PGD):
+    attack = None if threat == "clean" else attack
+    q = "" if quality is None else f"-q{quality}"
+    return Case(codec, quality, rounds, threat, attack, id=f"{codec}{q}-r{rounds}-{threat}")
+
+
+MATRIX = [case("jpeg", q, r, t) for q in (25, 75) for r in (1, 2) for t in ("clean", "oblivious", "whitebox")] + [
+    case("identity", None, 1, "clean"), case("identity", None, 1, "oblivious")]
+
+
+@pytest.fixture(scope="module")
+def model():
+    from pytest_hac.models import get_model
+
+    return get_model("efficientnet-lite0")
+
+
+@pytest.fixture(scope="module")
+def data(model):
+    from pytest_hac.data import load_dataset
+
+    return load_dataset("embedded", resize=model.resize_size, crop=model.input_size).subset(4, 0)
+
+
+def engine(model, data, cache=None, **kw):
+    kw.setdefault("batch_size", 4)
+    return Engine(model, data, store=Store(disk=None if cache is None else DiskCache(cache)), **kw)
+
+
+def outcome(result):
+    return result.correct, result.bpp, result.psnr
+
+
+@pytest.fixture(scope="module")
+def reference(model, data):
+    """The matrix evaluated once, in order, memory only."""
+    e = engine(model, data)
+    return {c.id: outcome(e.evaluate(c)) for c in MATRIX}
+
+
+def test_oblivious_attack_runs_once_for_every_defense(model, data):
+    e = engine(model, data)
+    for c in MATRIX:
+        if c.threat == "oblivious":
+            e.evaluate(c)
+    assert e.counters["attack_batches"] == 1  # 4 images, batch 4: one attack shared by 5 defenses
+
+
+def test_round_k_costs_one_codec_pass_after_round_k_minus_1(model, data):
+    e = engine(model, data)
+    e.evaluate(case("jpeg", 50, 2, "clean"))
+    assert e.counters["codec_batches"] == 2
+    e.evaluate(case("jpeg", 50, 3, "clean"))
+    assert e.counters["codec_batches"] == 3
+    e.evaluate(case("jpeg", 50, 1, "clean"))
+    assert e.counters["codec_batches"] == 3
+
+
+def test_the_same_images_are_never_classified_twice(model, data):
+    e = engine(model, data)
+    for c in [case("identity", None, 1, "clean"), case("jpeg", 50, 1, "clean")] * 2:
+        e.evaluate(c)
+    assert e.counters["predict_batches"] == 2
+
+
+def test_results_do_not_depend_on_order_or_cache(model, data, reference, tmp_path):
+    backwards = engine(model, data, cache=tmp_path)
+    got = {c.id: outcome(backwards.evaluate(c)) for c in reversed(MATRIX)}
+    assert got == reference
+
+
+def test_a_second_session_with_the_cache_recomputes_nothing(model, data, reference, tmp_path):
+    first = engine(model, data, cache=tmp_path)
+    for c in MATRIX:
+        first.evaluate(c)
+    second = engine(model, data, cache=tmp_path)
+    got = {c.id: outcome(second.evaluate(c)) for c in MATRIX}
+    assert got == reference
+    assert second.counters == dict.fromkeys(second.counters, 0)
+    assert second.store.disk.hits > 0 and second.store.disk.writes == 0
+
+
+def test_a_changed_model_or_version_never_reuses_entries(model, data, tmp_path):
+    cells = [case("jpeg", 50, 1, "clean"), case("jpeg", 50, 1, "oblivious")]
+    for c in cells:
+        engine(model, data, cache=tmp_path).evaluate(c)
+
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        next(changed.parameters()).view(-1)[0] += 1e-3
+    e = engine(changed, data, cache=tmp_path)
+    for c in cells:
+        e.evaluate(c)
+    assert e.counters["attack_batches"] == 1 and e.counters["predict_batches"] == 2
+    # JPEG of the clean photos does not depend on the model: only the new adversarial batch is coded
+    assert e.counters["codec_batches"] == 1
+
+    versions = {**DiskCache(tmp_path).versions, "torch": "0.0"}
+    newer = Engine(model, data, batch_size=4, store=Store(disk=DiskCache(tmp_path, versions=versions)))
+    for c in cells:
+        newer.evaluate(c)
+    assert newer.counters["attack_batches"] == 1 and newer.counters["codec_batches"] == 2
+
+
+def test_a_corrupt_entry_is_recomputed(model, data, reference, tmp_path):
+    c = MATRIX[1]  # jpeg-q25-r1-oblivious
+    engine(model, data, cache=tmp_path).evaluate(c)
+    entries = sorted((tmp_path / "hac-v1").glob("*/*.pt"))
+    assert entries
+    for i, path in enumerate(entries):  # one truncated, the rest garbage
+        path.write_bytes(path.read_bytes()[:100] if i == 0 else b"not a tensor")
+    e = engine(model, data, cache=tmp_path)
+    assert outcome(e.evaluate(c)) == reference[c.id]
+    assert e.counters["attack_batches"] == 1 and e.store.disk.corrupt >= len(entries) - 1
+    again = engine(model, data, cache=tmp_path)  # the recomputed entries replaced the broken ones
+    again.evaluate(c)
+    assert again.counters == dict.fromkeys(again.counters, 0)
+
+
+def test_store_evicts_least_recently_used_and_reloads_from_disk(tmp_path):
+    store = Store(max_bytes=2 * 400, disk=DiskCache(tmp_path))
+    for i in range(3):
+        store.put(("k", i), (torch.full((100,), float(i)),), address=store.disk.address(i))
+    assert ("k", 0) not in store and store.nbytes <= store.max_bytes
+    value = store.get(("k", 0), address=store.disk.address(0))
+    assert value is not None and float(value[0][0]) == 0.0 and store.disk_hits == 1
+    assert store.get(("k", 9)) is None  # no address: memory only
+
+
+def _oom_above(limit, fn):
+    """``fn`` that raises CUDA out-of-memory for batches larger than ``limit`` (as a GPU would)."""
+
+    def wrapped(x, *args, **kw):
+        if x.shape[0] > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return fn(x, *args, **kw)
+
+    return wrapped
+
+
+def test_out_of_memory_halves_the_batch_and_carries_on(model, data, monkeypatch):
+    cells = [case("jpeg", 50, 2, "clean"), case("jpeg", 50, 1, "oblivious", BIM), case("identity", None, 1, "clean")]
+    expected = {c.id: outcome(engine(model, data).evaluate(c)) for c in cells}
+
+    small = engine(model, data)
+    monkeypatch.setattr(model, "forward", _oom_above(2, model.forward))
+    codec = small.codec("jpeg", 50)
+    monkeypatch.setattr(codec, "roundtrip", _oom_above(1, codec.roundtrip))
+    with pytest.warns(UserWarning, match="out of memory.*halved"):
+        got = {c.id: outcome(small.evaluate(c)) for c in cells}
+    assert got == expected
+    assert small.batch_sizes == {"attack": 2, "codec": 1, "predict": 2}
+    assert small.counters["oom_backoffs"] == 4  # attack 4->2, predict 4->2, codec 4->2->1
+
+
+def test_out_of_memory_at_batch_size_one_is_an_error(model, data, monkeypatch):
+    from pytest_hac.errors import HacError
+
+    e = engine(model, data)
+    monkeypatch.setattr(model, "forward", _oom_above(0, model.forward))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(HacError, match="even at batch size 1"):
+            e.evaluate(case("identity", None, 1, "clean"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_jpeg_on_cuda_matches_cpu_within_jpeg_tolerance(model, data, reference):
+    from pytest_hac.codecs import get_codec
+
+    cpu, _ = get_codec("jpeg", 50).roundtrip(data.images)
+    gpu, bpp = get_codec("jpeg", 50, device="cuda").roundtrip(data.images.cuda())
+    # libjpeg and nvJPEG use different DCT and upsampling implementations: a few levels of 255 apart
+    assert (gpu.cpu() - cpu).abs().mean() < 2 / 255 and bpp.shape == (len(data),)
+    e = engine(copy.deepcopy(model), data, device="cuda", batch_size="auto")  # the CPU tests keep theirs
+    clean = e.evaluate(case("jpeg", 25, 1, "clean"))
+    assert abs(clean.accuracy - sum(reference["jpeg-q25-r1-clean"][0]) / len(data)) <= 0.25
+
+
+# --- the progress line ------------------------------------------------------------------------------
+
+
+def _render(text):
+    """What a terminal shows for ``text``: backspace moves left, anything else overwrites."""
+    line, pos = [], 0
+    for ch in text:
+        if ch == "\b":
+            pos = max(0, pos - 1)
+            continue
+        if pos < len(line):
+            line[pos] = ch
+        else:
+            line.append(ch)
+        pos += 1
+    return "".join(line).rstrip()
+
+
+def test_status_line_shows_while_a_cell_runs_and_leaves_no_trace():
+    from contextlib import nullcontext
+
+    from pytest_hac.progress import StatusLine
+
+    out = io.StringIO()
+    out.write("suites/test_smoke.py ..")
+    line = StatusLine(out, lambda: 80, nullcontext, total=14)
+    with line.cell_running("jpeg-q50-r2-whitebox-pgd"):
+        line.update("attack", 8, 20)
+        shown = _render(out.getvalue())
+    assert shown.startswith("suites/test_smoke.py .. [hac 0/14] jpeg-q50-r2-whitebox-pgd · ")
+    assert _render(out.getvalue()) == "suites/test_smoke.py .."  # pytest's text untouched
+    assert line.done == 1
+
+
+class _Config:
+    def __init__(self, verbose=0, tty=True, **options):
+        self.options = {"verbose": verbose, "dist": "no", "numprocesses": None, **options}
+        stream = io.StringIO()
+        stream.isatty = lambda: tty
+        writer = type("W", (), {"_file": stream, "fullwidth": 80, "width_of_current_line": 0})()
+        plugins = {"terminalreporter": type("R", (), {"_tw": writer})(), "capturemanager": None}
+        self.pluginmanager = type("P", (), {"get_plugin": staticmethod(plugins.get)})()
+
+    def getoption(self, name, default=None):
+        return self.options.get(name, default)
+
+    def getini(self, name):
+        return self.options.get(name, False)
+
+
+@pytest.mark.parametrize("config, env, shown", [
+    (_Config(), {}, True),
+    (_Config(tty=False), {}, False),
+    (_Config(verbose=-1), {}, False),
+    (_Config(numprocesses=2, dist="load"), {}, False),
+    (_Config(capture="no"), {}, False),
+    (_Config(log_cli=True), {}, False),
+    (_Config(), {"CI": "true"}, False),
+])
+def test_status_line_only_on_a_watched_terminal(config, env, shown, monkeypatch):
+    from pytest_hac.progress import status_line
+
+    monkeypatch.delenv("CI", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert (status_line(config, 3) is not None) == shown
+    assert status_line(config, 3, disabled=True) is None
+
+
+# --- through the plugin -----------------------------------------------------------------------------
+
+CELLS = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [50], "identity": []}, threats=["clean"])
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+"""
+
+
+def test_cache_dir_fills_and_cache_clear_empties_it(suite):
+    p = suite(CELLS, ini="hac_samples = 2")
+    p.runpytest("--hac-cache-dir=cache").assert_outcomes(passed=2)
+    entries = list((p.path / "cache/hac-v1").glob("*/*.pt"))
+    assert len(entries) == 3  # JPEG output, its logits, the clean logits
+    (p.path / "cache/README.txt").write_text("a file of the user's")
+    p.runpytest("--hac-cache-dir=cache", "--hac-cache-clear", "--collect-only")
+    assert not (p.path / "cache/hac-v1").exists()
+    assert (p.path / "cache/README.txt").exists()  # only pytest-hac's own folder is removed
+    result = p.runpytest("-v", "--hac-cache-dir=cache")
+    result.assert_outcomes(passed=2)
+    assert "[hac " not in result.stdout.str()  # not a terminal: no status line

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
 from .errors import HacError
@@ -77,8 +77,12 @@ def load_dataset(
         return Dataset("digits", images, labels, ids, "digits")
     path = Path(spec).expanduser()
     if not path.exists():
+        import difflib
+
+        close = difflib.get_close_matches(spec, DATASETS, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise HacError(
-            f"--hac-data={spec!r}: no such file or directory. Use 'embedded', 'digits', or a folder "
+            f"--hac-data={spec!r}: no such file or directory.{hint} Use 'embedded', 'digits', or a folder "
             f"with one sub-folder per class (e.g. imagenette2-320/val)"
         )
     return image_folder(path, resize=resize, crop=crop, strict=strict)
@@ -105,7 +109,7 @@ def _embedded(resize: int, crop: int) -> Dataset:
 def load_image(path: Path, resize: int, crop: int) -> Tensor:
     """Open any PIL-readable image as RGB (grayscale, RGBA, CMYK converted), resize and centre-crop."""
     with Image.open(path) as img:
-        img = img.convert("RGB")
+        img = _to_rgb(img)
         w, h = img.size
         scale = resize / min(w, h)
         size = (max(crop, round(w * scale)), max(crop, round(h * scale)))
@@ -116,14 +120,31 @@ def load_image(path: Path, resize: int, crop: int) -> Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255)
 
 
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode. PIL's own ``convert`` clips 16-bit and float greyscale to 0..255
+    (a 16-bit PNG turns white, a float TIFF in [0, 1] black), so those are rescaled first."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        array = np.asarray(img, dtype=np.float64)
+        if img.mode == "F":
+            top = 1.0 if array.size and np.nanmax(array) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if img.mode.startswith("I;16") or (array.size and array.max() > 255) else 255.0
+        array = np.nan_to_num(array / top * 255.0).clip(0, 255).round().astype(np.uint8)
+        img = Image.fromarray(array, mode="L")
+    return img.convert("RGB")
+
+
 def image_folder(path: Path, *, resize: int, crop: int, strict: bool = False) -> Dataset:
     """An ImageFolder (one sub-folder per class). WordNet-id folders map to ImageNet indices."""
     if not path.is_dir():
         raise HacError(f"--hac-data={str(path)!r} is a file; give a folder with one sub-folder per class")
     classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
+        loose = [f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        what = (f"holds {len(loose)} image(s) directly but no class folders; move them into one sub-folder per "
+                f"class" if loose else "is empty or has no class folders")
         raise HacError(
-            f"--hac-data={str(path)!r} has no class folders; expected e.g. val/n01440764/*.JPEG "
+            f"--hac-data={str(path)!r} {what}: expected e.g. val/n01440764/*.JPEG "
             f"(ImageNet WordNet ids) or val/0/*.png (class indices)"
         )
     wnids = {w: i for i, w in enumerate(imagenet_wnids())}
@@ -140,11 +161,12 @@ def image_folder(path: Path, *, resize: int, crop: int, strict: bool = False) ->
     images, labels, ids, skipped = [], [], [], []
     for cls in classes:
         for f in sorted((path / cls).iterdir()):
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
+            # Hidden files (macOS "._x.jpg" resource forks) and folders are not images of the class.
+            if f.suffix.lower() not in IMAGE_SUFFIXES or f.name.startswith(".") or not f.is_file():
                 continue
             try:
                 images.append(load_image(f, resize, crop))
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001  PIL raises many kinds for corrupt files; all mean "unreadable"
                 rel = f"{cls}/{f.name}"
                 if strict:
                     raise HacError(f"unreadable image {rel} in {str(path)!r} ({exc}); remove it or drop --hac-strict") from exc
@@ -154,7 +176,9 @@ def image_folder(path: Path, *, resize: int, crop: int, strict: bool = False) ->
             labels.append(index[cls])
             ids.append(f"{cls}/{f.name}")
     if not images:
-        raise HacError(f"no readable images under {str(path)!r} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        why = f"all {len(skipped)} image files are unreadable" if skipped else \
+            f"looked for {', '.join(sorted(IMAGE_SUFFIXES))} in the class folders"
+        raise HacError(f"no readable images under {str(path)!r} ({why}); put images in the class folders")
     return Dataset(path.name, torch.stack(images), torch.tensor(labels), tuple(ids), space, tuple(skipped))
 
 

@@ -32,10 +32,15 @@ class Thresholds:
             raise HacError(f"thresholds file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise HacError(f"thresholds file {path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise HacError(f"thresholds file {path} is not UTF-8 text ({exc}); save it as UTF-8 TOML") from None
+        except OSError as exc:
+            raise HacError(f"cannot read thresholds file {path}: {exc}") from None
         table: dict[str, dict[str, float]] = {}
         for model, cells in data.items():
             if not isinstance(cells, dict):
-                raise HacError(f"{path}: [{model}] must be a table of \"cell-pattern\" = accuracy; got {cells!r}")
+                raise HacError(f"{path}: {model!r} = {cells!r} is outside a table: put \"cell-pattern\" = accuracy "
+                               f"lines under a [model] or [\"*\"] table header")
             for pattern, value in cells.items():
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                     raise HacError(f"{path}: [{model}] {pattern!r} = {value!r}: thresholds are fractions in [0, 1]")
@@ -56,8 +61,13 @@ class Thresholds:
         return found
 
     def unused(self, model: str, case_ids: list[str]) -> list[str]:
-        """Patterns for ``model`` that match no cell: usually a typo that would silently gate nothing."""
-        return [p for p in self.table.get(model, {}) if not any(fnmatch.fnmatchcase(c, p) for c in case_ids)]
+        """Patterns for ``model`` (and of the ``["*"]`` table, shown as ``[*] pattern``) that match no cell:
+        usually a typo that would silently gate nothing."""
+        def idle(patterns: dict[str, float]) -> list[str]:
+            return [p for p in patterns if not any(fnmatch.fnmatchcase(c, p) for c in case_ids)]
+
+        return idle(self.table.get(model, {})) + [f"[*] {p}" for p in idle(self.table.get("*", {}))
+                                                  if model != "*"]
 
 
 # --- baselines -------------------------------------------------------------------------------------

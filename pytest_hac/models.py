@@ -63,7 +63,7 @@ class Classifier(nn.Module):
         h = hashlib.sha256(self.name.encode())
         for key, value in sorted(self.state_dict().items()):
             h.update(key.encode())
-            h.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()[:16]
 
 
@@ -200,6 +200,10 @@ def torchvision_model(arch: str, weights_name: str, name: str) -> Classifier:
     try:
         net = torchvision.models.get_model(arch, weights=weights)
     except Exception as exc:  # urllib raises many kinds; all mean "not here, not downloadable"
+        if cached.exists():  # a file is there but does not load: say what is wrong with it
+            load_state_dict(cached, what=f"cached weights for model {name!r}")
+            raise WeightsNotFound(f"cached weights {cached} for model {name!r} do not load ({exc}); delete the file "
+                                  f"and download {weights.url} again") from exc
         raise WeightsNotFound(_place_hint(name, filename, weights.url, f"download failed: {exc}")) from exc
     tf = weights.transforms()
     return Classifier(net, mean=tuple(tf.mean), std=tuple(tf.std), num_classes=len(weights.meta["categories"]),
@@ -254,13 +258,17 @@ def _from_file(path: Path, trust: bool) -> Classifier:
             f"--hac-model={str(path)!r} is a model file; loading TorchScript or pickled models executes code "
             f"from the file. If you trust it, add --hac-trust-model-file (ini: hac_trust_model_file = true)"
         )
-    if path.suffix == ".pt2":
-        module = torch.export.load(str(path)).module()
-    else:
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except RuntimeError:
-            module = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        if path.suffix == ".pt2":
+            module = torch.export.load(str(path)).module()
+        else:
+            try:
+                module = torch.jit.load(str(path), map_location="cpu")
+            except RuntimeError:  # not TorchScript: a pickled module (trusted, so full unpickling is allowed)
+                module = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001  corrupt, truncated, or pickled from code not importable here
+        raise HacError(f"cannot load model file {path}: {type(exc).__name__}: {exc}. Save the model with "
+                       f"torch.jit.script(model).save(...) or torch.export, or use a 'package.module:factory'") from exc
     if not isinstance(module, nn.Module):
         raise HacError(f"{path} holds a {type(module).__name__}; save the whole model (TorchScript or torch.export), "
                        f"or use a 'package.module:factory' that builds it and loads the state dict")
@@ -273,10 +281,16 @@ def _infer(module: nn.Module, name: str) -> Classifier:
         return module
     size = int(getattr(module, "input_size", 224))
     module.eval()
-    with torch.inference_mode():
-        probe = module(torch.full((1, 3, size, size), 0.5))
-    if probe.ndim != 2:
-        raise HacError(f"model {name!r} returned shape {tuple(probe.shape)}; a classifier returns (N, classes) logits")
+    try:
+        with torch.inference_mode():
+            probe = module(torch.full((1, 3, size, size), 0.5))
+    except Exception as exc:  # noqa: BLE001  a user's module: say which contract it broke
+        raise HacError(f"model {name!r} fails on a probe batch of shape (1, 3, {size}, {size}) in [0, 1] "
+                       f"({type(exc).__name__}: {exc}); set an 'input_size' attribute on the module if it expects "
+                       f"another image size") from exc
+    if not isinstance(probe, torch.Tensor) or probe.ndim != 2:
+        shape = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
+        raise HacError(f"model {name!r} returned {shape}; a classifier returns (N, classes) logits")
     num = probe.shape[1]
     return Classifier(module, mean=(0, 0, 0), std=(1, 1, 1), num_classes=num, input_size=size,
                       resize_size=int(getattr(module, "resize_size", round(size * 256 / 224))),

@@ -51,13 +51,20 @@ class Report:
     def from_dict(cls, data: dict[str, Any]) -> "Report":
         from .errors import HacError
 
+        if not isinstance(data, dict):
+            raise HacError(f"a report is a JSON object with 'schema', 'model' and 'results'; got a "
+                           f"{type(data).__name__}")
         if data.get("schema") != SCHEMA:
             raise HacError(f"report schema {data.get('schema')!r} is not supported (this pytest-hac reads schema "
                            f"{SCHEMA}); regenerate it with this version")
-        fields_ = {k: data[k] for k in ("model", "dataset", "n", "device", "seed", "gate_rule")}
-        return cls(**fields_, ids=data.get("ids", []), results=[Result.from_dict(r) for r in data["results"]],
-                   complete=data.get("complete", False), skipped_images=data.get("skipped_images", []),
-                   meta=data.get("meta", {}), notes=data.get("notes", []))
+        try:
+            fields_ = {k: data[k] for k in ("model", "dataset", "n", "device", "seed", "gate_rule")}
+            return cls(**fields_, ids=data.get("ids", []), results=[Result.from_dict(r) for r in data["results"]],
+                       complete=data.get("complete", False), skipped_images=data.get("skipped_images", []),
+                       meta=data.get("meta", {}), notes=data.get("notes", []))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise HacError(f"report is damaged or hand-edited (schema {SCHEMA} but {type(exc).__name__}: {exc}); "
+                           f"regenerate it") from None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -261,7 +268,12 @@ def load_report(path: Path) -> Report:
         raise HacError(f"report {path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HacError(f"report {path} is not valid JSON ({exc}); delete or regenerate it") from exc
-    return Report.from_dict(data)
+    except OSError as exc:
+        raise HacError(f"cannot read report {path}: {exc}") from None
+    try:
+        return Report.from_dict(data)
+    except HacError as exc:
+        raise HacError(f"{path}: {exc}") from None
 
 
 def append_step_summary(text: str) -> None:

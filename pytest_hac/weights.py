@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def load_state_dict(path: Path | str, *, expected_keys: Iterable[str] | None = N
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFound(f"{what} not found: {path}. Place the file there (or point --hac-weights-dir at its folder)")
+    if path.stat().st_size == 0:
+        raise WeightsNotFound(f"{what} {path} is empty (0 bytes): a failed or interrupted download. Delete it and "
+                              f"download it again")
     with path.open("rb") as fh:
         head = fh.read(64).lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"{")):
@@ -41,6 +45,13 @@ def load_state_dict(path: Path | str, *, expected_keys: Iterable[str] | None = N
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or pickled files
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if refused:  # torch's own message suggests weights_only=False: exactly what must not happen unasked
+            raise WeightsNotFound(
+                f"{what} {path} holds pickled Python objects ({refused.group(1)}) that torch.load(weights_only=True) "
+                f"refuses: loading them needs arbitrary code to run. Re-save it as a plain state dict "
+                f"(torch.save(model.state_dict(), path)) where you trust the file"
+            ) from None
         raise WeightsNotFound(
             f"cannot load {what} {path} with torch.load(weights_only=True): {type(exc).__name__}: {exc}. "
             f"The file is corrupt, truncated, or needs arbitrary code to load; re-download it or re-save it as a state dict"

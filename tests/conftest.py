@@ -1,4 +1,5 @@
 """Shared fixtures for pytest-hac's own tests."""
+import hypothesis.internal.observability  # noqa: F401  (imported early: pytester reloads would otherwise break it)
 import pytest
 import torch
 

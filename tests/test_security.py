@@ -1,0 +1,447 @@
+"""Security, faults and determinism.
+
+Security: checkpoints load with ``torch.load(weights_only=True)``; model files (TorchScript, pickles)
+only with ``--hac-trust-model-file``; report names stay inside their folder; offline means offline.
+Faults: a killed run or worker, a full disk, a read-only folder, two sessions in one folder.
+Determinism: the same seed, model, data and device give the same report.
+The rows of docs/reliability.md come from these tests.
+"""
+import ast
+import importlib.util
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hypothesis.internal.observability  # noqa: F401  (imported once: see test_bad_input.py)
+import pytest
+import torch
+from torch import nn
+
+import pytest_hac
+from pytest_hac.errors import HacError, WeightsNotFound
+from pytest_hac.weights import load_state_dict
+
+PACKAGE = Path(pytest_hac.__file__).parent
+TINY = "--hac-model=tiny-cnn"
+CELLS = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [30, 60]}, threats=["clean"])
+def test_cell(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+"""
+
+
+def text_of(result) -> str:
+    return result.stdout.str() + result.stderr.str()
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+# --- checkpoints: torch.load(weights_only=True) --------------------------------------------------------
+
+
+class Evil:
+    """Unpickling this runs code: it opens (creates) a file."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_pickled_objects_in_a_checkpoint_are_refused_and_never_run(tmp_path):
+    sentinel = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"weight": torch.zeros(2), "payload": Evil(sentinel)}, path)
+    with pytest.raises(WeightsNotFound, match=r"evil.pth holds pickled Python objects \(io.open\) that "
+                                              r"torch.load\(weights_only=True\) refuses: loading them needs "
+                                              r"arbitrary code to run. Re-save it as a plain state dict"):
+        load_state_dict(path)
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"<!DOCTYPE html><html><body>Too many requests</body></html>", "is a text/HTML file (58 bytes), not a "
+                                                                    "checkpoint: a failed download. Delete it"),
+    (b"", "is empty (0 bytes): a failed or interrupted download"),
+    ("truncated", "The file is corrupt, truncated, or needs arbitrary code to load"),
+    ("other-architecture", "does not fit the architecture: 1 keys missing (e.g. ['head.weight'])"),
+    ("a-tensor", "holds a Tensor, not a state dict"),
+], ids=["html-page", "empty", "truncated", "other-architecture", "not-a-dict"])
+def test_bad_checkpoints_say_what_to_do(tmp_path, content, message):
+    path = tmp_path / "weights.pth"
+    if content == "truncated":
+        torch.save({"w": torch.randn(64, 64)}, path)
+        path.write_bytes(path.read_bytes()[:600])
+    elif content == "other-architecture":
+        torch.save({"body.weight": torch.zeros(1)}, path)
+    elif content == "a-tensor":
+        torch.save(torch.zeros(3), path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(WeightsNotFound) as info:
+        load_state_dict(path, expected_keys=["body.weight", "head.weight"], what="test weights")
+    assert message in str(info.value)
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    """Only the trusted model-file path (--hac-trust-model-file) may unpickle arbitrary objects."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for call in ast.walk(fn):
+                if not (isinstance(call, ast.Call) and ast.unparse(call.func) == "torch.load"):
+                    continue
+                kw = {k.arg: k.value for k in call.keywords}
+                if kw.get("weights_only") is not None:
+                    ok = isinstance(kw["weights_only"], ast.Constant) and kw["weights_only"].value is True
+                elif None in kw:  # torch.load(path, **kwargs): the function must set weights_only=True itself
+                    ok = "weights_only=True" in ast.unparse(fn).replace(" ", "") or \
+                         "'weights_only':True" in ast.unparse(fn).replace(" ", "")
+                else:
+                    ok = False
+                trusted = path.name == "models.py" and fn.name == "_from_file"
+                if not ok and not trusted:
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{call.lineno} in {fn.name}")
+    assert offenders == []
+
+
+def test_downloads_happen_only_in_the_weight_loaders():
+    """No HTTP client in the package; the one direct download (CompressAI's zoo URLs) checks HAC_OFFLINE first."""
+    network = ("urllib", "requests", "http.client", "httpx", "socket", "download_url_to_file",
+               "load_state_dict_from_url", "hf_hub_download")
+    users = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        code = "\n".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
+        hits = sorted(name for name in network if name in code)
+        if hits:
+            users[str(path.relative_to(PACKAGE))] = hits
+    assert users == {"codecs/learned.py": ["download_url_to_file"]}
+    learned = (PACKAGE / "codecs/learned.py").read_text(encoding="utf-8")
+    assert "offline()" in learned
+
+
+# --- model files need --hac-trust-model-file -----------------------------------------------------------
+
+SCRIPTED = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.input_size = 32
+        self.fc = nn.Linear(3, 1000)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def save(path):
+    torch.jit.script(Net()).save(path)
+"""
+
+
+@pytest.fixture
+def model_files(pytester):
+    """A TorchScript file and a pickled whole module, both tiny (1000 ImageNet logits)."""
+    import warnings
+
+    pytester.makepyfile(scripted=SCRIPTED)
+    pytester.syspathinsert()
+    import importlib
+
+    scripted = importlib.import_module("scripted")
+    (pytester.path / "models").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated, still supported
+        scripted.save(str(pytester.path / "models/net.pt"))
+    torch.save(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 1000)),
+               pytester.path / "models/pickled.pth")
+    sys.modules.pop("scripted", None)
+    return pytester.path / "models"
+
+
+@pytest.mark.parametrize("name", ["net.pt", "pickled.pth"])
+def test_model_files_need_the_trust_flag(suite, model_files, name):
+    p = suite(CELLS)
+    result = p.runpytest(f"--hac-model=models/{name}", "--hac-samples=2", "-k", "q30")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*--hac-model='models/{name}' is a model file; loading TorchScript or pickled "
+                                 "models executes code from the file. If you trust it, add --hac-trust-model-file*"])
+    trusted = p.runpytest(f"--hac-model=models/{name}", "--hac-samples=2", "-k", "q30", "--hac-trust-model-file")
+    trusted.assert_outcomes(passed=1)
+
+
+def test_an_untrusted_pickle_never_runs(suite, tmp_path):
+    sentinel = tmp_path / "pwned"
+    torch.save(Evil(sentinel), tmp_path / "evil.pt")
+    result = suite(CELLS).runpytest(f"--hac-model={tmp_path / 'evil.pt'}", "--hac-samples=2", "-k", "q30")
+    result.assert_outcomes(failed=1)
+    assert "executes code from the file" in text_of(result)
+    assert not sentinel.exists()
+
+
+def test_unloadable_trusted_model_file_is_a_clear_error(suite, tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"\x80\x04 definitely not a model")
+    result = suite(CELLS).runpytest(f"--hac-model={tmp_path / 'junk.pt'}", "--hac-trust-model-file", "-k", "q30")
+    result.assert_outcomes(failed=1)
+    assert "cannot load model file" in text_of(result) and "torch.jit.script(model).save" in text_of(result)
+
+
+def test_names_from_models_and_baselines_stay_inside_their_folders(suite, model_files):
+    p = suite(CELLS)
+    result = p.runpytest("--hac-model=models/../models/net.pt", "--hac-trust-model-file", "--hac-samples=2",
+                         "-k", "q30", "--hac-save-baseline=../../../escaped")
+    result.assert_outcomes(passed=1)
+    reports = sorted(f.name for f in (p.path / "reports").iterdir())
+    assert reports == ["models_.._models_net.pt.json", "models_.._models_net.pt.md", "models_.._models_net.pt.png"]
+    assert (p.path / ".hac/baselines/escaped.json").is_file()
+    outside = [f for f in p.path.parent.rglob("escaped*") if p.path / ".hac/baselines" not in f.parents]
+    assert outside == []
+
+
+# --- offline means offline -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, name, message", [
+    ("model", "resnet50", "weights for model 'resnet50' are not available (HAC_OFFLINE is set). Download "
+                          "https://download.pytorch.org/models/resnet50-11ad3fa6.pth and place it as"),
+    ("model", "vit", "weights for model 'vit' are not available (HAC_OFFLINE is set)"),
+    pytest.param("model", "timm:resnet18", "would download weights, but HAC_OFFLINE is set",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm not installed")),
+    ("codec", "bmshj2018-hyperprior", "downloads are off"),
+])
+def test_offline_forbids_every_download(tmp_path, monkeypatch, no_network, kind, name, message):
+    from pytest_hac.codecs import get_codec
+    from pytest_hac.models import get_model
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HAC_OFFLINE", "1")
+    with pytest.raises(HacError) as info:
+        get_model(name) if kind == "model" else get_codec(name, 1)
+    assert message in str(info.value)
+
+
+def test_offline_flag_forbids_torchvision_download(suite, tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("HAC_OFFLINE", "0")  # the flag sets it for the run; monkeypatch restores it afterwards
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    result = suite(CELLS).runpytest("--hac-model=resnet50", "--hac-offline", "-k", "q30")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*weights for model 'resnet50' are not available (HAC_OFFLINE is set)*"
+                                 "place it as*empty-cache/hub/checkpoints/resnet50-11ad3fa6.pth*"])
+
+
+def test_a_failed_download_in_the_torch_cache_is_named(tmp_path, monkeypatch, no_network):
+    from pytest_hac.models import get_model
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HAC_OFFLINE", "1")
+    cached = tmp_path / "hub/checkpoints/resnet50-11ad3fa6.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("<html><body>503 Service Unavailable</body></html>")
+    with pytest.raises(WeightsNotFound, match="is a text/HTML file .* not a checkpoint: a failed download. Delete it"):
+        get_model("resnet50")
+
+
+# --- faults: killed runs and workers -------------------------------------------------------------------
+
+def _report(path: Path) -> dict:
+    data = json.loads((path / "reports/tiny-cnn.json").read_text())
+    leftovers = [f for f in os.listdir(path / "reports") if f.endswith(".tmp")]
+    assert leftovers == []
+    return data
+
+
+def test_killed_run_keeps_every_finished_cell(suite):
+    p = suite("""
+import os, signal
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [30, 60]}, threats=["clean"])
+def test_a(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+
+def test_b_killed():
+    os.kill(os.getpid(), signal.SIGKILL)  # no pytest hook runs after this
+""")
+    result = p.runpytest_subprocess(TINY, "--hac-samples=4", "-p", "no:cacheprovider")
+    assert result.ret == -signal.SIGKILL
+    data = _report(p.path)
+    assert data["complete"] is False and sorted(r["case_id"] for r in data["results"]) == [
+        "jpeg-q30-r1-clean", "jpeg-q60-r1-clean"]
+    assert "INCOMPLETE" in (p.path / "reports/tiny-cnn.md").read_text()
+
+
+def test_killed_xdist_worker_leaves_an_incomplete_report_and_fails(suite, tmp_path):
+    from PIL import Image
+
+    data_dir = tmp_path / "data"
+    for cls, names in {"0": ["a.png", "b.png"], "1": ["c.png"]}.items():
+        (data_dir / cls).mkdir(parents=True)
+        for i, name in enumerate(names):
+            Image.new("RGB", (40, 40), (60 * i, 90, 200)).save(data_dir / cls / name)
+    (data_dir / "1/garbage.jpg").write_bytes(b"\x00not an image" * 20)
+    (data_dir / "1/truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
+    (data_dir / "1/empty.png").write_bytes(b"")
+    p = suite("""
+import os, signal
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [20, 40, 60, 80]}, threats=["clean"])
+def test_cell(hac_case, hac_evaluate):
+    if hac_case.quality == 80:
+        os.kill(os.getpid(), signal.SIGKILL)
+    hac_evaluate(hac_case)
+""")
+    result = p.runpytest_subprocess(TINY, f"--hac-data={data_dir}", "-n", "2", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running*jpeg-q80-r1-clean*",
+                                 "*xdist worker gw* crashed*the run is incomplete*"])
+    data = _report(p.path)
+    assert data["complete"] is False
+    assert sorted(r["case_id"] for r in data["results"]) == ["jpeg-q20-r1-clean", "jpeg-q40-r1-clean",
+                                                            "jpeg-q60-r1-clean"]
+    assert any("crashed" in note for note in data["notes"])
+    assert sorted(data["skipped_images"]) == ["1/empty.png", "1/garbage.jpg", "1/truncated.jpg"]
+    assert data["dataset"] == "data" and data["n"] == 3
+    md = (p.path / "reports/tiny-cnn.md").read_text()
+    assert "INCOMPLETE" in md and "**skipped unreadable images** 3" in md
+
+
+# --- faults: disk full, read-only folder, two sessions in one folder -----------------------------------
+
+
+def test_disk_full_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    from pytest_hac import report
+
+    target = tmp_path / "r.json"
+    target.write_text('{"old": true}')
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report.os, "fdopen", lambda fd, *a, **k: Full(real_fdopen(fd, *a, **k)))
+    with pytest.raises(OSError, match="No space left"):
+        report.atomic_write(target, '{"new": true, "padding": "' + "x" * 1000 + '"}')
+    assert target.read_text() == '{"old": true}'
+    assert sorted(os.listdir(tmp_path)) == ["r.json"]
+
+
+def test_disk_full_during_a_run_is_reported_and_results_still_printed(suite, monkeypatch):
+    from pytest_hac import gates, report
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(report, "atomic_write", full)
+    monkeypatch.setattr(gates, "atomic_write", full)
+    result = suite(CELLS).runpytest(TINY, "--hac-samples=4", "--hac-save-baseline", "-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*jpeg*30*1.00*", "*jpeg*60*",
+                                 "*could not save baseline in .hac/baselines: [[]Errno 28[]] No space left on device*"])
+    result2 = suite(CELLS).runpytest(TINY, "--hac-samples=4", "-W", "ignore::UserWarning")
+    result2.stdout.fnmatch_lines(["*jpeg*30*", "*could not write reports to reports: [[]Errno 28[]] No space left*"])
+
+
+def test_read_only_report_dir_is_reported_and_results_still_printed(suite):
+    p = suite(CELLS)
+    if os.geteuid() == 0:  # root writes through chmod: use a folder that cannot exist (under a regular file)
+        (p.path / "plain-file").write_text("")
+        target = "plain-file/reports"
+    else:
+        (p.path / "ro").mkdir(mode=0o500)
+        target = "ro"
+    result = p.runpytest(TINY, "--hac-samples=4", f"--hac-report-dir={target}", "-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*jpeg*30*", f"*could not write reports to {target}*"])
+
+
+def test_two_sessions_writing_one_report_dir_never_leave_a_broken_file(pytester):
+    qualities = list(range(10, 100, 15))
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_cells=CELLS.replace("[30, 60]", str(qualities)))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TINY, "--hac-samples=4"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HAC_", "PYTEST_"))}
+    procs = [subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(2)]
+    report = pytester.path / "reports/tiny-cnn.json"
+    reads = 0
+    while any(proc.poll() is None for proc in procs):  # read while both write: every read parses
+        if report.exists():
+            json.loads(report.read_text())
+            reads += 1
+        time.sleep(0.02)
+    outputs = [proc.communicate()[0].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert reads > 0
+    data = json.loads(report.read_text())
+    assert data["complete"] is True and len(data["results"]) == len(qualities)
+    md = (pytester.path / "reports/tiny-cnn.md").read_text()
+    assert md.startswith("# pytest-hac robustness report: tiny-cnn") and md.count("## Matrix") == 1
+    assert [f for f in os.listdir(pytester.path / "reports") if f.endswith(".tmp")] == []
+
+
+# --- determinism ---------------------------------------------------------------------------------------
+
+ATTACKED = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [50], "identity": []}, threats=["clean", "oblivious", "whitebox", "adaptive"],
+                 attack="pgd", eps="8/255", steps=2)
+def test_cell(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+"""
+
+
+def _without_timing(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    for r in data["results"]:
+        r.pop("seconds")
+    return {k: data[k] for k in ("results", "ids", "n", "dataset", "model", "seed", "complete", "skipped_images")}
+
+
+def test_same_seed_model_data_and_device_give_the_same_report(suite, monkeypatch):
+    """Bit-identical on CPU, in this process and in a fresh one with another hash seed."""
+    p = suite(ATTACKED)
+    args = [TINY, "--hac-samples=12", "--hac-seed=3", "-p", "no:cacheprovider"]
+    p.runpytest(*args, "--hac-report-dir=first").assert_outcomes(passed=8)
+    monkeypatch.setenv("PYTHONHASHSEED", "12345")
+    p.runpytest_subprocess(*args, "--hac-report-dir=second").assert_outcomes(passed=8)
+    first, second = (_without_timing(p.path / d / "tiny-cnn.json") for d in ("first", "second"))
+    assert first == second
+    attacked = [r for r in first["results"] if r["threat"] != "clean"]
+    assert attacked and all(r["attack_params"]["steps"] == 2 for r in attacked)

@@ -88,4 +88,3 @@ register_codec(
 )
 
 from . import learned as _learned  # noqa: E402,F401  (registers the learned codecs lazily)
-from . import hific as _hific  # noqa: E402,F401  (registers HiFiC; CompressAI is imported only when coding)

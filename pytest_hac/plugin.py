@@ -20,6 +20,7 @@ RESULT_KEY = pytest.StashKey[Result]()
 OFFLINE_BEFORE_KEY = pytest.StashKey["str | None"]()
 PROPERTY = "hac_result"
 SKIPPED_PROPERTY = "hac_skipped_images"
+FINISHED_PROPERTY = "hac_cell_finished"
 MARKER_HELP = (
     "hac(codecs={'jpeg': [25, 50]}, rounds=[1, 2], threats=['clean', 'oblivious', 'whitebox'], attack='pgd', "
     "eps=4/255, min_accuracy=0.5): expand a test taking the hac_case fixture into one test per robustness cell"
@@ -240,6 +241,8 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacSession) -> Cal
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if report.when == "teardown" and "hac_case" in getattr(item, "fixturenames", ()):
+        report.user_properties.append((FINISHED_PROPERTY, True))  # ran to the end: passed, failed or skipped
     result = item.stash.get(RESULT_KEY, None)
     if result is not None and report.when == "call":
         result.passed = report.passed
@@ -258,14 +261,16 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     Baseline regressions and (with --hac-strict) soundness findings fail the cell
     here, before pytest counts the outcome.
     """
+    config = _CONFIG.get("config")
+    session = config.stash.get(SESSION_KEY, None) if config else None
+    if session is None or not session.write_files:
+        return
+    if report.when == "teardown" and any(k == FINISHED_PROPERTY for k, _ in report.user_properties):
+        session.finished_cells.add(report.nodeid)
     if report.when != "call":
         return
     payload = next((v for k, v in report.user_properties if k == PROPERTY), None)
     if payload is None:
-        return
-    config = _CONFIG.get("config")
-    session = config.stash.get(SESSION_KEY, None) if config else None
-    if session is None or not session.write_files:
         return
     result = Result.from_dict(json.loads(payload))
     problems = []
@@ -317,7 +322,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hac is None or not hac.write_files or not hac.results:
         return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-    complete = (not interrupted and len(hac.results) >= hac.expected_cells and not session.shouldstop
+    # Cells count as finished when their test ran to the end, skipped ones included: a skip is a
+    # decision, not a loss. Several tests may share one cell, so results can be fewer than tests.
+    complete = (not interrupted and len(hac.finished_cells) >= hac.expected_cells and not session.shouldstop
                 and not hac.crashed)
     report = hac.report(complete)
     session.config.hook.pytest_hac_update_report(config=session.config, report=report)

@@ -51,6 +51,7 @@ class HacSession:
         self.write_files = write_files
         self.results: dict[str, Result] = {}
         self.expected_cells = 0
+        self.finished_cells: set[str] = set()
         self.report_paths: dict[str, Path] = {}
         self.write_error: str | None = None
         self.notes: list[str] = []

@@ -43,6 +43,26 @@ def test_report_files_after_a_full_run(suite):
     result.stdout.fnmatch_lines(["*pytest-hac*", "*jpeg*50*", "report (md): *efficientnet-lite0.md"])
 
 
+def test_skipped_and_shared_cells_still_make_a_complete_run(suite):
+    # The paper suite's shape: some cells skip by design, and two tests share a cell id.
+    p = suite("""
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["clean"])
+def test_one(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+
+@pytest.mark.hac(codecs={"jpeg": [50, 75]}, threats=["clean"])
+def test_two(hac_case, hac_evaluate):
+    if hac_case.quality == 75:
+        pytest.skip("not for this model")
+    hac_evaluate(hac_case)
+""")
+    p.runpytest("--hac-samples=2").assert_outcomes(passed=2, skipped=1)
+    data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
+    assert data["complete"] is True and [r["case_id"] for r in data["results"]] == ["jpeg-q50-r1-clean"]
+
+
 def test_interrupted_run_leaves_a_valid_incomplete_report(suite):
     p = suite(CELLS + "\ndef test_c_interrupt():\n    raise KeyboardInterrupt\n")
     result = p.runpytest_subprocess("--hac-samples=4")

@@ -6,7 +6,6 @@ codecs and datasets never see normalized tensors.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,14 +56,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net((x - self.mean) / self.std)
-
-    def fingerprint(self) -> str:
-        """A content hash of the weights: cache entries of another model never match."""
-        h = hashlib.sha256(self.name.encode())
-        for key, value in sorted(self.state_dict().items()):
-            h.update(key.encode())
-            h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()[:16]
 
 
 def restrict(model: Classifier, classes: list[int]) -> Classifier:

@@ -23,13 +23,8 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def load_state_dict(path: Path | str, *, expected_keys: Iterable[str] | None = None, what: str = "checkpoint") -> dict:
-    """``torch.load(weights_only=True)`` with errors that say what went wrong and how to fix it.
-
-    Catches the classic failed download (an HTML page saved under the checkpoint's
-    name), truncated files and checkpoints for another architecture.
-    """
-    path = Path(path)
+def check_checkpoint_file(path: Path, what: str = "checkpoint", why_html: str = "") -> None:
+    """Fail early, naming the fix, on a missing or empty file or a failed download saved as the checkpoint."""
     if not path.is_file():
         raise WeightsNotFound(f"{what} not found: {path}. Place the file there (or point --hac-weights-dir at its folder)")
     if path.stat().st_size == 0:
@@ -40,8 +35,18 @@ def load_state_dict(path: Path | str, *, expected_keys: Iterable[str] | None = N
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"{")):
         raise WeightsNotFound(
             f"{what} {path} is a text/HTML file ({path.stat().st_size} bytes), not a checkpoint: "
-            f"a failed download. Delete it and download it again"
+            f"a failed download{why_html}. Delete it and download it again"
         )
+
+
+def load_state_dict(path: Path | str, *, expected_keys: Iterable[str] | None = None, what: str = "checkpoint") -> dict:
+    """``torch.load(weights_only=True)`` with errors that say what went wrong and how to fix it.
+
+    Catches the classic failed download (an HTML page saved under the checkpoint's
+    name), truncated files and checkpoints for another architecture.
+    """
+    path = Path(path)
+    check_checkpoint_file(path, what)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or pickled files

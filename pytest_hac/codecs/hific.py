@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import HacError, WeightsNotFound
-from ..weights import hub_checkpoint_dir
+from ..weights import check_checkpoint_file, hub_checkpoint_dir
 from . import register_codec
 from .base import Codec, Encoded, check_images
 
@@ -435,16 +435,8 @@ def _args_dict(args: Any) -> dict[str, Any] | None:
 def load_checkpoint(path: Path | str) -> tuple[dict[str, Tensor], dict[str, Any] | None]:
     """State dict and stored training args (None when absent) of a port checkpoint, on CPU."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFound(f"HiFiC checkpoint not found: {path}")
-    with path.open("rb") as fh:
-        head = fh.read(64).lstrip().lower()
-    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"{")):
-        raise WeightsNotFound(
-            f"HiFiC checkpoint {path} is a text/HTML file ({path.stat().st_size} bytes), not a checkpoint: "
-            f"a failed download (Google Drive serves a confirmation page for large files). "
-            f"Delete it and download it again"
-        )
+    check_checkpoint_file(path, "HiFiC checkpoint",
+                          " (Google Drive serves a confirmation page for large files)")
     obj = _safe_load(path)
     if not isinstance(obj, dict):
         raise WeightsNotFound(f"HiFiC checkpoint {path} holds a {type(obj).__name__}, not a dict")

@@ -45,3 +45,22 @@ def test_smoke_suite_collects_its_matrix(pytester):
     pytester.makepyfile(test_smoke=SMOKE)
     result = pytester.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines(["*20 tests collected*"])
+
+
+def test_pytest_suites_is_the_quick_job_and_the_paper_suite_runs_when_named():
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+
+    def collected(*args):
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                             cwd=root, capture_output=True, text=True, check=True).stdout
+        return [line for line in out.splitlines() if "::" in line]
+
+    main = collected("suites")
+    assert main and all(line.startswith("suites/test_smoke.py::") for line in main)
+    paper = collected("suites/paper")
+    assert any("test_miniature_linf[tiny-hific-q2-r1-oblivious-pgd-eps4]" in line for line in paper)
+    assert collected("suites/paper/test_paper.py::test_miniature_rounds") == [
+        line for line in paper if "test_miniature_rounds[" in line]

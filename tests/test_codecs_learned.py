@@ -171,6 +171,25 @@ def test_forward_matches_decoded_random_models(hyperprior, elic):
     assert hyperprior.forward_vs_decode_tolerance < context.forward_vs_decode_tolerance
 
 
+#: Small random-weight sizes of each zoo architecture (the pretrained ones are far larger).
+ZOO_SMALL = {"bmshj2018-factorized": {"N": 8, "M": 12}, "bmshj2018-hyperprior": {"N": 16, "M": 24},
+             "mbt2018-mean": {"N": 16, "M": 24}, "mbt2018": {"N": 16, "M": 24}, "cheng2020-anchor": {"N": 16},
+             "cheng2020-attn": {"N": 16}}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO_MODELS))
+def test_every_zoo_architecture_decodes_what_its_forward_pass_shows(name):
+    from compressai.zoo.image import model_architectures
+
+    arch = ZOO_MODELS[name].architecture
+    codec = CompressAICodec(_seeded(lambda: model_architectures[arch](**ZOO_SMALL[arch])), name=name)
+    x = random_images(2, 40, 72, seed=4)  # not a multiple of the stride: padded and cropped back
+    x_hat, bpp = codec.roundtrip(x)
+    assert x_hat.shape == x.shape and x_hat.dtype == torch.float32 and 0 <= x_hat.min() <= x_hat.max() <= 1
+    assert (bpp > 0).all()
+    assert forward_gap(codec, x) <= codec.forward_vs_decode_tolerance
+
+
 @pytest.mark.parametrize("kind", ["tiny-mse", "tiny-hific"])
 def test_forward_matches_decoded_tiny(tiny, photos, kind):
     for q in (1, 3):

@@ -1,5 +1,7 @@
 """Shared fixtures for pytest-hac's own tests."""
-import hypothesis.internal.observability  # noqa: F401  (imported early: pytester reloads would otherwise break it)
+# Imported before any in-process pytester run: pytester forgets modules first imported during a run, and
+# re-importing what this pulls in makes torch register an operator library twice (RuntimeError).
+import hypothesis.internal.observability  # noqa: F401
 import pytest
 import torch
 

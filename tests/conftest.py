@@ -1,9 +1,11 @@
 """Shared fixtures for pytest-hac's own tests."""
-# Imported before any in-process pytester run: pytester forgets modules first imported during a run, and
-# re-importing what this pulls in makes torch register an operator library twice (RuntimeError).
+# Imported before any in-process pytester run: pytester forgets the modules first imported during a run,
+# and importing these a second time makes torch register an operator library twice (RuntimeError).
+# torch imports _dynamo lazily, on the first attack or optimizer step.
 import hypothesis.internal.observability  # noqa: F401
 import pytest
 import torch
+import torch._dynamo  # noqa: F401
 
 pytest_plugins = ["pytester"]
 

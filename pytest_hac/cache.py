@@ -10,8 +10,8 @@ versions of the packages that change numbers and a hash of pytest-hac's own
 engine, attack and codec source. A changed model, data subset or code version
 therefore finds nothing instead of a stale entry; nothing is invalidated by hand.
 
-Layout: ``<cache dir>/hac-v1/<2 hex>/<62 hex>.pt``, written atomically (a temporary
-file, then ``os.replace``) so concurrent xdist workers and interrupted runs never
+Layout: ``<cache dir>/hac-v1/<2 hex>/<62 hex>.pt``, written atomically
+(:func:`~pytest_hac.report.atomic_write`) so concurrent xdist workers and interrupted runs never
 leave a half-written entry under a real name.
 """
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,18 +26,20 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .report import atomic_write
+
 #: Packages whose version changes adversarial examples or codec outputs.
 VERSIONED = ("pytest-hac", "torch", "torchattacks", "compressai", "kornia", "pillow")
 #: Our namespace inside the cache dir: clearing removes only this, never the user's files.
 NAMESPACE = "hac-v1"
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of :data:`VERSIONED` (missing packages are left out)."""
+def package_versions(packages: Iterable[str] = VERSIONED) -> dict[str, str]:
+    """Installed versions of ``packages`` (missing packages are left out)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in VERSIONED:
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -154,15 +155,7 @@ class DiskCache:
         path = self._path(address)
         payload = {"address": address, "label": label, "value": [t.detach().cpu().contiguous() for t in value]}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    torch.save(payload, f)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, lambda fh: torch.save(payload, fh))
         except OSError as exc:
             import warnings
 

@@ -131,8 +131,7 @@ class Engine:
             raise HacError(f"data set {dataset.name!r} has label {int(self.labels.max())} but model {model.name!r} "
                            f"has only {model.num_classes} classes; pick a model whose logits cover the data's classes, "
                            f"or a data set labelled for this model (see --hac-list)")
-        self.auto_batch = batch_size == "auto"
-        start = min(AUTO_BATCH.get(self.device.type, 16), len(self.labels)) if self.auto_batch else int(batch_size)
+        start = min(AUTO_BATCH.get(self.device.type, 16), len(self.labels)) if batch_size == "auto" else int(batch_size)
         self.batch_sizes = dict.fromkeys(STAGES, max(1, start))
         self.seed = seed
         self.amp = amp
@@ -145,15 +144,6 @@ class Engine:
         #: Seconds spent per stage (attack, codec, predict), for benchmarks and the progress line.
         self.seconds = dict.fromkeys(STAGES, 0.0)
 
-    @property
-    def batch_size(self) -> int:
-        """The smallest of the stages' current batch sizes."""
-        return min(self.batch_sizes.values())
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self.batch_sizes = dict.fromkeys(STAGES, int(value))
-
     # --- public -----------------------------------------------------------------------------------
 
     def evaluate(self, case: Case) -> Result:
@@ -164,7 +154,7 @@ class Engine:
         ref = None if case.codec == "identity" else CodecRef(case.codec, case.quality)
         logits = self.logits(("logits", source_key, ref, case.rounds if ref else 1, self.amp), defended)
         correct = (logits.argmax(1) == self.labels).tolist()
-        psnr = None if case.codec == "identity" else _mean_psnr(defended, self.images)
+        psnr = None if case.codec == "identity" else mean_psnr(defended, self.images)
         spec = case.attack
         return Result.from_correct(
             correct,
@@ -264,13 +254,11 @@ class Engine:
         self.store.put(key, (out,), address)
         return out
 
-    def predict(self, images: Tensor) -> Tensor:
-        """Top-1 predictions, batched, under inference mode (and bf16 autocast with ``amp``)."""
-        return self._logits(images).argmax(1)
-
     # --- internals --------------------------------------------------------------------------------
 
     def _logits(self, images: Tensor) -> Tensor:
+        """Logits, batched, under inference mode (and bf16 autocast with ``amp``)."""
+
         def run(start: int, stop: int) -> Tensor:
             autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
             with torch.inference_mode(), autocast:
@@ -380,7 +368,8 @@ def _seed(seed: int, key: tuple, start: int, stop: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def _mean_psnr(x: Tensor, ref: Tensor) -> float:
+def mean_psnr(x: Tensor, ref: Tensor) -> float:
+    """Mean over images of the PSNR (dB, peak 1.0) of ``x`` against ``ref``."""
     mse = (x.double() - ref.double()).pow(2).flatten(1).mean(1)
     psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
     return float(psnr.mean())

@@ -12,9 +12,10 @@ import os
 import re
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .result import Result
 
@@ -79,13 +80,21 @@ def safe_stem(name: str) -> str:
     return stem[:100]
 
 
-def atomic_write(path: Path, text: str | bytes) -> None:
+def atomic_write(path: Path, content: str | bytes | Callable[[BinaryIO], object]) -> None:
+    """Write text, bytes, or what ``content(file)`` writes to a binary file, to ``path`` atomically:
+    a temporary file beside it, then ``os.replace``. Readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(text, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, **({} if isinstance(text, bytes) else {"encoding": "utf-8"})) as fh:
-            fh.write(text)
+        if isinstance(content, str):
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(content)
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                if callable(content):
+                    content(fh)
+                else:
+                    fh.write(content)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,8 +12,8 @@ import torch
 
 from .config import Settings
 from .data import Dataset, load_dataset
-from .cache import DiskCache
-from .engine import Engine, Store
+from .cache import DiskCache, Store, package_versions
+from .engine import Engine
 from .models import Classifier, get_model, model_info, restrict
 from .gates import Comparison, Thresholds, compare, load_baseline, save_baseline, version_drift
 from .report import Report, append_step_summary, markdown, write_report
@@ -21,18 +21,13 @@ from .result import Result
 from .soundness import check as soundness_check
 from .soundness import markdown_section as soundness_section
 
+#: Packages whose versions a report records: those that can change its numbers.
+REPORTED_PACKAGES = ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy")
+
 
 def versions() -> dict[str, str]:
     """Versions that change numbers; recorded in every report (and checked against baselines)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
+    return {"python": platform.python_version(), **package_versions(REPORTED_PACKAGES)}
 
 
 def default_data(settings: Settings) -> str:

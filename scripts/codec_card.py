@@ -21,15 +21,10 @@ from torch import Tensor
 from pytest_hac.attacks import build_attack, make_spec
 from pytest_hac.codecs import get_codec
 from pytest_hac.data import load_dataset
+from pytest_hac.engine import mean_psnr
 from pytest_hac.models import get_model
 
 CODECS = [(kind, q) for kind in ("tiny-mse", "tiny-hific") for q in (1, 2, 3)]
-
-
-def psnr(x_hat: Tensor, x: Tensor) -> Tensor:
-    """PSNR in dB of each image (8-bit peak = 1.0)."""
-    mse = (x_hat - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)
 
 
 def measure(codec, model, x: Tensor, x_adv: Tensor, labels: Tensor) -> dict[str, float]:
@@ -38,7 +33,7 @@ def measure(codec, model, x: Tensor, x_adv: Tensor, labels: Tensor) -> dict[str,
         x_hat, bpp = codec.roundtrip(x)
         correct = model(x_hat).argmax(1) == labels
         adv_correct = model(codec.roundtrip(x_adv)[0]).argmax(1) == labels
-    return {"bpp": bpp.mean().item(), "psnr": psnr(x_hat, x).mean().item(), "acc": correct.float().mean().item(),
+    return {"bpp": bpp.mean().item(), "psnr": mean_psnr(x_hat, x), "acc": correct.float().mean().item(),
             "correct": int(correct.sum()), "adv": int(adv_correct.sum())}
 
 

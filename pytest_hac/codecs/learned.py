@@ -144,6 +144,16 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def _read_varint_list(buf: bytes, pos: int) -> tuple[list[int], int]:
+    """A count, then that many numbers, as :func:`pack_payload` writes them."""
+    count, pos = _read_varint(buf, pos)
+    numbers = []
+    for _ in range(count):
+        n, pos = _read_varint(buf, pos)
+        numbers.append(n)
+    return numbers, pos
+
+
 def pack_payload(height: int, width: int, shape_numbers: Sequence[int], strings: Sequence[bytes]) -> bytes:
     """One image's bitstream: a small header (image size, latent shape, string lengths) and the strings."""
     if not (0 < height < 65536 and 0 < width < 65536):
@@ -163,17 +173,8 @@ def unpack_payload(payload: bytes) -> tuple[int, int, list[int], list[bytes]]:
     version, height, width = _FIXED.unpack_from(payload)
     if version != _VERSION:
         raise HacError(f"codec payload has format version {version}; this build reads version {_VERSION}")
-    pos = _FIXED.size
-    count, pos = _read_varint(payload, pos)
-    numbers = []
-    for _ in range(count):
-        n, pos = _read_varint(payload, pos)
-        numbers.append(n)
-    count, pos = _read_varint(payload, pos)
-    lengths = []
-    for _ in range(count):
-        n, pos = _read_varint(payload, pos)
-        lengths.append(n)
+    numbers, pos = _read_varint_list(payload, _FIXED.size)
+    lengths, pos = _read_varint_list(payload, pos)
     if pos + sum(lengths) != len(payload):
         raise HacError(f"corrupt codec payload: header announces {sum(lengths)} bytes of strings, "
                        f"{len(payload) - pos} follow")

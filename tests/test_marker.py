@@ -1,6 +1,7 @@
 """The hac marker: expansion into cells, readable ids, and collection that loads nothing."""
 import pytest
 
+from pytest_hac.attacks import DEFAULT_QUERIES
 from pytest_hac.cases import expand
 from pytest_hac.errors import HacError
 
@@ -61,9 +62,55 @@ def test_thresholds_by_threat_and_by_cell_pattern():
     }
 
 
-def test_query_threat_uses_a_gradient_free_attack():
-    (case,) = expand({"codecs": {"jpeg": [50]}, "threats": ["query"], "attack": "pgd"}, {})
+def test_query_threat_uses_a_gradient_free_attack_at_the_reference_budget():
+    (case,) = expand({"codecs": {"jpeg": [50]}, "threats": ["query"], "attack": "pgd", "steps": 7, "restarts": 2}, {})
     assert case.attack.name == "square" and case.id == "jpeg-q50-r1-query-square"
+    # not torchattacks' 100 queries, not the gradient attack's steps; restarts carry over
+    assert case.attack.queries == DEFAULT_QUERIES == 5000 and case.attack.restarts == 2
+    assert case.attack.as_dict() == {"name": "square", "norm": "Linf", "eps": 4 / 255, "steps": 5000, "alpha": None,
+                                     "restarts": 2, "eot": 1, "queries": 5000, "min_norm": False}
+
+
+@pytest.mark.parametrize("kwargs, defaults, queries", [
+    ({"attack": "pgd", "queries": 300}, {}, 300),
+    ({"attack": "pgd"}, {"queries": 1000, "steps": 20}, 1000),  # --hac-queries; --hac-steps counts gradient steps
+    ({"attack": "square", "steps": 300}, {"queries": 1000}, 300),  # square's steps are its queries
+    ({"attack": "square", "steps": 10, "queries": 300}, {}, 300),
+])
+def test_query_budget_follows_the_marker(kwargs, defaults, queries):
+    import torchattacks
+
+    from pytest_hac.attacks import build_attack
+    from pytest_hac.models import get_model
+
+    (case,) = expand({"codecs": {"jpeg": [50]}, "threats": ["query"], **kwargs}, defaults)
+    assert case.attack.name == "square" and case.attack.queries == queries
+    attack = build_attack(get_model("tiny-cnn"), case.attack)
+    assert isinstance(attack, torchattacks.Square) and attack.n_queries == queries
+
+
+def test_parameters_apply_to_the_attacks_that_take_them():
+    cases = expand({"codecs": {"jpeg": [50]}, "threats": ["oblivious"], "attack": ["fgsm", "pgd", "apgd", "cw"],
+                    "eps": ["2/255", "8/255"], "steps": 3, "alpha": "1/255"}, {"steps": 20})
+    specs = {c.id: c.attack for c in cases}
+    assert list(specs) == ["jpeg-q50-r1-oblivious-fgsm-eps2", "jpeg-q50-r1-oblivious-fgsm-eps8",
+                           "jpeg-q50-r1-oblivious-pgd-eps2", "jpeg-q50-r1-oblivious-pgd-eps8",
+                           "jpeg-q50-r1-oblivious-apgd-eps2", "jpeg-q50-r1-oblivious-apgd-eps8",
+                           "jpeg-q50-r1-oblivious-cw"]  # cw is minimum-norm: no eps, no eps tag
+    fgsm, pgd, apgd, cw = (specs[f"jpeg-q50-r1-oblivious-{a}"] for a in ("fgsm-eps2", "pgd-eps2", "apgd-eps2", "cw"))
+    assert (fgsm.steps, fgsm.alpha) == (1, None)
+    assert (pgd.steps, pgd.alpha) == (3, 1 / 255)
+    assert (apgd.steps, apgd.alpha) == (3, None)
+    assert (cw.eps, cw.steps, cw.min_norm) == (None, 3, True)
+    # options apply where they fit, silently: they are run-wide defaults, not this marker's request
+    (only_fgsm,) = expand({"codecs": {"jpeg": [50]}, "threats": ["oblivious"], "attack": "fgsm"}, {"steps": 20})
+    assert only_fgsm.attack.steps == 1
+
+
+def test_marker_soundness_thorough_reaches_the_case():
+    cases = expand({"codecs": {"jpeg": [50]}, "soundness": "thorough"}, {})
+    assert cases and all(c.thorough for c in cases)
+    assert not any(c.thorough for c in expand({"codecs": {"jpeg": [50]}}, {}))
 
 
 @pytest.mark.parametrize(
@@ -80,11 +127,30 @@ def test_query_threat_uses_a_gradient_free_attack():
         ({"codecs": {"jpeg": [50]}, "min_accuracy": 1.5}, "min_accuracy must be a fraction in [0, 1]"),
         ({"codecs": {"jpeg": [50]}, "epsilon": 0.1}, "unknown hac marker argument(s) ['epsilon']"),
         ({"codecs": {"identity": [3]}}, "codec 'identity' has no quality setting"),
+        # no silent substitution: a parameter no attack of the marker takes is refused, naming both
+        ({"attack": "fgsm", "steps": 5}, "attack 'fgsm' takes no steps"),
+        ({"attack": "apgd", "alpha": "1/255"}, "attack 'apgd' takes no step size alpha"),
+        ({"attack": ["fgsm", "pgd"], "restarts": 3}, "attack 'fgsm' has no random start, so restarts=3"),
+        ({"attack": "ifgsm", "restarts": 2}, "attack 'ifgsm' has no random start"),
+        ({"attack": "cw", "restarts": 2}, "attack 'cw' has no random start"),
+        ({"attack": "ifgsm", "eot": 4, "threats": ["adaptive"]}, "attack 'ifgsm' does not average gradients"),
+        ({"attack": "pgd", "eot": 4, "threats": ["oblivious"]},
+         "eot=4 (attack 'pgd') averages gradients over a random defense, but the oblivious cells"),
+        ({"codecs": {"identity": []}, "attack": "pgd", "eot": 4, "threats": ["adaptive"]}, "codec 'identity' attack"),
+        ({"attack": "cw", "eps": "4/255"}, "attack 'cw' is a minimum-norm attack: it has no eps"),
+        ({"attack": "cw", "threats": ["query"]}, "'query' threat runs Square inside an eps ball"),
+        ({"attack": "pgd", "queries": 300, "threats": ["oblivious"]}, "queries=300 is the budget of the 'query'"),
+        ({"attack": "square", "eot": 2}, "attack 'square' does not average gradients"),
+        ({"attack": "pgd", "steps": 2.5}, "steps must be a whole number"),
+        ({"attack": "pgd", "restarts": 0}, "restarts must be a whole number >= 1"),
+        ({"attack": "pgd", "threats": ["query"], "queries": 0}, "queries must be a whole number >= 1"),
+        ({"attack": "pgd", "norm": "L2"}, "unknown hac marker argument(s) ['norm']"),
+        ({"soundness": "warn"}, "soundness must be 'thorough'"),
     ],
 )
 def test_bad_marker_arguments(kwargs, message):
     with pytest.raises(HacError) as info:
-        expand(kwargs, {})
+        expand({"codecs": {"jpeg": [50]}, **kwargs}, {})
     assert message in str(info.value)
 
 
@@ -103,3 +169,30 @@ def test_bad(hac_case):
 def test_hac_case_without_marker_says_so(suite):
     result = suite("def test_nomark(hac_case):\n    pass\n").runpytest()
     result.stdout.fnmatch_lines(["*uses hac_case but has no @pytest.mark.hac(...) marker*"])
+
+
+def test_the_worst_case_is_a_cell_when_a_gate_or_the_threats_name_it():
+    from pytest_hac.cases import expand
+
+    cases = expand({"codecs": {"jpeg": [50]}, "threats": ["clean", "oblivious"], "attack": ["pgd", "cw"],
+                    "min_accuracy": {"worst": 0.3, "oblivious": 0.5}}, {"eps": "4/255"})
+    worst = [c for c in cases if c.threat == "worst"]
+    assert [c.id for c in worst] == ["jpeg-q50-r1-worst"] and worst[0].threshold == 0.3
+    # every cell of the defense but the minimum-norm attack, which has no budget to survive
+    assert [p.id for p in worst[0].parts] == ["jpeg-q50-r1-clean", "jpeg-q50-r1-oblivious-pgd"]
+    listed = expand({"codecs": {"jpeg": [50]}, "threats": ["clean", "oblivious", "worst"]}, {})
+    assert [c.id for c in listed][-1] == "jpeg-q50-r1-worst" and listed[-1].threshold is None
+    with pytest.raises(HacError, match="needs at least one attacked cell"):
+        expand({"codecs": {"jpeg": [50]}, "threats": ["clean", "worst"]}, {})
+
+
+def test_threat_thresholds_do_not_gate_a_minimum_norm_attack():
+    from pytest_hac.cases import expand
+
+    by_threat = expand({"codecs": {"jpeg": [50]}, "threats": ["oblivious"], "attack": ["pgd", "cw"],
+                        "min_accuracy": {"oblivious": 0.5}}, {"eps": "4/255"})
+    assert {c.id: c.threshold for c in by_threat} == {"jpeg-q50-r1-oblivious-pgd": 0.5,
+                                                      "jpeg-q50-r1-oblivious-cw": None}
+    named = expand({"codecs": {"jpeg": [50]}, "threats": ["oblivious"], "attack": ["pgd", "cw"],
+                    "min_accuracy": {"*-cw": 0.1}}, {"eps": "4/255"})
+    assert {c.id: c.threshold for c in named}["jpeg-q50-r1-oblivious-cw"] == 0.1

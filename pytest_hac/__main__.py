@@ -1,4 +1,4 @@
-"""``python -m pytest_hac merge reports/*.json``: combine shard reports into one report and verdict."""
+"""``pytest-hac merge reports/*.shard-*.json``: combine shard reports into one report and verdict."""
 from __future__ import annotations
 
 import argparse
@@ -6,28 +6,69 @@ import sys
 from pathlib import Path
 
 from .errors import HacError
-from .report import Report, load_report, markdown, write_report
-from .soundness import markdown_section
+from .markdown import markdown
+from .report import Report, Scope, load_report, write_report
+
+
+def _describe(values: list) -> str:
+    """A short account of differing values (image-id lists can hold thousands of names)."""
+    shown = []
+    for v in values:
+        if isinstance(v, list) and len(v) > 3:
+            shown.append(f"{len(v)} items starting {v[:2]!r}")
+        else:
+            shown.append(repr(v))
+    return " vs ".join(shown)
 
 
 def merge(reports: list[Report]) -> Report:
-    """One report from shards of the same model, data and images; later shards win on duplicate cells."""
+    """One report from the shards of one run: same model, data, images and seed; every shard exactly once.
+
+    Reports of whole runs (not shards) merge too, as long as no test appears twice.
+    """
     if not reports:
         raise HacError("nothing to merge")
     first = reports[0]
-    results = {}
-    for rep in reports:
-        for key in ("model", "dataset", "ids", "seed"):
+    for rep in reports[1:]:
+        for key in ("model", "dataset", "seed"):
             if getattr(rep, key) != getattr(first, key):
                 raise HacError(f"cannot merge reports with different {key}: {getattr(first, key)!r} vs "
                                f"{getattr(rep, key)!r}")
-        for r in rep.results:
-            results[r.case_id] = r
-    merged = Report(model=first.model, dataset=first.dataset, n=first.n, device=first.device, seed=first.seed,
-                    gate_rule=first.gate_rule, ids=first.ids, results=list(results.values()),
-                    complete=all(r.complete for r in reports), meta=first.meta,
-                    notes=sorted({n for r in reports for n in r.notes}))
-    return merged
+        if rep.ids != first.ids:
+            differ = len(set(rep.ids) ^ set(first.ids))
+            raise HacError(f"cannot merge reports on different images ({len(first.ids)} vs {len(rep.ids)} image ids, "
+                           f"{differ} not in both): run every shard with the same --hac-data, --hac-samples and "
+                           f"--hac-seed")
+    shards = [r.scope.shard for r in reports]
+    if any(s is not None for s in shards):
+        if any(s is None for s in shards):
+            raise HacError("cannot merge shard reports with reports of whole runs")
+        count = shards[0][1]
+        if any(s[1] != count for s in shards) or len({r.scope.cells_hash for r in reports}) != 1:
+            raise HacError("these shards come from different runs (another shard count or another cell list: "
+                           f"{_describe([f'{s[0]}/{s[1]}' for s in shards])})")
+        seen = [s[0] for s in shards]
+        duplicated = sorted({i for i in seen if seen.count(i) > 1})
+        missing = sorted(set(range(1, count + 1)) - set(seen))
+        if duplicated:
+            raise HacError(f"shard(s) {', '.join(f'{i}/{count}' for i in duplicated)} given more than once")
+        if missing:
+            raise HacError(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing: the merged report would "
+                           f"silently lack their cells. Pass all {count} shard reports "
+                           f"(<model>.shard-I-of-{count}.json)")
+    cells = {}
+    for rep in reports:
+        for cell in rep.cells:
+            if cell.test in cells:
+                raise HacError(f"test {cell.test} appears in two reports: merge shards of one run, each once")
+            cells[cell.test] = cell
+    scope = Scope(selected=sum(r.scope.selected for r in reports), total=max(r.scope.total for r in reports),
+                  cells_hash=first.scope.cells_hash)
+    return Report(model=first.model, dataset=first.dataset, n=first.n, device=first.device, seed=first.seed,
+                  gate_rule=first.gate_rule, ids=first.ids, cells=list(cells.values()),
+                  complete=all(r.complete for r in reports), scope=scope, meta=first.meta,
+                  skipped_images=sorted({i for r in reports for i in r.skipped_images}),
+                  notes=sorted({n for r in reports for n in r.notes}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     except HacError as exc:
         print(f"pytest-hac: {exc}", file=sys.stderr)
         return 2
-    paths = write_report(merged, args.output, plot=True, extra_sections=[markdown_section(merged.results)])
+    paths = write_report(merged, args.output, plot=True)
     counts = merged.counts
     print(markdown(merged).split("## Cells")[0].rstrip())
     print(f"\nmerged {len(args.reports)} reports: {counts['cells']} cells, {counts['passed']} passed, "
-          f"{counts['failed']} failed -> {paths['md']}")
-    return 1 if counts["failed"] else 0
+          f"{counts['failed']} failed, run {merged.status} -> {paths['md']}")
+    return 1 if counts["failed"] or not merged.complete else 0
 
 
 if __name__ == "__main__":

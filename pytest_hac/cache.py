@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .report import atomic_write
+from .files import atomic_write
 
 #: Packages whose version changes adversarial examples or codec outputs.
 VERSIONED = ("pytest-hac", "torch", "torchattacks", "compressai", "kornia", "pillow")

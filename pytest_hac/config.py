@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .attacks import ATTACKS, make_spec
+from .attacks import ATTACKS, attack_info, make_spec, parse_eps
 from .errors import HacError
 from .result import GATE_RULES
 
@@ -56,8 +56,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("attack", "default attack for markers that name none", "pgd"),
     Option("eps", "default attack budget for markers that name none (e.g. 4/255)", "4/255"),
     Option("steps", "default number of attack steps (default: the attack's own)", None, "int"),
-    Option("gate", "gate rule: 'ci' (fail only when the 95% interval lies below the threshold) or 'point'", "ci"),
-    Option("strict", "turn soundness warnings and unreadable images into failures", False, "bool"),
+    Option("queries", "query budget of the gradient-free attack of the 'query' threat (default 5000, as the "
+           "reference Square attack)", None, "int"),
+    Option("gate", "gate rule: 'point' (the measured accuracy must reach the threshold), 'lenient' (the upper end "
+           "of the 95% interval must) or 'confident' (the lower end must)", "point"),
+    Option("soundness", "soundness findings: 'fail' the cells they implicate, only 'warn' in the report, or "
+           "'thorough' (fail, and rerun attacked cells with twice the steps)", "fail"),
+    Option("strict", "turn unreadable images and thresholds files without a table for the model into errors",
+           False, "bool"),
     Option("weights_dir", "folder with local checkpoints (ELIC, HiFiC)", None, "path"),
     Option("offline", "forbid every download (also HAC_OFFLINE=1)", False, "bool"),
     Option("trust_model_file", "allow --hac-model to load a TorchScript/pickled file (this runs its code)",
@@ -80,11 +86,17 @@ OPTIONS: tuple[Option, ...] = (
            "optional", metavar="NAME"),
     Option("compare_fail", "fail cells whose drop against the baseline is significant (95%) and larger than this "
            "many percentage points", None, "float", metavar="POINTS"),
+    Option("allow_missing_baseline", "with --hac-compare-fail, pass when the baseline does not exist yet (a first "
+           "run); otherwise a missing baseline is an error", False, "bool"),
     Option("baseline_dir", "where baselines are kept", ".hac/baselines", "path"),
+    Option("threads", "torch CPU threads per process: 'auto' (under xdist: the cores divided among the workers; "
+           "else torch's default) or a number", "auto"),
     Option("shard", "run only shard I of N of the cells (I/N, 1-based), for a CI matrix", None, metavar="I/N"),
 )
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}
 TRUE = {"1", "true", "yes", "on"}
+#: What soundness findings do: fail the cells they implicate (default), warn only, or fail and probe more.
+SOUNDNESS_MODES = ("fail", "warn", "thorough")
 FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -102,7 +114,9 @@ class Settings:
     attack: str = "pgd"
     eps: float = 4 / 255
     steps: int | None = None
-    gate: str = "ci"
+    queries: int | None = None
+    gate: str = "point"
+    soundness: str = "fail"
     strict: bool = False
     weights_dir: Path | None = None
     offline: bool = False
@@ -117,12 +131,14 @@ class Settings:
     save_baseline: str | None = None
     compare: str | None = None
     compare_fail: float | None = None
+    allow_missing_baseline: bool = False
     baseline_dir: Path = Path(".hac/baselines")
+    threads: int | str = "auto"
     shard: tuple[int, int] | None = None
 
     @property
     def marker_defaults(self) -> dict[str, Any]:
-        return {"attack": self.attack, "eps": self.eps, "steps": self.steps}
+        return {"attack": self.attack, "eps": self.eps, "steps": self.steps, "queries": self.queries}
 
 
 def settings_from(raw: Callable[[Option], Any], *, rootdir: Path | None = None) -> Settings:
@@ -170,16 +186,9 @@ def _convert(opt: Option, value: Any, rootdir: Path | None) -> Any:
 
 
 def _validate(v: dict[str, Any]) -> None:
-    from .models import MODELS
+    from .models import validate_model_name
 
-    model = v["model"]
-    if model in MODELS:
-        v["model"] = MODELS.canonical(model)
-    elif not (model.startswith("timm:") or ":" in model or Path(model).suffix in {".pt", ".pth", ".ts", ".pt2", ".jit"}
-              or Path(model).exists()):
-        from .errors import unknown_name
-
-        raise unknown_name("model", model, MODELS.names() + ["timm:<name>", "package.module:factory", "path/to/model.pt"])
+    v["model"] = validate_model_name(v["model"])
     if v["samples"] is not None and v["samples"] < 1:
         raise HacError(f"--hac-samples must be at least 1; got {v['samples']}")
     if not 0 <= v["seed"] < 2**63:  # torch's generators take 64-bit seeds
@@ -194,11 +203,20 @@ def _validate(v: dict[str, Any]) -> None:
             raise HacError(f"--hac-batch-size must be >= 1; got {bs}")
     v["batch_size"] = "auto" if str(bs).lower() == "auto" else bs
     v["attack"] = ATTACKS.canonical(v["attack"])
-    v["eps"] = make_spec(v["attack"], v["eps"]).eps
+    v["eps"] = parse_eps(v["eps"])  # the marker's attacks check it against their norms and budgets
+    if v["eps"] > 1 and attack_info(v["attack"]).norm == "Linf":
+        make_spec(v["attack"], v["eps"])  # raises with the hint that budgets look like 4/255
     if v["steps"] is not None and v["steps"] < 1:
         raise HacError(f"--hac-steps must be >= 1; got {v['steps']}")
+    if v["queries"] is not None and v["queries"] < 1:
+        raise HacError(f"--hac-queries must be >= 1; got {v['queries']}")
+    if v["gate"] == "ci":
+        raise HacError("--hac-gate=ci was renamed: use 'lenient' for its old meaning (pass when the upper end of the "
+                       "95% interval reaches the threshold) or 'point' (the default: the measured accuracy must)")
     if v["gate"] not in GATE_RULES:
         raise HacError(f"--hac-gate must be one of {', '.join(GATE_RULES)}; got {v['gate']!r}")
+    if v["soundness"] not in SOUNDNESS_MODES:
+        raise HacError(f"--hac-soundness must be one of {', '.join(SOUNDNESS_MODES)}; got {v['soundness']!r}")
     if v["weights_dir"] is not None and not v["weights_dir"].is_dir():
         raise HacError(f"--hac-weights-dir={str(v['weights_dir'])!r} is not a folder")
     if v["cache_mb"] < 0:
@@ -210,13 +228,19 @@ def _validate(v: dict[str, Any]) -> None:
             v["compare"] = ""
     for key in ("save_baseline", "compare"):
         if v[key] == "":
-            from .report import safe_stem
+            from .files import safe_stem
 
             v[key] = safe_stem(v["model"])
     if v["thresholds"] is not None and not v["thresholds"].is_file():
         raise HacError(f"--hac-thresholds={str(v['thresholds'])!r}: no such file")
     if v["shard"] is not None:
         v["shard"] = parse_shard(v["shard"])
+    threads = str(v["threads"]).strip().lower()
+    if threads != "auto":
+        if not threads.isdigit() or int(threads) < 1:
+            raise HacError(f"--hac-threads takes 'auto' or a positive integer; got {v['threads']!r}")
+        threads = int(threads)
+    v["threads"] = threads
 
 
 def parse_shard(text: str) -> tuple[int, int]:

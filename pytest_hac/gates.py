@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HacError
-from .report import Report, atomic_write, load_report, safe_stem
+from .files import atomic_write, safe_stem
+from .report import Comparison, Report, load_report
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
-from .stats import mcnemar_drop_pvalue, two_proportion_drop_pvalue
+from .stats import mcnemar_drop_pvalue
 
 
 # --- thresholds files ------------------------------------------------------------------------------
@@ -60,6 +61,20 @@ class Thresholds:
                 found = value
         return found
 
+    def tables_for(self, model: str) -> list[str]:
+        """The tables that apply to ``model``: ``"*"`` and the model's own, in that order."""
+        return [t for t in ("*", model) if t in self.table]
+
+    def missing_table(self, model: str) -> str | None:
+        """A warning when the file has tables for models but none for ``model`` (a typo gates nothing)."""
+        others = [t for t in self.table if t != "*"]
+        if not others or model in self.table:
+            return None
+        rest = 'with the ["*"] table only' if "*" in self.table else "ungated by this file"
+        tables = ", ".join(f"[{t}]" for t in others)
+        return (f"{self.path}: no table for model {model!r}; the file has tables {tables} (a typo?). Name a table "
+                f"[{_toml_key(model)}] to gate this model; its cells run {rest}")
+
     def unused(self, model: str, case_ids: list[str]) -> list[str]:
         """Patterns for ``model`` (and of the ``["*"]`` table, shown as ``[*] pattern``) that match no cell:
         usually a typo that would silently gate nothing."""
@@ -68,6 +83,10 @@ class Thresholds:
 
         return idle(self.table.get(model, {})) + [f"[*] {p}" for p in idle(self.table.get("*", {}))
                                                   if model != "*"]
+
+
+def _toml_key(name: str) -> str:
+    return name if all(c.isalnum() or c in "-_" for c in name) else f'"{name}"'
 
 
 # --- baselines -------------------------------------------------------------------------------------
@@ -84,10 +103,19 @@ def save_baseline(report: Report, directory: Path, name: str) -> Path:
     return path
 
 
-def load_baseline(directory: Path, name: str, *, model: str, dataset: str | None) -> Report | None:
-    """The baseline, or None when there is none yet (the first run passes and says so)."""
+def load_baseline(directory: Path, name: str, *, model: str, dataset: str | None,
+                  required: bool = False) -> Report | None:
+    """The baseline, or None when there is none yet (a first run passes and says so).
+
+    With ``required`` (``--hac-compare-fail``) a missing baseline is an error: a CI job
+    whose baseline went missing would otherwise gate nothing.
+    """
     path = baseline_path(directory, name)
     if not path.exists():
+        if required:
+            raise HacError(f"--hac-compare-fail needs baseline {path}, which does not exist: a gate against a missing "
+                           f"baseline gates nothing. Restore it, save one with --hac-save-baseline, or pass "
+                           f"--hac-allow-missing-baseline (ini hac_allow_missing_baseline = true) for a first run")
         return None
     base = load_report(path)
     if base.model != model:
@@ -99,42 +127,50 @@ def load_baseline(directory: Path, name: str, *, model: str, dataset: str | None
     return base
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One cell against its baseline: delta in points and one-sided p-values for a drop and a gain."""
-
-    case_id: str
-    baseline: float
-    current: float
-    p_drop: float
-    p_gain: float
-    paired: bool
-
-    @property
-    def delta_points(self) -> float:
-        return 100 * (self.current - self.baseline)
-
-    def regression(self, margin_points: float) -> bool:
-        return self.p_drop < SIGNIFICANCE and -self.delta_points > margin_points
-
-    @property
-    def improvement(self) -> bool:
-        return self.p_gain < SIGNIFICANCE
+def describe_attack(params: dict) -> str:
+    """An attack with every parameter, as reports and messages show it: ``pgd Linf eps=4/255 steps=10 ...``."""
+    if not params:
+        return "no attack"
+    parts = [str(params.get("name", "?")), str(params.get("norm", ""))]
+    eps = params.get("eps")
+    if params.get("min_norm"):
+        parts.append("minimum-norm")
+    elif eps is not None:
+        k = eps * 255
+        parts.append(f"eps={k:g}/255" if params.get("norm") == "Linf" and abs(k - round(k)) < 1e-6 else f"eps={eps:g}")
+    for key in ("steps", "alpha", "restarts", "eot", "queries"):
+        value = params.get(key)
+        if value is not None:
+            parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(p for p in parts if p)
 
 
-def compare(result: Result, base: Report) -> Comparison | None:
-    """Compare with the baseline's cell of the same id: McNemar on the same images, else two proportions."""
+def compare(result: Result, base: Report, margin_points: float | None = None) -> Comparison | None:
+    """Compare with the baseline's cell of the same id, on the images both runs share.
+
+    None when the baseline has no such cell. A cell whose attack differs from the
+    baseline's (any parameter) is not comparable: a weakened attack must not show up
+    as an improvement. Δ and the one-sided exact McNemar p-values use only the shared
+    images, so a run on fewer (or other) images is compared like with like.
+    """
     old = next((r for r in base.results if r.case_id == result.case_id), None)
     if old is None:
         return None
-    if old.ids and result.ids and old.ids == result.ids and old.correct and result.correct:
-        return Comparison(result.case_id, old.accuracy, result.accuracy,
-                          mcnemar_drop_pvalue(old.correct, result.correct),
-                          mcnemar_drop_pvalue(result.correct, old.correct), True)
-    k1, k2 = old.correct_count, result.correct_count
-    return Comparison(result.case_id, old.accuracy, result.accuracy,
-                      two_proportion_drop_pvalue(k1, old.n, k2, result.n),
-                      two_proportion_drop_pvalue(k2, result.n, k1, old.n), False)
+    if old.attack_params != result.attack_params:
+        return Comparison(of=old.n, why=f"the attack differs: baseline {describe_attack(old.attack_params)}, "
+                                        f"this run {describe_attack(result.attack_params)}")
+    mine = dict(zip(result.ids, result.correct))
+    shared = [(was, mine[i]) for i, was in zip(old.ids, old.correct) if i in mine]
+    if not shared:
+        return Comparison(of=old.n, why="no image of this run is in the baseline (other data or subset)")
+    before = [a for a, _ in shared]
+    after = [b for _, b in shared]
+    base_acc, cur_acc = sum(before) / len(shared), sum(after) / len(shared)
+    p_drop, p_gain = mcnemar_drop_pvalue(before, after), mcnemar_drop_pvalue(after, before)
+    regression = (margin_points is not None and p_drop < SIGNIFICANCE
+                  and 100 * (base_acc - cur_acc) > margin_points)
+    return Comparison(baseline=base_acc, current=cur_acc, compared=len(shared), of=old.n, p_drop=p_drop,
+                      p_gain=p_gain, regression=regression)
 
 
 def version_drift(base: Report, versions: dict[str, str]) -> list[str]:

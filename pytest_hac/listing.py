@@ -21,7 +21,7 @@ def listing() -> str:
         lines.append(f"  {e.name:<20} {quality_text(e.name):<18} {e.description}")
     lines += ["", "attacks:"]
     for e in ATTACKS:
-        lines.append(f"  {e.name:<20} {e.meta['norm']:<5} {e.description}")
+        lines.append(f"  {e.name:<20} {e.meta['info'].norm:<5} {e.description}")
     lines += ["", "threats:"]
     for t in THREATS:
         aliases = [a for a, c in THREAT_ALIASES.items() if c == t]

@@ -7,6 +7,7 @@ codecs and datasets never see normalized tensors.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,13 +120,44 @@ def get_model(name: str, *, device: torch.device | str = "cpu", trust_files: boo
         model = _timm(name[5:])
     elif ":" in name and not Path(name).exists():
         model = _from_factory(name)
-    elif Path(name).suffix in {".pt", ".pth", ".ts", ".pt2", ".jit"} or Path(name).exists():
+    elif Path(name).suffix in MODEL_FILE_SUFFIXES or Path(name).exists():
         model = _from_file(Path(name), trust_files)
     else:
         from .errors import unknown_name
 
         raise unknown_name("model", name, MODELS.names() + ["timm:<name>", "package.module:factory", "path/to/model.pt"])
     return model.to(device).eval()
+
+
+MODEL_FILE_SUFFIXES = {".pt", ".pth", ".ts", ".pt2", ".jit"}
+
+
+def validate_model_name(name: str) -> str:
+    """The canonical name of ``name``, checked without loading anything heavy.
+
+    Registry names and aliases, ``timm:<name>``, model files, and ``package.module:factory``
+    whose module can be found (so a missing ``pythonpath`` is one usage error, not a
+    failure in every cell).
+    """
+    if name in MODELS:
+        return MODELS.canonical(name)
+    if name.startswith("timm:") or Path(name).suffix in MODEL_FILE_SUFFIXES or Path(name).exists():
+        return name
+    if ":" in name:
+        module_name = name.partition(":")[0]
+        try:
+            found = importlib.util.find_spec(module_name) is not None
+        except (ImportError, ValueError):  # a parent package that is missing or fails to import
+            found = False
+        if not found:
+            raise HacError(
+                f"--hac-model={name!r}: cannot find module {module_name!r}. If it lives in your project, add its "
+                f"folder to pytest's import path: pythonpath = [\".\"] under [tool.pytest.ini_options] (or "
+                f"[pytest] in pytest.ini), or install your package (pip install -e .)")
+        return name
+    from .errors import unknown_name
+
+    raise unknown_name("model", name, MODELS.names() + ["timm:<name>", "package.module:factory", "path/to/model.pt"])
 
 
 def model_info(name: str) -> ModelInfo | None:
@@ -231,9 +263,10 @@ def _from_factory(spec: str) -> Classifier:
     module_name, _, attr = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise HacError(f"--hac-model={spec!r}: cannot import {attr!r} from {module_name!r} ({exc}); "
-                       f"give 'package.module:factory' importable from the test run") from exc
+    except (ImportError, AttributeError) as exc:  # said once, without the chained traceback
+        raise HacError(f"--hac-model={spec!r}: cannot import {attr!r} from {module_name!r} ({type(exc).__name__}: "
+                       f"{exc}); give 'package.module:factory' importable from the test run (pythonpath = [\".\"] "
+                       f"in the ini file for a module of your project)") from None
     module = factory()
     if not isinstance(module, nn.Module):
         raise HacError(f"--hac-model={spec!r}: the factory returned {type(module).__name__}, not a torch.nn.Module")

@@ -1,24 +1,34 @@
-"""pytest hooks only: options, marker, parametrization, fixtures, recording, summary, xdist merge.
+"""pytest wiring only: options, the marker, and :class:`HacPlugin`, the session object registered as a plugin.
 
-Everything else lives in the library so it also works from plain Python.
+Everything that measures or decides lives in the library (:class:`~pytest_hac.session.HacRun`),
+so it also works from plain Python. Like pytest-benchmark's ``BenchmarkSession`` and
+pytest-xdist's ``DSession``, the plugin object is created in ``pytest_configure`` and
+registered with the plugin manager; its methods are the hooks.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from .cases import Case, expand
 from .config import OPTIONS, Option, settings_from
 from .errors import HacError
-from .result import Result
-from .session import HacSession
+from .report import Scope
+from .result import GateFailure, Result
+from .session import HacRun, Outcome
 
-SESSION_KEY = pytest.StashKey[HacSession]()
+PLUGIN_NAME = "hac-session"
 RESULT_KEY = pytest.StashKey[Result]()
-OFFLINE_BEFORE_KEY = pytest.StashKey["str | None"]()
+#: user_properties that carry a cell from an xdist worker to the controller.
 PROPERTY = "hac_result"
+OUTCOME_PROPERTY = "hac_outcome"
+SCOPE_PROPERTY = "hac_scope"
+THREADS_PROPERTY = "hac_torch_threads"
 SKIPPED_PROPERTY = "hac_skipped_images"
 FINISHED_PROPERTY = "hac_cell_finished"
 MARKER_HELP = (
@@ -36,24 +46,23 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hac", "pytest-hac: robustness behind compression defenses")
     for opt in OPTIONS:
+        text = opt.help.replace("%", "%%")  # argparse formats help with %: "95% interval" would crash --help
         if opt.kind == "bool":
-            group.addoption(opt.flag, action="store_const", const=True, default=None, dest=opt.ini, help=opt.help)
+            group.addoption(opt.flag, action="store_const", const=True, default=None, dest=opt.ini, help=text)
         elif opt.kind == "optional":
             group.addoption(opt.flag, nargs="?", const="", default=None, dest=opt.ini, metavar=opt.metavar,
-                            help=opt.help)
+                            help=text)
         else:
-            group.addoption(opt.flag, default=None, dest=opt.ini, metavar=opt.metavar, help=opt.help)
+            group.addoption(opt.flag, default=None, dest=opt.ini, metavar=opt.metavar, help=text)
         parser.addini(opt.ini, opt.help, default=None)
     group.addoption("--hac-list", action="store_true", default=False,
-                    help="list models, data sets, codecs, attacks and threats, then exit")
+                    help="list models, data sets, codecs, attacks and threats (hook-registered ones too), then exit")
 
 
 def _raw(config: pytest.Config) -> Callable[[Option], object]:
     def get(opt: Option) -> object:
         value = config.getoption(opt.ini)
         if value is None:
-            import os
-
             value = os.environ.get(opt.env)
         if value is None:
             value = config.getini(opt.ini)
@@ -64,23 +73,22 @@ def _raw(config: pytest.Config) -> Callable[[Option], object]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    if config.getoption("hac_list"):
-        return
     from . import registries
 
     config.hook.pytest_hac_register(registry=registries, config=config)
+    if config.getoption("hac_list"):
+        return
     worker = getattr(config, "workerinput", None)
     try:
         settings = settings_from(_raw(config))
         if worker is not None and settings.device == "cuda":
             settings = _spread_over_gpus(settings, worker["workerid"])
-        session = HacSession(settings, write_files=worker is None)
+        run = HacRun(settings, write_files=worker is None)
     except HacError as exc:
         raise pytest.UsageError(f"pytest-hac: {exc}") from None
+    _set_threads(settings.threads, worker)
     if settings.offline:
-        import os
-
-        # Library code below the plugin reads the environment; restored in pytest_unconfigure
+        # Library code below the plugin reads the environment; restored in unconfigure
         # so in-process runs (pytester, IDEs) do not leak the setting into the next session.
         config.stash[OFFLINE_BEFORE_KEY] = os.environ.get("HAC_OFFLINE")
         os.environ["HAC_OFFLINE"] = "1"
@@ -88,14 +96,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from .cache import DiskCache
 
         DiskCache(settings.cache_dir).clear()
-    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
+
+
+OFFLINE_BEFORE_KEY = pytest.StashKey["str | None"]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if OFFLINE_BEFORE_KEY not in config.stash:
         return
-    import os
-
     before = config.stash[OFFLINE_BEFORE_KEY]
     if before is None:
         os.environ.pop("HAC_OFFLINE", None)
@@ -103,77 +112,228 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ["HAC_OFFLINE"] = before
 
 
+def _set_threads(threads: int | str, worker: dict | None) -> None:
+    """Give each xdist worker its share of the cores (N workers each on all N cores run 2.5x slower)."""
+    import torch
+
+    if threads != "auto":
+        torch.set_num_threads(int(threads))
+    elif worker is not None and not any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, cores // max(1, int(worker.get("workercount", 1)))))
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _spread_over_gpus(settings, worker_id: str):
     """One xdist worker per GPU: gw0 -> cuda:0, gw1 -> cuda:1, ..."""
-    import dataclasses
-
     import torch
 
     index = int(worker_id.lstrip("gw") or 0) % max(1, torch.cuda.device_count())
-    return dataclasses.replace(settings, device=f"cuda:{index}")
+    return replace(settings, device=f"cuda:{index}")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.getoption("hac_list"):
         from .listing import listing
 
-        print(listing())
+        # As pytest's own --markers does: configure first, so pytest_hac_register hooks have run.
+        config._do_configure()
+        try:
+            print(listing())
+        finally:
+            config._ensure_unconfigure()
         return 0
     return None
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "hac_case" not in metafunc.fixturenames:
-        return
-    marker = metafunc.definition.get_closest_marker("hac")
-    if marker is None:
-        pytest.fail(f"{metafunc.definition.nodeid} uses hac_case but has no @pytest.mark.hac(...) marker",
-                    pytrace=False)
-    session = metafunc.config.stash.get(SESSION_KEY, None)
-    defaults = session.settings.marker_defaults if session else {}
-    try:
-        cases = expand(marker.kwargs, defaults)
-        thresholds = session.thresholds_for(metafunc.definition.path.parent) if session else None
-    except HacError as exc:
-        pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
-    if thresholds is not None:
-        import dataclasses
-
-        model = session.settings.model
-        cases = [dataclasses.replace(c, threshold=t) if (t := thresholds.lookup(model, c.id)) is not None else c
-                 for c in cases]
-        session.threshold_files.setdefault(thresholds.path, (thresholds, []))[1].extend(c.id for c in cases)
-    metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
+def _is_cell(item: pytest.Item) -> bool:
+    return "hac_case" in getattr(item, "fixturenames", ())
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    hac = config.stash.get(SESSION_KEY, None)
-    if hac is None:
-        return
-    for thresholds, case_ids in hac.threshold_files.values():
-        unused = thresholds.unused(hac.settings.model, case_ids)
-        if unused:
-            raise pytest.UsageError(f"pytest-hac: {thresholds.path}: [{hac.settings.model}] patterns {unused} match "
-                                    f"no cell; fix or remove them")
-    if hac.settings.shard is not None:
-        index, count = hac.settings.shard
-        cells = sorted(item.nodeid for item in items if "hac_case" in getattr(item, "fixturenames", ()))
-        keep = {nodeid for i, nodeid in enumerate(cells) if i % count == index - 1}
-        dropped = [it for it in items if "hac_case" in getattr(it, "fixturenames", ()) and it.nodeid not in keep]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-            items[:] = [it for it in items if it not in dropped]
-    hac.expected_cells = sum(1 for item in items if "hac_case" in getattr(item, "fixturenames", ()))
-    if hasattr(config, "workeroutput"):  # the xdist controller collects nothing: it learns the count from workers
-        config.workeroutput["hac_expected_cells"] = hac.expected_cells
+class HacPlugin:
+    """The run's pytest side: turns markers into cells, outcomes into verdicts, the session into a report."""
+
+    def __init__(self, config: pytest.Config, run: HacRun) -> None:
+        self.config = config
+        self.run = run
+        #: Node ids of every cell the markers expand to, before any selection (-k, --lf, shards).
+        self.all_cells: list[str] = []
+        self.finished: set[str] = set()
+        self.scope = Scope()
+
+    # --- collection ---------------------------------------------------------------------------------
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "hac_case" not in metafunc.fixturenames:
+            return
+        marker = metafunc.definition.get_closest_marker("hac")
+        if marker is None:
+            pytest.fail(f"{metafunc.definition.nodeid} uses hac_case but has no @pytest.mark.hac(...) marker",
+                        pytrace=False)
+        try:
+            cases = expand(marker.kwargs, self.run.settings.marker_defaults)
+            cases = self.run.apply_thresholds(cases, metafunc.definition.path.parent)
+        except HacError as exc:
+            pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
+        self.all_cells += [f"{metafunc.definition.nodeid}[{c.id}]" for c in cases]
+        metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        try:
+            self.run.threshold_warnings = self.run.check_thresholds()
+        except HacError as exc:
+            raise pytest.UsageError(f"pytest-hac: {exc}") from None
+        if self.run.settings.shard is not None:
+            index, count = self.run.settings.shard
+            cells = sorted(item.nodeid for item in items if _is_cell(item))
+            keep = {nodeid for i, nodeid in enumerate(cells) if i % count == index - 1}
+            dropped = [it for it in items if _is_cell(it) and it.nodeid not in keep]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = [it for it in items if it not in dropped]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The run's scope, after every selection (-k, -m, --lf, node ids, shards) has happened."""
+        everything = sorted(set(self.all_cells))
+        selected = sum(1 for item in session.items if _is_cell(item))
+        digest = hashlib.sha256("\n".join(everything).encode()).hexdigest()[:16]
+        self.scope = Scope(selected=selected, total=len(everything), shard=self.run.settings.shard,
+                           cells_hash=digest)
+        if self.run.write_files:
+            self.run.scope = self.scope
+
+    # --- running ------------------------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        if not _is_cell(item):
+            return report
+        if report.when == "teardown":
+            report.user_properties.append((FINISHED_PROPERTY, True))  # ran to the end: passed, failed or skipped
+        result = item.stash.get(RESULT_KEY, None)
+        if result is not None and report.when == "call":
+            excinfo = call.excinfo
+            gate = excinfo.value if excinfo is not None and isinstance(excinfo.value, GateFailure) else None
+            error = None
+            if excinfo is not None and gate is None:
+                error = f"{excinfo.typename}: {str(excinfo.value).strip().splitlines()[0] if str(excinfo.value).strip() else ''}"
+            outcome = {"passed": report.passed, "gate_threshold": gate.threshold if gate else None,
+                       "gate_rule": gate.rule if gate else None, "error": error}
+            report.user_properties += [(PROPERTY, json.dumps(result.to_dict())),
+                                       (OUTCOME_PROPERTY, json.dumps(outcome)),
+                                       (SCOPE_PROPERTY, json.dumps(self._scope_dict())),
+                                       (THREADS_PROPERTY, _torch_threads())]
+            if hasattr(item.config, "workerinput") and self.run.loaded and self.run.dataset.skipped:
+                report.user_properties.append((SKIPPED_PROPERTY, json.dumps(list(self.run.dataset.skipped))))
+        return report
+
+    def _scope_dict(self) -> dict:
+        s = self.scope
+        return {"selected": s.selected, "total": s.total, "shard": s.shard, "cells_hash": s.cells_hash}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Runs on the controller for its own and every xdist worker's reports: one place decides.
+
+        Baseline regressions and soundness findings fail the cell here, before pytest
+        counts the outcome; every reason is shown, the test's own failure included.
+        """
+        if not self.run.write_files:
+            return
+        props = dict(report.user_properties)
+        if report.when == "teardown" and FINISHED_PROPERTY in props:
+            self.finished.add(report.nodeid)
+        if report.when != "call" or PROPERTY not in props:
+            return
+        scope = json.loads(props[SCOPE_PROPERTY])
+        scope["shard"] = tuple(scope["shard"]) if scope["shard"] else None
+        self.run.scope = Scope(**scope)
+        self.run.torch_threads = int(props.get(THREADS_PROPERTY, 0)) or None  # the worker's, under xdist
+        if SKIPPED_PROPERTY in props:
+            self.run.merged_skipped = sorted(set(self.run.merged_skipped) | set(json.loads(props[SKIPPED_PROPERTY])))
+        result = Result.from_dict(json.loads(props[PROPERTY]))
+        cell = self.run.verdict(report.nodeid, result, Outcome(**json.loads(props[OUTCOME_PROPERTY])))
+        extra = self.run.extra_reasons(cell)
+        if extra and report.passed:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(extra)
+        elif extra:
+            report.sections.append(("pytest-hac: further reasons this cell failed", "\n".join(extra)))
+        self.run.record(cell)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        """xdist controller: a worker finished or crashed."""
+        if error:
+            worker = getattr(getattr(node, "gateway", None), "id", "?")
+            self.run.crashed.append(worker)
+            self.run.notes.append(f"xdist worker {worker} crashed ({str(error).strip()[:200]}): the run is incomplete")
+
+    # --- the end ------------------------------------------------------------------------------------
+
+    def complete(self, session: pytest.Session, exitstatus: int) -> bool:
+        """Every selected cell ran to the end (skipped ones too: a skip is a decision, not a loss)."""
+        interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+        return (not interrupted and not session.shouldstop and not self.run.crashed
+                and len(self.finished) >= self.run.scope.selected)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        run = self.run
+        if not run.write_files or not run.cells:
+            return
+        report = run.report(self.complete(session, exitstatus))
+        self.config.hook.pytest_hac_update_report(config=self.config, report=report)
+        run.notes = [n for n in report.notes if not n.startswith("attack weaker than its defaults")]
+        run.finish(report)
+        if run.late_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        run = self.run
+        if not run.write_files:
+            return
+        for warning in run.threshold_warnings:
+            terminalreporter.write_line(f"pytest-hac: {warning}", yellow=True)
+        if not run.cells:
+            return
+        from tabulate import tabulate
+
+        from .markdown import matrix_table
+
+        report = run.report(complete=True)
+        headers, body = matrix_table(report)
+        terminalreporter.section("pytest-hac")
+        terminalreporter.write_line(f"model {run.settings.model} · {len(run.cells)} cells · gate rule "
+                                    f"{run.settings.gate} · soundness {run.settings.soundness}")
+        terminalreporter.write_line(tabulate(body, headers, tablefmt="simple", disable_numparse=True))
+        for line in run.thresholds_lines():
+            terminalreporter.write_line(f"thresholds: {line}")
+        if run.write_error:
+            terminalreporter.write_line(f"pytest-hac: {run.write_error}", red=True)
+        for late in run.late_failures:
+            terminalreporter.write_line(f"pytest-hac: failed after it passed, on a soundness finding: {late}",
+                                        red=True)
+        for note in report.notes:
+            terminalreporter.write_line(f"pytest-hac: {note}", yellow=True)
+        for kind, path in run.report_paths.items():
+            terminalreporter.write_line(f"report ({kind}): {path}")
 
 
-def _session(request: pytest.FixtureRequest) -> HacSession:
-    try:
-        return request.config.stash[SESSION_KEY]
-    except KeyError:
-        raise pytest.UsageError("pytest-hac is not configured (was it disabled with -p no:hac?)") from None
+# --- fixtures -----------------------------------------------------------------------------------------
+
+
+def _run(request: pytest.FixtureRequest) -> HacRun:
+    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is None:
+        raise pytest.UsageError("pytest-hac is not configured (was it disabled with -p no:hac?)")
+    return plugin.run
 
 
 def _usage(fn):
@@ -184,31 +344,31 @@ def _usage(fn):
 
 
 @pytest.fixture(scope="session")
-def hac_session(request: pytest.FixtureRequest) -> HacSession:
-    """The run's settings, lazily loaded model/data/engine, and recorded results."""
-    return _session(request)
+def hac_session(request: pytest.FixtureRequest) -> HacRun:
+    """The run's :class:`~pytest_hac.session.HacRun`: settings, lazily loaded model/data/engine, cells."""
+    return _run(request)
 
 
 @pytest.fixture(scope="session")
-def hac_settings(hac_session: HacSession):
+def hac_settings(hac_session: HacRun):
     """The validated :class:`~pytest_hac.config.Settings` of this run."""
     return hac_session.settings
 
 
 @pytest.fixture(scope="session")
-def hac_model(hac_session: HacSession):
+def hac_model(hac_session: HacRun):
     """The classifier under test (loaded once per session, eval mode, on the chosen device)."""
     return _usage(lambda: hac_session.model)
 
 
 @pytest.fixture(scope="session")
-def hac_dataset(hac_session: HacSession):
+def hac_dataset(hac_session: HacRun):
     """The evaluation images, preprocessed for ``hac_model`` (loaded once per session)."""
     return _usage(lambda: hac_session.dataset)
 
 
 @pytest.fixture(scope="session")
-def hac_engine(hac_session: HacSession):
+def hac_engine(hac_session: HacRun):
     """The session's :class:`~pytest_hac.engine.Engine`: caches and batches every case."""
     return _usage(lambda: hac_session.engine)
 
@@ -220,133 +380,20 @@ def hac_case(request: pytest.FixtureRequest) -> Case:
 
 
 @pytest.fixture
-def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacSession) -> Callable[[Case], Result]:
+def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callable[[Case], Result]:
     """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work) and record it for the report."""
 
     def evaluate(case: Case) -> Result:
         from .progress import live_status
 
         engine = _usage(lambda: hac_session.engine)
-        with live_status(request.config, hac_session, engine, case.id):
+        plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+        with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
             result = _usage(lambda: engine.evaluate(case))
-        result.rule = hac_session.settings.gate
+        result = replace(result, rule=hac_session.settings.gate)
         request.node.stash[RESULT_KEY] = result
         for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
             request.node.user_properties.append((f"hac_{key}", getattr(result, key)))
         return result
 
     return evaluate
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    if report.when == "teardown" and "hac_case" in getattr(item, "fixturenames", ()):
-        report.user_properties.append((FINISHED_PROPERTY, True))  # ran to the end: passed, failed or skipped
-    result = item.stash.get(RESULT_KEY, None)
-    if result is not None and report.when == "call":
-        result.passed = report.passed
-        report.user_properties.append((PROPERTY, json.dumps(result.to_dict())))
-        hac = item.config.stash.get(SESSION_KEY, None)
-        if hasattr(item.config, "workerinput") and hac is not None and "_loaded" in hac.__dict__ \
-                and hac.dataset.skipped:  # the controller's report lists the images a worker skipped
-            report.user_properties.append((SKIPPED_PROPERTY, json.dumps(list(hac.dataset.skipped))))
-    return report
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Runs on the controller for its own and every xdist worker's reports: one place records.
-
-    Baseline regressions and (with --hac-strict) soundness findings fail the cell
-    here, before pytest counts the outcome.
-    """
-    config = _CONFIG.get("config")
-    session = config.stash.get(SESSION_KEY, None) if config else None
-    if session is None or not session.write_files:
-        return
-    if report.when == "teardown" and any(k == FINISHED_PROPERTY for k, _ in report.user_properties):
-        session.finished_cells.add(report.nodeid)
-    if report.when != "call":
-        return
-    payload = next((v for k, v in report.user_properties if k == PROPERTY), None)
-    if payload is None:
-        return
-    result = Result.from_dict(json.loads(payload))
-    problems = []
-    comp = session.compare(result)
-    if result.regression:
-        problems.append(f"{result.case_id}: accuracy dropped {-comp.delta_points:.1f} points against baseline "
-                        f"{session.settings.compare!r} ({comp.baseline:.3f} -> {comp.current:.3f}, one-sided "
-                        f"p={comp.p_drop:.3g}{' paired' if comp.paired else ''}), more than the allowed "
-                        f"{session.settings.compare_fail:g} points")
-    if session.settings.strict:
-        from .soundness import check
-
-        findings = check(list(session.results.values()) + [result])
-        problems += [f"soundness check {f.check}: {f.message}" for f in findings if result.case_id in f.cells]
-    if problems and report.passed:
-        report.outcome = "failed"
-        report.longrepr = "\n".join(problems)
-        result.passed = False
-    skipped = next((v for k, v in report.user_properties if k == SKIPPED_PROPERTY), None)
-    if skipped is not None:
-        session.merged_skipped = sorted(set(session.merged_skipped) | set(json.loads(skipped)))
-    session.record(result)
-
-
-_CONFIG: dict[str, pytest.Config] = {}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _CONFIG["config"] = session.config
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error) -> None:
-    """xdist controller: a worker finished (its cell count rides on workeroutput) or crashed."""
-    hac = node.config.stash.get(SESSION_KEY, None)
-    if hac is None:
-        return
-    output = getattr(node, "workeroutput", None) or {}
-    hac.expected_cells = max(hac.expected_cells, int(output.get("hac_expected_cells", 0)))
-    if error:
-        worker = getattr(getattr(node, "gateway", None), "id", "?")
-        hac.crashed.append(worker)
-        hac.notes.append(f"xdist worker {worker} crashed ({str(error).strip()[:200]}): the run is incomplete")
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    hac = session.config.stash.get(SESSION_KEY, None)
-    if hac is None or not hac.write_files or not hac.results:
-        return
-    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-    # Cells count as finished when their test ran to the end, skipped ones included: a skip is a
-    # decision, not a loss. Several tests may share one cell, so results can be fewer than tests.
-    complete = (not interrupted and len(hac.finished_cells) >= hac.expected_cells and not session.shouldstop
-                and not hac.crashed)
-    report = hac.report(complete)
-    session.config.hook.pytest_hac_update_report(config=session.config, report=report)
-    hac.notes = report.notes
-    hac.finish(complete=complete)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    hac = config.stash.get(SESSION_KEY, None)
-    if hac is None or not hac.write_files or not hac.results:
-        return
-    from tabulate import tabulate
-
-    from .report import matrix_table
-
-    headers, body = matrix_table(list(hac.results.values()))
-    terminalreporter.section("pytest-hac")
-    terminalreporter.write_line(f"model {hac.settings.model} · {len(hac.results)} cells · gate rule {hac.settings.gate}")
-    terminalreporter.write_line(tabulate(body, headers, tablefmt="simple"))
-    if hac.write_error:
-        terminalreporter.write_line(f"pytest-hac: {hac.write_error}", red=True)
-    for note in hac.notes:
-        terminalreporter.write_line(f"pytest-hac: {note}", yellow=True)
-    for kind, path in hac.report_paths.items():
-        terminalreporter.write_line(f"report ({kind}): {path}")

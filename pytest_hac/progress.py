@@ -138,10 +138,10 @@ def _live_logging(config: Any) -> bool:
 
 
 @contextmanager
-def live_status(config: Any, session: Any, engine: Any, cell: str) -> Iterator[None]:
+def live_status(config: Any, total: int, disabled: bool, engine: Any, cell: str) -> Iterator[None]:
     """Around one cell's evaluation: the session's status line (built on first use), fed by ``engine``."""
     if _STATUS not in config.stash:
-        config.stash[_STATUS] = status_line(config, session.expected_cells, session.settings.no_progress)
+        config.stash[_STATUS] = status_line(config, total, disabled)
     line = config.stash[_STATUS]
     if line is None:
         yield

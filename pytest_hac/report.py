@@ -1,31 +1,115 @@
-"""Reports: Markdown (tabulate), JSON (the baseline format), a PNG plot, GitHub's step summary.
+"""The report of a run: its cells (result, verdict, reasons, baseline comparison) and how it was run.
 
-Every file is written atomically (temporary file + ``os.replace``), so an
-interrupted run, or two sessions sharing a folder, never leave a half-written
-report.
+The JSON form (:meth:`Report.to_dict`) is also the baseline format; rendering
+lives in :mod:`pytest_hac.markdown` and :mod:`pytest_hac.plot`.
 """
 from __future__ import annotations
 
 import json
-import math
-import os
-import re
-import tempfile
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from .errors import HacError
+from .files import atomic_write, safe_stem
 from .result import Result
 
-SCHEMA = 1
-STEP_SUMMARY_LIMIT = 1 << 20  # GitHub rejects step summaries over 1 MiB
+SCHEMA = 2
+#: Why a cell failed: its threshold, a regression against the baseline, a baseline it cannot be
+#: compared with, a soundness finding, or an error in the test itself.
+REASON_KINDS = ("threshold", "regression", "baseline", "soundness", "error")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason a cell failed, with its numbers."""
+
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One cell against the baseline's cell of the same id and attack, on the images both runs share.
+
+    ``baseline`` and ``current`` are accuracies on the ``compared`` shared images (of the
+    baseline's ``of``); the p-values are one-sided exact McNemar tests on those pairs.
+    A cell that cannot be compared says why in ``why`` (then the numbers are None).
+    """
+
+    baseline: float | None = None
+    current: float | None = None
+    compared: int = 0
+    of: int = 0
+    p_drop: float | None = None
+    p_gain: float | None = None
+    regression: bool = False
+    why: str | None = None
+
+    @property
+    def comparable(self) -> bool:
+        return self.why is None
+
+    @property
+    def delta_points(self) -> float | None:
+        return None if self.baseline is None or self.current is None else 100 * (self.current - self.baseline)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One test's evaluation of one case: what was measured and what the run decided about it."""
+
+    test: str
+    result: Result
+    passed: bool | None = None
+    reasons: tuple[Reason, ...] = ()
+    comparison: Comparison | None = None
+    #: The threshold the cell was held to: the one its assertion used, else the cell's own.
+    threshold: float | None = None
+
+    @property
+    def case_id(self) -> str:
+        return self.result.case_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.result.to_dict(), "test": self.test, "passed": self.passed, "applied_threshold": self.threshold,
+                "reasons": [asdict(r) for r in self.reasons],
+                "baseline": None if self.comparison is None else asdict(self.comparison)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Cell":
+        base = data.get("baseline")
+        return cls(test=data.get("test", data["case_id"]), result=Result.from_dict(data), passed=data.get("passed"),
+                   reasons=tuple(Reason(**r) for r in data.get("reasons", [])),
+                   comparison=None if base is None else Comparison(**base), threshold=data.get("applied_threshold"))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which cells a run was asked for: all ``total`` collected cells, ``selected`` of them (``-k``,
+    ``--lf``, node ids, ``-m``, a shard), and ``cells_hash`` naming the full cell list, so shards of
+    one run can be recognised."""
+
+    selected: int = 0
+    total: int = 0
+    shard: tuple[int, int] | None = None
+    cells_hash: str = ""
+
+    @property
+    def partial(self) -> bool:
+        return self.shard is not None or self.selected < self.total
+
+    @property
+    def suffix(self) -> str:
+        """The file name suffix of a partial run: shards and selections never overwrite a full report."""
+        if self.shard is not None:
+            return f".shard-{self.shard[0]}-of-{self.shard[1]}"
+        return ".selection" if self.selected < self.total else ""
 
 
 @dataclass
 class Report:
-    """All results of a session plus what is needed to reproduce and compare them."""
+    """All cells of a session plus what is needed to reproduce and compare them."""
 
     model: str
     dataset: str
@@ -34,24 +118,54 @@ class Report:
     seed: int
     gate_rule: str
     ids: list[str] = field(default_factory=list)
-    results: list[Result] = field(default_factory=list)
+    cells: list[Cell] = field(default_factory=list)
     complete: bool = False
+    scope: Scope = field(default_factory=Scope)
     skipped_images: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def results(self) -> list[Result]:
+        """Every distinct case's result (two tests on one cell measure the same thing)."""
+        seen: dict[str, Result] = {}
+        for cell in self.cells:
+            seen.setdefault(cell.case_id, cell.result)
+        return list(seen.values())
+
+    @property
+    def stem(self) -> str:
+        return safe_stem(self.model) + self.scope.suffix
+
+    @property
+    def counts(self) -> dict[str, int]:
+        passed = sum(1 for c in self.cells if c.passed is True)
+        failed = sum(1 for c in self.cells if c.passed is False)
+        return {"cells": len(self.cells), "passed": passed, "failed": failed}
+
+    @property
+    def status(self) -> str:
+        """``complete``, ``complete (selected N of M cells)``, ``shard I of N`` or ``INCOMPLETE``."""
+        if not self.complete:
+            return "INCOMPLETE"
+        if self.scope.shard is not None:
+            return f"complete: shard {self.scope.shard[0]} of {self.scope.shard[1]} ({self.scope.selected} of " \
+                   f"{self.scope.total} cells)"
+        if self.scope.selected < self.scope.total:
+            return f"complete (selected {self.scope.selected} of {self.scope.total} cells)"
+        return "complete"
+
     def to_dict(self) -> dict[str, Any]:
+        scope = asdict(self.scope)
         return {
             "schema": SCHEMA, "model": self.model, "dataset": self.dataset, "n": self.n, "device": self.device,
-            "seed": self.seed, "gate_rule": self.gate_rule, "complete": self.complete, "ids": self.ids,
-            "skipped_images": self.skipped_images, "meta": self.meta, "notes": self.notes,
-            "results": [r.to_dict() for r in sorted(self.results, key=lambda r: r.case_id)],
+            "seed": self.seed, "gate_rule": self.gate_rule, "complete": self.complete, "scope": scope,
+            "ids": self.ids, "skipped_images": self.skipped_images, "meta": self.meta, "notes": self.notes,
+            "results": [c.to_dict() for c in sorted(self.cells, key=lambda c: (c.case_id, c.test))],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Report":
-        from .errors import HacError
-
         if not isinstance(data, dict):
             raise HacError(f"a report is a JSON object with 'schema', 'model' and 'results'; got a "
                            f"{type(data).__name__}")
@@ -60,201 +174,27 @@ class Report:
                            f"{SCHEMA}); regenerate it with this version")
         try:
             fields_ = {k: data[k] for k in ("model", "dataset", "n", "device", "seed", "gate_rule")}
-            return cls(**fields_, ids=data.get("ids", []), results=[Result.from_dict(r) for r in data["results"]],
-                       complete=data.get("complete", False), skipped_images=data.get("skipped_images", []),
-                       meta=data.get("meta", {}), notes=data.get("notes", []))
+            scope = dict(data.get("scope") or {})
+            if scope.get("shard") is not None:
+                scope["shard"] = tuple(scope["shard"])
+            return cls(**fields_, ids=data.get("ids", []), cells=[Cell.from_dict(r) for r in data["results"]],
+                       complete=data.get("complete", False), scope=Scope(**scope),
+                       skipped_images=data.get("skipped_images", []), meta=data.get("meta", {}),
+                       notes=data.get("notes", []))
         except (KeyError, TypeError, AttributeError) as exc:
             raise HacError(f"report is damaged or hand-edited (schema {SCHEMA} but {type(exc).__name__}: {exc}); "
                            f"regenerate it") from None
 
-    @property
-    def counts(self) -> dict[str, int]:
-        passed = sum(1 for r in self.results if r.passed is True)
-        failed = sum(1 for r in self.results if r.passed is False)
-        return {"cells": len(self.results), "passed": passed, "failed": failed}
 
+def write_report(report: Report, directory: Path, *, plot: bool = False) -> dict[str, Path]:
+    """Write ``<stem>.json``, ``<stem>.md`` (and ``<stem>.png`` when ``plot``); returns the paths.
 
-def safe_stem(name: str) -> str:
-    """A file name stem from a model name that cannot leave the report folder."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
-    return stem[:100]
+    The stem is the model's name, plus ``.shard-I-of-N`` or ``.selection`` for partial runs.
+    """
+    from .markdown import markdown
+    from .plot import write_plot
 
-
-def atomic_write(path: Path, content: str | bytes | Callable[[BinaryIO], object]) -> None:
-    """Write text, bytes, or what ``content(file)`` writes to a binary file, to ``path`` atomically:
-    a temporary file beside it, then ``os.replace``. Readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        if isinstance(content, str):
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(content)
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                if callable(content):
-                    content(fh)
-                else:
-                    fh.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _delta(r: Result) -> str:
-    if r.baseline_accuracy is None:
-        return ""
-    flag = " ⚠" if r.regression else ""
-    return f" (Δ {100 * (r.accuracy - r.baseline_accuracy):+.1f}{flag})"
-
-
-def _acc(r: Result) -> str:
-    mark = {True: "", False: " ❌", None: ""}[r.passed]
-    return f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{_delta(r)}{mark}"
-
-
-def _column(r: Result) -> str:
-    if r.threat == "clean":
-        return "clean"
-    eps = r.attack_params.get("eps", r.eps)
-    norm = r.attack_params.get("norm", "Linf")
-    label = f"{eps * 255:g}/255" if norm == "Linf" and eps is not None else f"{eps:g}"
-    return f"{r.threat} {r.attack} {label}"
-
-
-def _defense(r: Result) -> tuple:
-    return (r.codec, -1 if r.quality is None else r.quality, r.rounds)
-
-
-def matrix_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
-    """Rows codec/quality/rounds; columns bpp, PSNR and one accuracy column per threat x attack."""
-    columns: list[str] = []
-    for r in sorted(results, key=lambda r: (r.threat != "clean", r.threat, r.attack or "", r.eps or 0)):
-        if _column(r) not in columns:
-            columns.append(_column(r))
-    rows: dict[tuple, dict[str, Any]] = defaultdict(dict)
-    for r in results:
-        row = rows[_defense(r)]
-        row[_column(r)] = _acc(r)
-        if r.threat == "clean" or "bpp" not in row:
-            row["bpp"], row["psnr"] = r.bpp, r.psnr
-    headers = ["codec", "quality", "rounds", "bpp", "PSNR dB"] + columns
-    body = []
-    for key in sorted(rows):
-        row = rows[key]
-        q = "–" if key[1] == -1 else str(key[1])
-        body.append([key[0], q, str(key[2]), _fmt(row.get("bpp")), _fmt(row.get("psnr"), 1)]
-                    + [row.get(c, "") for c in columns])
-    return headers, body
-
-
-def markdown(report: Report, *, plot_name: str | None = None, extra_sections: list[str] | None = None) -> str:
-    from tabulate import tabulate
-
-    c = report.counts
-    status = "complete" if report.complete else "**INCOMPLETE** (interrupted or still running: cells below finished)"
-    lines = [
-        f"# pytest-hac robustness report: {report.model}",
-        "",
-        f"- **model** `{report.model}` · **data** `{report.dataset}` · **n** {report.n} images · "
-        f"**device** {report.device} · **seed** {report.seed}",
-        f"- **cells** {c['cells']} · **passed** {c['passed']} · **failed** {c['failed']} · run {status}",
-        f"- **gate rule** `{report.gate_rule}`: "
-        + ("a cell fails only when its whole 95% Wilson interval lies below the threshold"
-           if report.gate_rule == "ci" else "a cell fails when its accuracy is below the threshold"),
-    ]
-    if report.skipped_images:
-        lines.append(f"- **skipped unreadable images** {len(report.skipped_images)}: "
-                     + ", ".join(report.skipped_images[:10]))
-    failed = sorted((r for r in report.results if r.passed is False), key=lambda r: r.accuracy - (r.threshold or 0))
-    if failed:
-        lines.append("- **worst cells**: " + ", ".join(
-            f"`{r.case_id}` {r.accuracy:.2f}" + (f" < {r.threshold:.2f}" if r.threshold is not None else "")
-            for r in failed[:5]))
-    drops = sorted((r for r in report.results if r.baseline_accuracy is not None),
-                   key=lambda r: r.accuracy - r.baseline_accuracy)
-    if drops and drops[0].accuracy < drops[0].baseline_accuracy:
-        lines.append("- **worst regressions against the baseline**: " + ", ".join(
-            f"`{r.case_id}` {100 * (r.accuracy - r.baseline_accuracy):+.1f} pts" + (" (significant)" if r.regression
-                                                                                   else "")
-            for r in drops[:5] if r.accuracy < r.baseline_accuracy))
-    gains = [r for r in report.results if r.baseline_accuracy is not None and r.p_drop is not None
-             and r.accuracy > r.baseline_accuracy]
-    if gains:
-        lines.append(f"- {len(gains)} cell(s) improved on the baseline: consider updating it (--hac-save-baseline)")
-    for note in report.notes:
-        lines.append(f"- {note}")
-    lines += ["", "Accuracy is top-1 with its 95% Wilson interval in brackets; ❌ marks a failed gate. "
-              "bpp and PSNR are measured on the defended images (PSNR against the clean originals).", ""]
-    if report.results:
-        headers, body = matrix_table(report.results)
-        lines += ["## Matrix", "", tabulate(body, headers, tablefmt="github"), ""]
-    if plot_name:
-        lines += [f"![accuracy against bits per pixel]({plot_name})", ""]
-    for section in extra_sections or []:
-        lines += [section, ""]
-    lines += ["## Cells", ""]
-    for threat in sorted({r.threat for r in report.results}):
-        rows = []
-        for r in sorted((r for r in report.results if r.threat == threat), key=lambda r: r.case_id):
-            verdict = {True: "pass", False: "**FAIL**", None: "–"}[r.passed]
-            delta = "–" if r.baseline_accuracy is None else f"{100 * (r.accuracy - r.baseline_accuracy):+.1f}"
-            rows.append([r.case_id, f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", r.n, delta,
-                         _fmt(r.threshold), verdict, _fmt(r.bpp), _fmt(r.psnr, 1), f"{r.seconds:.1f}"])
-        lines += [f"### {threat}", "", tabulate(rows, ["cell", "accuracy", "95% CI", "n", "Δ pts", "threshold", "gate",
-                                                      "bpp", "PSNR", "seconds"], tablefmt="github"), ""]
-    return "\n".join(lines) + "\n"
-
-
-def write_plot(report: Report, path: Path) -> bool:
-    """Accuracy against bpp, one line per codec, one panel per threat. Returns False if nothing to plot."""
-    points = [r for r in report.results if r.bpp is not None]
-    if not points:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    threats = sorted({r.threat for r in points}, key=lambda t: ("clean", "oblivious", "whitebox", "adaptive",
-                                                                 "query").index(t) if t in ("clean", "oblivious",
-                     "whitebox", "adaptive", "query") else 9)
-    fig, axes = plt.subplots(1, len(threats), figsize=(4 * len(threats), 3.4), squeeze=False, sharey=True)
-    for ax, threat in zip(axes[0], threats):
-        series: dict[str, list[Result]] = defaultdict(list)
-        for r in points:
-            if r.threat == threat:
-                series[f"{r.codec} r{r.rounds}" + (f" {r.attack}" if r.attack else "")].append(r)
-        for label, rs in sorted(series.items()):
-            rs.sort(key=lambda r: r.bpp)
-            ax.errorbar([r.bpp for r in rs], [r.accuracy for r in rs],
-                        yerr=[[r.accuracy - r.ci_low for r in rs], [r.ci_high - r.accuracy for r in rs]],
-                        marker="o", capsize=2, label=label)
-        ax.set_title(threat)
-        ax.set_xlabel("bits per pixel")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("top-1 accuracy")
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{report.model} on {report.dataset} (n={report.n})", fontsize=9)
-    fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
-    return True
-
-
-def write_report(report: Report, directory: Path, *, plot: bool = False,
-                 extra_sections: list[str] | None = None) -> dict[str, Path]:
-    """Write ``<model>.json``, ``<model>.md`` (and ``<model>.png`` when ``plot``); returns the paths."""
-    stem = safe_stem(report.model)
+    stem = report.stem
     paths = {"json": directory / f"{stem}.json", "md": directory / f"{stem}.md"}
     plot_name = None
     if plot:
@@ -263,14 +203,12 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
             paths["png"], plot_name = png, png.name
     elif (directory / f"{stem}.png").exists():
         plot_name = f"{stem}.png"
-    atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1, sort_keys=False) + "\n")
-    atomic_write(paths["md"], markdown(report, plot_name=plot_name, extra_sections=extra_sections))
+    atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
+    atomic_write(paths["md"], markdown(report, plot_name=plot_name))
     return paths
 
 
 def load_report(path: Path) -> Report:
-    from .errors import HacError
-
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -283,18 +221,3 @@ def load_report(path: Path) -> Report:
         return Report.from_dict(data)
     except HacError as exc:
         raise HacError(f"{path}: {exc}") from None
-
-
-def append_step_summary(text: str) -> None:
-    """Append to ``$GITHUB_STEP_SUMMARY`` when set; never fails the job (size capped at 1 MiB)."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
-    data = text.encode("utf-8")
-    if len(data) > STEP_SUMMARY_LIMIT - 1024:
-        data = data[: STEP_SUMMARY_LIMIT - 1024].decode("utf-8", "ignore").encode() + b"\n\n(truncated)\n"
-    try:
-        with open(target, "ab") as fh:
-            fh.write(data)
-    except OSError:
-        pass

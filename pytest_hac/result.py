@@ -7,12 +7,39 @@ from typing import Any
 
 from .stats import wilson_interval
 
-GATE_RULES = ("ci", "point")
+#: Gate rules: how a measured accuracy is held against its threshold. One sentence each,
+#: printed in every report's header.
+GATE_RULES: dict[str, str] = {
+    "point": "a cell passes when its measured accuracy reaches the threshold",
+    "lenient": "a cell passes when the upper end of its 95% Wilson interval reaches the threshold "
+               "(benefit of the doubt, for noisy smoke runs on few images)",
+    "confident": "a cell passes only when the lower end of its 95% Wilson interval reaches the threshold "
+                 "(for robustness claims)",
+}
+DEFAULT_RULE = "point"
 
 
-@dataclass
+class GateFailure(AssertionError):
+    """A cell's accuracy is below its threshold under the gate rule; carries the numbers for the report."""
+
+    def __init__(self, message: str, *, threshold: float, rule: str) -> None:
+        super().__init__(message)
+        self.threshold = threshold
+        self.rule = rule
+
+
+def format_threshold(value: float) -> str:
+    """A threshold as it was given: 0.999 stays 0.999, 0.6 stays 0.6 (never rounded up to 1)."""
+    return f"{value:.6g}"
+
+
+@dataclass(frozen=True)
 class Result:
-    """Accuracy of one case on ``n`` images, with its 95% Wilson interval and the defense's cost."""
+    """Accuracy of one case on ``n`` images, with its 95% Wilson interval and the defense's cost.
+
+    Immutable: what a run decides about a result (its verdict, its comparison with a
+    baseline) is held beside it, in the report's cell records.
+    """
 
     case_id: str
     codec: str
@@ -28,60 +55,63 @@ class Result:
     bpp: float | None
     psnr: float | None
     seconds: float
-    correct: list[bool] = field(default_factory=list, repr=False)
-    ids: list[str] = field(default_factory=list, repr=False)
+    correct: tuple[bool, ...] = field(default=(), repr=False)
+    ids: tuple[str, ...] = field(default=(), repr=False)
     threshold: float | None = None
-    rule: str = "ci"
-    passed: bool | None = None
+    rule: str = DEFAULT_RULE
     attack_params: dict[str, Any] = field(default_factory=dict, repr=False)
-    #: Filled when compared with a baseline (--hac-compare).
-    baseline_accuracy: float | None = None
-    p_drop: float | None = None
-    regression: bool | None = None
+    #: Minimum-norm attacks (cw): median L2 norm of the perturbations, in [0, 1] pixel units, counting an
+    #: image the pipeline still gets right as infinite (None when fewer than half are fooled).
+    median_l2: float | None = None
+    #: Measurements the soundness checks read, made while the cell ran (see soundness.py).
+    diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_correct(cls, correct: list[bool], **fields: Any) -> "Result":
+    def from_correct(cls, correct: list[bool] | tuple[bool, ...], **fields: Any) -> "Result":
         k, n = sum(correct), len(correct)
         low, high = wilson_interval(k, n)
-        return cls(accuracy=k / n if n else float("nan"), n=n, ci_low=low, ci_high=high, correct=correct, **fields)
+        ids = tuple(fields.pop("ids", ()))
+        return cls(accuracy=k / n if n else float("nan"), n=n, ci_low=low, ci_high=high,
+                   correct=tuple(bool(c) for c in correct), ids=ids, **fields)
 
     @property
     def correct_count(self) -> int:
         return sum(self.correct) if self.correct else round(self.accuracy * self.n)
 
+    @property
+    def defense(self) -> tuple[str, int | None, int]:
+        return (self.codec, self.quality, self.rounds)
+
     def gate(self, threshold: float | None = None, rule: str | None = None) -> bool:
-        """Whether the result meets ``threshold`` under ``rule`` ("ci": the interval reaches it)."""
+        """Whether the result meets ``threshold`` under ``rule`` (see :data:`GATE_RULES`)."""
         threshold = self.threshold if threshold is None else threshold
         rule = rule or self.rule
+        if rule not in GATE_RULES:
+            raise ValueError(f"gate rule must be one of {', '.join(GATE_RULES)}; got {rule!r}")
         if threshold is None:
             return True
-        if rule not in GATE_RULES:
-            raise ValueError(f"gate rule must be one of {GATE_RULES}; got {rule!r}")
-        value = self.ci_high if rule == "ci" else self.accuracy
+        value = {"point": self.accuracy, "lenient": self.ci_high, "confident": self.ci_low}[rule]
         return value >= threshold - 1e-12
 
     def assert_at_least(self, threshold: float | None = None, rule: str | None = None) -> None:
-        """Fail (AssertionError) when the accuracy is significantly below ``threshold``.
+        """Fail (:class:`GateFailure`, an ``AssertionError``) when the accuracy misses ``threshold``.
 
-        With rule "ci" (default) only an interval lying wholly below the threshold
-        fails, so sampling noise on few images does not flake; "point" compares
-        the estimate itself.
+        ``rule`` defaults to the run's ``--hac-gate`` (``point``: the measured accuracy
+        itself; ``lenient`` and ``confident`` use the 95% interval's upper or lower end).
         """
+        __tracebackhide__ = True  # the failure points at the test, not here
         threshold = self.threshold if threshold is None else threshold
-        if threshold is not None:
-            self.threshold = threshold
         rule = rule or self.rule
-        self.rule = rule
-        ok = self.gate(threshold, rule)
-        if not ok:
-            raise AssertionError(
+        if not self.gate(threshold, rule):
+            raise GateFailure(
                 f"{self.case_id}: accuracy {self.accuracy:.3f} (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}, "
-                f"n={self.n}) is below the threshold {threshold:.3f} [gate rule: {rule}]"
-            )
+                f"n={self.n}) is below the threshold {format_threshold(threshold)} [gate rule {rule}: "
+                f"{GATE_RULES[rule]}]", threshold=threshold, rule=rule)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("accuracy", "ci_low", "ci_high", "bpp", "psnr", "seconds"):
+        data["correct"], data["ids"] = list(self.correct), list(self.ids)
+        for key in ("accuracy", "ci_low", "ci_high", "bpp", "psnr", "seconds", "median_l2"):
             value = data[key]
             if isinstance(value, float) and not math.isfinite(value):
                 data[key] = None
@@ -90,4 +120,7 @@ class Result:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["correct"] = tuple(values.get("correct", ()))
+        values["ids"] = tuple(values.get("ids", ()))
+        return cls(**values)

@@ -1,25 +1,31 @@
-"""State across a run: lazily loaded model, data and engine; the results recorded so far."""
+"""State across a run, without pytest: model, data and engine (loaded lazily), verdicts, the report.
+
+:class:`HacRun` is what the pytest plugin drives and what a notebook can use directly:
+``run.engine.evaluate(case)`` measures, ``run.verdict(...)`` decides (threshold, baseline,
+soundness) and ``run.record(cell)`` keeps the cell and rewrites the report at once.
+"""
 from __future__ import annotations
 
 import platform
 import sys
 import warnings
-from dataclasses import replace
-from functools import cached_property
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from .cache import DiskCache, Store, package_versions
+from .cases import Case
 from .config import Settings
 from .data import Dataset, load_dataset
-from .cache import DiskCache, Store, package_versions
 from .engine import Engine
+from .errors import HacError
+from .gates import Thresholds, compare, describe_attack, load_baseline, save_baseline, version_drift
+from .markdown import append_step_summary, markdown
 from .models import Classifier, get_model, model_info, restrict
-from .gates import Comparison, Thresholds, compare, load_baseline, save_baseline, version_drift
-from .report import Report, append_step_summary, markdown, write_report
-from .result import Result
-from .soundness import check as soundness_check
-from .soundness import markdown_section as soundness_section
+from .report import Cell, Comparison, Reason, Report, Scope, write_report
+from .result import GATE_RULES, Result, format_threshold
+from .soundness import Finding, check as soundness_check, status as soundness_status
 
 #: Packages whose versions a report records: those that can change its numbers.
 REPORTED_PACKAGES = ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy")
@@ -38,28 +44,51 @@ def default_data(settings: Settings) -> str:
     return "digits" if info is not None and info.label_space == "digits" else "embedded"
 
 
-class HacSession:
-    """One pytest session's (or notebook's) evaluation state. Loads nothing until asked."""
+def dataset_name(spec: str) -> str:
+    return spec if spec in ("embedded", "digits") else Path(spec).expanduser().name
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the test itself did with its result: passed, failed its gate (with the threshold and rule
+    it used) or failed otherwise (``error``)."""
+
+    passed: bool
+    gate_threshold: float | None = None
+    gate_rule: str | None = None
+    error: str | None = None
+
+
+class HacRun:
+    """One run's evaluation state. Loads nothing until asked; writes reports only with ``write_files``."""
 
     def __init__(self, settings: Settings, *, write_files: bool = True) -> None:
         self.settings = settings
         self.write_files = write_files
-        self.results: dict[str, Result] = {}
-        self.expected_cells = 0
-        self.finished_cells: set[str] = set()
+        self.cells: dict[str, Cell] = {}
+        self.scope = Scope()
         self.report_paths: dict[str, Path] = {}
         self.write_error: str | None = None
         self.notes: list[str] = []
-        #: Under xdist the controller never loads the data: workers send their skipped images and it
-        #: learns of crashed workers (either makes the report say so).
+        #: Cells that passed and were implicated later by a soundness finding: the run fails.
+        self.late_failures: list[str] = []
+        #: Under xdist the controller never loads the data: workers send their skipped images.
         self.merged_skipped: list[str] = []
         self.crashed: list[str] = []
+        #: torch threads of the process that evaluated (an xdist worker's, not the controller's).
+        self.torch_threads: int | None = None
         self._thresholds: dict[Path, Thresholds | None] = {}
-        self.threshold_files: dict[Path, tuple[Thresholds, list[str]]] = {}
+        self.threshold_use: dict[Path, list[str]] = {}
+        #: Thresholds files without a table for the model (set at collection; shown in terminal and report).
+        self.threshold_warnings: list[str] = []
+        self._loaded: tuple[Classifier, Dataset] | None = None
+        self._load_error: str | None = None
+        self._engine: Engine | None = None
         self.baseline: Report | None = None
         if settings.compare is not None:
+            required = settings.compare_fail is not None and not settings.allow_missing_baseline
             self.baseline = load_baseline(settings.baseline_dir, settings.compare, model=settings.model,
-                                          dataset=_dataset_name(default_data(settings)))
+                                          dataset=dataset_name(default_data(settings)), required=required)
             if self.baseline is None:
                 self.notes.append(f"no baseline {settings.compare!r} in {settings.baseline_dir}: nothing compared "
                                   f"(save one with --hac-save-baseline)")
@@ -68,6 +97,53 @@ class HacSession:
                 if drift:
                     self.notes.append("baseline recorded with other versions: " + ", ".join(drift))
 
+    # --- model, data, engine ------------------------------------------------------------------------
+
+    def _load(self) -> tuple[Classifier, Dataset]:
+        if self._loaded is not None:
+            return self._loaded
+        if self._load_error is not None:  # said once in full; every later cell points back to it
+            raise HacError(f"not evaluated: loading the model or data failed ({self._load_error.splitlines()[0]})")
+        s = self.settings
+        try:
+            model = get_model(s.model, device=s.device, trust_files=s.trust_model_file)
+            data = load_dataset(default_data(s), resize=model.resize_size, crop=model.input_size, strict=s.strict)
+        except HacError as exc:
+            self._load_error = str(exc)
+            raise
+        classes = sorted(set(data.labels.tolist()))  # before subsetting: every class folder counts
+        data = data.subset(s.samples, s.seed)
+        if s.restrict_classes:
+            model = restrict(model, classes).to(s.device)
+            remap = {c: i for i, c in enumerate(classes)}
+            data = replace(data, labels=torch.tensor([remap[int(y)] for y in data.labels]), label_space="index")
+        self._loaded = (model, data)
+        return self._loaded
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    @property
+    def model(self) -> Classifier:
+        return self._load()[0]
+
+    @property
+    def dataset(self) -> Dataset:
+        return self._load()[1]
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            s = self.settings
+            disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
+            self._engine = Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed,
+                                  amp=s.amp, weights_dir=s.weights_dir, store=Store(s.cache_mb << 20, disk=disk),
+                                  soundness=s.soundness)
+        return self._engine
+
+    # --- thresholds files ---------------------------------------------------------------------------
+
     def thresholds_for(self, directory: Path) -> Thresholds | None:
         """The thresholds file in force for tests in ``directory`` (--hac-thresholds wins)."""
         path = self.settings.thresholds or directory / "hac_thresholds.toml"
@@ -75,94 +151,178 @@ class HacSession:
             self._thresholds[path] = Thresholds.load(path) if path.is_file() else None
         return self._thresholds[path]
 
+    def apply_thresholds(self, cases: list[Case], directory: Path) -> list[Case]:
+        """``cases`` with the thresholds file's values (the file wins over the marker); remembers the use."""
+        thresholds = self.thresholds_for(directory)
+        if thresholds is None:
+            return cases
+        model = self.settings.model
+        out = [replace(c, threshold=t) if (t := thresholds.lookup(model, c.id)) is not None else c for c in cases]
+        self.threshold_use.setdefault(thresholds.path, []).extend(c.id for c in cases)
+        return out
+
+    def check_thresholds(self) -> list[str]:
+        """Problems with the thresholds files in use: raises for patterns that match no cell (and, with
+        ``--hac-strict``, for a file without a table for the model); returns the warnings."""
+        model, found = self.settings.model, []
+        for path, case_ids in self.threshold_use.items():
+            thresholds = self._thresholds[path]
+            unused = thresholds.unused(model, case_ids)
+            if unused:
+                raise HacError(f"{path}: [{model}] patterns {unused} match no cell; fix or remove them")
+            missing = thresholds.missing_table(model)
+            if missing and self.settings.strict:
+                raise HacError(missing + " (an error under --hac-strict)")
+            if missing:
+                found.append(missing)
+        return found
+
+    def thresholds_lines(self) -> list[str]:
+        """For the report: which tables of which file applied to this run."""
+        lines = []
+        for path, case_ids in self.threshold_use.items():
+            thresholds = self._thresholds[path]
+            tables = thresholds.tables_for(self.settings.model)
+            shown = ", ".join(f"[{t}]" for t in tables) or "none"
+            lines.append(f"`{path}`: tables {shown} applied to {len(set(case_ids))} cells")
+        return lines
+
+    # --- verdicts -----------------------------------------------------------------------------------
+
     def compare(self, result: Result) -> Comparison | None:
-        """Compare with the baseline (if any) and mark a significant drop beyond --hac-compare-fail."""
+        """The cell against the baseline (None without a baseline or without the cell in it)."""
         if self.baseline is None:
             return None
-        comp = compare(result, self.baseline)
-        if comp is not None:
-            result.baseline_accuracy, result.p_drop = comp.baseline, comp.p_drop
-            margin = self.settings.compare_fail
-            result.regression = margin is not None and comp.regression(margin)
-        return comp
+        return compare(result, self.baseline, self.settings.compare_fail)
 
-    @cached_property
-    def _loaded(self) -> tuple[Classifier, Dataset]:
+    def findings(self, extra: Result | None = None) -> list[Finding]:
+        results = {c.case_id: c.result for c in self.cells.values()}
+        if extra is not None:
+            results[extra.case_id] = extra
+        return soundness_check(list(results.values()))
+
+    def verdict(self, test: str, result: Result, outcome: Outcome) -> Cell:
+        """Decide a cell: its own test's outcome, then the baseline and the soundness findings.
+
+        Every reason is kept (a cell can fail its threshold and regress); only the
+        reasons beyond the test's own failure are new to pytest (see :meth:`extra_reasons`).
+        """
         s = self.settings
-        model = get_model(s.model, device=s.device, trust_files=s.trust_model_file)
-        data = load_dataset(default_data(s), resize=model.resize_size, crop=model.input_size, strict=s.strict)
-        classes = sorted(set(data.labels.tolist()))  # before subsetting: every class folder counts
-        data = data.subset(s.samples, s.seed)
-        if s.restrict_classes:
-            model = restrict(model, classes).to(s.device)
-            remap = {c: i for i, c in enumerate(classes)}
-            data = replace(data, labels=torch.tensor([remap[int(y)] for y in data.labels]), label_space="index")
-        return model, data
+        reasons: list[Reason] = []
+        threshold = result.threshold
+        if outcome.gate_threshold is not None:
+            threshold = outcome.gate_threshold
+            reasons.append(Reason("threshold", f"{result.accuracy:.3f} < {format_threshold(threshold)} "
+                                               f"({outcome.gate_rule} rule)"))
+        elif not outcome.passed:
+            reasons.append(Reason("error", outcome.error or "the test failed"))
+        comp = self.compare(result)
+        if comp is not None and comp.regression:
+            reasons.append(Reason("regression", f"dropped {-comp.delta_points:.1f} points against baseline "
+                                                f"{s.compare!r} ({comp.baseline:.3f} -> {comp.current:.3f} on "
+                                                f"{comp.compared} shared images, one-sided paired p={comp.p_drop:.3g})"
+                                                f", more than the allowed {s.compare_fail:g} points"))
+        if comp is not None and not comp.comparable and s.compare_fail is not None:
+            reasons.append(Reason("baseline", f"not comparable with baseline {s.compare!r}: {comp.why}"))
+        if s.soundness != "warn":
+            reasons += [Reason("soundness", f"{f.check}: {f.message}") for f in self.findings(result)
+                        if f.implicates(result.case_id)]
+        passed = outcome.passed and not any(r.kind in ("regression", "baseline", "soundness") for r in reasons)
+        return Cell(test=test, result=result, passed=passed, reasons=tuple(reasons), comparison=comp,
+                    threshold=threshold)
 
-    @property
-    def model(self) -> Classifier:
-        return self._loaded[0]
+    @staticmethod
+    def extra_reasons(cell: Cell) -> list[str]:
+        """The reasons pytest has not shown yet: all but the test's own failure."""
+        return [f"{cell.case_id}: {r.kind}: {r.message}" for r in cell.reasons if r.kind not in ("threshold", "error")]
 
-    @property
-    def dataset(self) -> Dataset:
-        return self._loaded[1]
+    def record(self, cell: Cell) -> None:
+        """Keep ``cell`` and rewrite the report at once, so an interruption loses nothing finished.
 
-    @cached_property
-    def engine(self) -> Engine:
-        s = self.settings
-        disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
-        return Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed, amp=s.amp,
-                      weights_dir=s.weights_dir, store=Store(s.cache_mb << 20, disk=disk))
+        A soundness finding that implicates a cell recorded earlier fails that cell now
+        (it is marked in the report and the run's exit status turns to failed).
+        """
+        self.cells[cell.test] = cell
+        if self.settings.soundness != "warn":
+            findings = self.findings()
+            for test, old in list(self.cells.items()):
+                if test == cell.test or old.passed is not True:
+                    continue
+                late = [Reason("soundness", f"{f.check} (found after the cell ran): {f.message}") for f in findings
+                        if f.implicates(old.case_id)]
+                if late:
+                    self.cells[test] = replace(old, passed=False, reasons=old.reasons + tuple(late))
+                    self.late_failures.append(f"{test}: " + "; ".join(r.message for r in late))
+        self.flush(complete=False)
 
-    # --- recording --------------------------------------------------------------------------------
+    # --- the report -----------------------------------------------------------------------------------
 
     def report(self, complete: bool = False) -> Report:
         s = self.settings
-        if "_loaded" in self.__dict__:
-            name, n, ids, skipped = self.dataset.name, len(self.dataset), list(self.dataset.ids), list(
-                self.dataset.skipped)
+        if self.loaded:
+            name, n, ids, skipped = (self.dataset.name, len(self.dataset), list(self.dataset.ids),
+                                     list(self.dataset.skipped))
+            size = list(self.dataset.images.shape[-2:])
         else:  # results merged from xdist workers: the controller never loaded the data
-            first = next(iter(self.results.values()), None)
-            name, n, ids, skipped = (_dataset_name(default_data(s)), first.n if first else 0,
-                                     first.ids if first else [], list(self.merged_skipped))
-        rep = Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
-                     results=list(self.results.values()), complete=complete, skipped_images=skipped,
-                     meta={"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],
-                           "torch_threads": torch.get_num_threads(),
-                           "soundness": [f.__dict__ for f in soundness_check(list(self.results.values()))]},
-                     notes=list(self.notes))
-        return rep
+            first = next(iter(self.cells.values()), None)
+            name, n, ids, skipped = (dataset_name(default_data(s)), first.result.n if first else 0,
+                                     list(first.result.ids) if first else [], list(self.merged_skipped))
+            size = None
+        results = list({c.case_id: c.result for c in self.cells.values()}.values())
+        meta = {"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],
+                "torch_threads": self.torch_threads or torch.get_num_threads(), "soundness_mode": s.soundness,
+                "soundness": {"status": soundness_status(results),
+                              "findings": [f.__dict__ for f in soundness_check(results)]},
+                "thresholds": self.thresholds_lines() + self.threshold_warnings,
+                "image_size": size}
+        return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
+                      cells=list(self.cells.values()), complete=complete, scope=self.scope, skipped_images=skipped,
+                      meta=meta, notes=list(self.notes) + self.weakened_attacks())
 
-    def record(self, result: Result) -> None:
-        """Keep ``result`` and rewrite the report at once, so an interruption loses nothing finished."""
-        self.results[result.case_id] = result
-        self.flush(complete=False)
+    def weakened_attacks(self) -> list[str]:
+        """Cells whose attack runs fewer steps than the attack's default: visible, never hidden."""
+        from .attacks import ATTACKS
+
+        weak: dict[str, list[str]] = {}
+        for cell in self.cells.values():
+            params = cell.result.attack_params
+            name = params.get("name")
+            if not name or name not in ATTACKS:
+                continue
+            default = ATTACKS.entry(name).meta.get("steps")
+            default = getattr(default, "steps", default)
+            if isinstance(default, int) and params.get("steps") is not None and params["steps"] < default:
+                weak.setdefault(describe_attack(params) + f" (default steps {default})", []).append(cell.case_id)
+        return [f"attack weaker than its defaults: {attack} in {len(cells)} cell(s)" for attack, cells in weak.items()]
 
     def flush(self, *, complete: bool, plot: bool = False) -> Report:
         rep = self.report(complete)
         if self.write_files:
             try:
-                self.report_paths = write_report(rep, self.settings.report_dir, plot=plot,
-                                                 extra_sections=[soundness_section(rep.results)])
+                self.report_paths = write_report(rep, self.settings.report_dir, plot=plot)
                 self.write_error = None
             except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
                 self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
                 warnings.warn(f"pytest-hac: {self.write_error}", stacklevel=2)
         return rep
 
-    def finish(self, *, complete: bool) -> Report:
-        rep = self.flush(complete=complete, plot=True)
-        if self.write_files and rep.results:
-            if self.settings.save_baseline is not None:
+    def finish(self, rep: Report) -> Report:
+        """Write the final report (with the plot), the baseline if asked, and GitHub's step summary."""
+        if self.write_files:
+            try:
+                self.report_paths = write_report(rep, self.settings.report_dir, plot=True)
+                self.write_error = None
+            except OSError as exc:
+                self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
+            if rep.cells and self.settings.save_baseline is not None:
                 try:
-                    path = save_baseline(rep, self.settings.baseline_dir, self.settings.save_baseline)
-                    self.report_paths["baseline"] = path
+                    self.report_paths["baseline"] = save_baseline(rep, self.settings.baseline_dir,
+                                                                  self.settings.save_baseline)
                 except OSError as exc:
                     self.write_error = f"could not save baseline in {self.settings.baseline_dir}: {exc}"
-            append_step_summary(markdown(rep, plot_name=None, extra_sections=[soundness_section(rep.results)]))
+            if rep.cells:
+                append_step_summary(markdown(rep, plot_name=None))
         return rep
 
 
-def _dataset_name(spec: str) -> str:
-    return spec if spec in ("embedded", "digits") else Path(spec).expanduser().name
-
+__all__ = ["GATE_RULES", "HacRun", "Outcome", "default_data", "versions"]

@@ -350,11 +350,11 @@ def test_more_bad_thresholds_files(suite, content, message):
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"schema": 1, "results": []}', "report is damaged or hand-edited (schema 1 but KeyError: 'model')"),
+    ('{"schema": 2, "results": []}', "report is damaged or hand-edited (schema 2 but KeyError: 'model')"),
     ('[1, 2, 3]', "a report is a JSON object with 'schema', 'model' and 'results'; got a list"),
-    ('{"schema": 1, "model": "tiny-cnn", "dataset": "digits", "n": 4, "device": "cpu", "seed": 0, '
-     '"gate_rule": "ci", "results": [{"case_id": "x"}]}', "report is damaged or hand-edited"),
-    ('{"schema": 1, "model": "tiny-cnn", "dataset"', "is not valid JSON"),
+    ('{"schema": 2, "model": "tiny-cnn", "dataset": "digits", "n": 4, "device": "cpu", "seed": 0, '
+     '"gate_rule": "point", "results": [{"case_id": "x"}]}', "report is damaged or hand-edited"),
+    ('{"schema": 2, "model": "tiny-cnn", "dataset"', "is not valid JSON"),
 ], ids=["missing-keys", "not-an-object", "damaged-result", "truncated"])
 def test_damaged_baselines_are_usage_errors(suite, content, message):
     p = suite(CELL)

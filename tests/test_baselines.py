@@ -57,7 +57,8 @@ def test_significant_drop_fails_noise_of_the_same_size_does_not(project, monkeyp
     monkeypatch.setenv("DEGRADE", "1")
     result = project.runpytest("--hac-model=mymodel:build", "--hac-compare-fail=2")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*jpeg-q75-r1-clean: accuracy dropped * points against baseline*paired*"])
+    result.stdout.fnmatch_lines(["*jpeg-q75-r1-clean: regression: dropped * points against baseline*shared images*"
+                                 "paired p=*"])
     md = (project.path / "reports/mymodel_build.md").read_text()
     assert "worst regressions against the baseline" in md and "⚠" in md
 
@@ -68,6 +69,53 @@ def test_significant_drop_fails_noise_of_the_same_size_does_not(project, monkeyp
     small = project.runpytest("--hac-model=mymodel:build", "--hac-samples=3", "--hac-compare=small",
                               "--hac-compare-fail=2")
     small.assert_outcomes(passed=1)
+
+
+def test_compare_fail_without_a_baseline_is_an_error_unless_allowed(project):
+    result = project.runpytest("--hac-model=mymodel:build", "--hac-samples=4", "--hac-compare-fail=2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--hac-compare-fail needs baseline*does not exist*--hac-allow-missing-baseline*"])
+    first = project.runpytest("--hac-model=mymodel:build", "--hac-samples=4", "--hac-compare-fail=2",
+                              "--hac-allow-missing-baseline")
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["*no baseline 'mymodel_build'*nothing compared*"])
+
+
+ATTACKED = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["oblivious"], attack="pgd", eps="8/255", steps=STEPS)
+def test_attacked(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+"""
+
+
+def test_a_weaker_attack_is_not_comparable_with_the_baseline(suite):
+    tiny = ["--hac-model=tiny-cnn", "--hac-samples=24", "--hac-soundness=warn"]
+    p = suite(ATTACKED.replace("STEPS", "5"))
+    p.runpytest(*tiny, "--hac-save-baseline").assert_outcomes(passed=1)
+    p.makepyfile(test_cells=ATTACKED.replace("STEPS", "1"))  # same cell id, a much weaker attack
+    shown = p.runpytest(*tiny, "--hac-compare")
+    shown.assert_outcomes(passed=1)  # plain --hac-compare only reports it
+    md = (p.path / "reports/tiny-cnn.md").read_text()
+    assert "not comparable with the baseline: the attack differs: baseline pgd Linf eps=8/255 steps=5" in md
+    gated = p.runpytest(*tiny, "--hac-compare-fail=2")
+    gated.assert_outcomes(failed=1)
+    gated.stdout.fnmatch_lines(["*baseline: not comparable with baseline 'tiny-cnn': the attack differs: baseline "
+                                "pgd Linf eps=8/255 steps=5*this run pgd Linf eps=8/255 steps=1*"])
+
+
+def test_delta_is_computed_on_the_images_both_runs_share(suite):
+    tiny = ["--hac-model=tiny-cnn", "--hac-soundness=warn"]
+    p = suite(ATTACKED.replace("STEPS", "3"))
+    p.runpytest(*tiny, "--hac-samples=128", "--hac-save-baseline").assert_outcomes(passed=1)
+    p.runpytest(*tiny, "--hac-samples=64", "--hac-compare-fail=2").assert_outcomes(passed=1)
+    data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
+    base = data["results"][0]["baseline"]
+    # The 64 images are a subset of the 128 (one seed): per image the same model gives the same outcome.
+    assert base["compared"] == 64 and base["of"] == 128 and base["baseline"] == base["current"]
+    md = (p.path / "reports/tiny-cnn.md").read_text()
+    assert "(Δ +0.0)" in md and "on 64 of the baseline's 128 images" in md
 
 
 def test_baseline_of_another_model_is_a_clear_error(project):
@@ -84,6 +132,28 @@ def test_baseline_of_another_schema_is_a_clear_error(project):
     result = project.runpytest("--hac-compare=old")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*report schema 0 is not supported*"])
+
+
+def test_a_thresholds_table_for_another_model_name_warns_and_strict_refuses(project):
+    (project.path / "hac_thresholds.toml").write_text('["mymodel:buld"]\n"*-clean" = 0.99\n')
+    result = project.runpytest("--hac-samples=4", "--hac-model=mymodel:build")
+    result.assert_outcomes(passed=1)  # the table is for another name: nothing gated it, and the run says so
+    assert "no table for model 'mymodel:build'; the file has tables [mymodel:buld] (a typo?)" in result.stdout.str()
+    md = (project.path / "reports/mymodel_build.md").read_text()
+    assert "no table for model 'mymodel:build'" in md
+    strict = project.runpytest("--hac-samples=4", "--hac-model=mymodel:build", "--hac-strict")
+    assert strict.ret == pytest.ExitCode.USAGE_ERROR
+    assert "no table for model 'mymodel:build'" in strict.stderr.str() and "an error under --hac-strict" in \
+        strict.stderr.str()
+
+
+def test_the_report_says_which_thresholds_tables_applied(project):
+    (project.path / "hac_thresholds.toml").write_text('["*"]\n"*-clean" = 0.1\n[efficientnet-lite0]\n"jpeg-*" = 0.2\n')
+    result = project.runpytest("--hac-samples=4")
+    result.assert_outcomes(passed=1)
+    assert "hac_thresholds.toml`: tables [*], [efficientnet-lite0] applied to 1 cells" in result.stdout.str()
+    md = (project.path / "reports/efficientnet-lite0.md").read_text()
+    assert "tables [*], [efficientnet-lite0] applied to 1 cells" in md
 
 
 def test_thresholds_file_by_model_and_pattern(project):

@@ -28,7 +28,12 @@ def test_cli_ini_and_env_precedence(suite, monkeypatch):
         (["--hac-eps=-1"], "*eps must be >= 0*"),
         (["--hac-eps=2"], "*exceeds 1*4/255*"),
         (["--hac-attack=pgdd"], "*unknown attack 'pgdd'. Did you mean 'pgd'?*"),
-        (["--hac-gate=maybe"], "*--hac-gate must be one of ci, point*"),
+        (["--hac-gate=maybe"], "*--hac-gate must be one of point, lenient, confident*"),
+        (["--hac-gate=ci"], "*--hac-gate=ci was renamed: use 'lenient' for its old meaning*"),
+        (["--hac-soundness=loud"], "*--hac-soundness must be one of fail, warn, thorough*"),
+        (["--hac-threads=0"], "*--hac-threads takes 'auto' or a positive integer*"),
+        (["--hac-queries=0"], "*--hac-queries must be >= 1*"),
+        (["--hac-model=myteam.models:build"], "*cannot find module 'myteam.models'*pythonpath = [[]\".\"[]]*"),
         (["--hac-device=tpu"], "*--hac-device must be auto, cpu, cuda or cuda:N*"),
         (["--hac-weights-dir=/nonexistent/weights"], "*is not a folder*"),
     ],
@@ -56,12 +61,44 @@ def test_bad_ini_value_names_the_key(suite):
     result.stderr.fnmatch_lines(["*hac_strict takes true or false*"])
 
 
+REGISTER_HOOK = """
+import torch
+from pytest_hac.codecs.base import Identity
+
+
+def pytest_hac_register(registry, config):
+    registry.register_model("team-net", lambda: torch.nn.Linear(3, 2), description="our own model")
+    registry.register_codec("team-codec", lambda q, **_: Identity(), description="our own codec")
+    registry.register_attack("team-attack", lambda model, spec: None, description="our own attack")
+"""
+
+
 def test_hac_list_prints_every_kind_and_exits(pytester):
     result = pytester.runpytest("--hac-list")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["models:", "*efficientnet-lite0*", "*resnet50*", "*tiny-cnn*", "*tiny-vit*", "  vit *", "data sets:",
                                  "*embedded*", "codecs:", "*jpeg*1..100*", "attacks:", "*pgd*", "threats:",
                                  "*oblivious*black-box*"])
+
+
+def test_hac_list_shows_what_the_register_hook_adds(pytester):
+    pytester.makeconftest(REGISTER_HOOK)
+    result = pytester.runpytest("--hac-list")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*team-net*our own model*", "*team-codec*our own codec*",
+                                 "*team-attack*our own attack*"])
+
+
+def test_help_lists_every_option(pytester):
+    """argparse formats help texts with %: one literal '95%' used to crash `pytest --help` everywhere."""
+    from pytest_hac.config import OPTIONS
+
+    result = pytester.runpytest("--help")
+    assert result.ret == 0, result.stderr.str()
+    text = result.stdout.str()
+    assert "pytest-hac" in text and "--hac-list" in text and "95% interval" in text
+    missing = [opt.flag for opt in OPTIONS if opt.flag not in text]
+    assert missing == []
 
 
 def test_marker_is_registered(pytester):

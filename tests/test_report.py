@@ -20,7 +20,7 @@ def test_b_report_already_holds_finished_cells():
 """
 
 RESULT_KEYS = {"codec", "quality", "rounds", "threat", "attack", "eps", "accuracy", "ci_low", "ci_high", "n", "bpp",
-               "psnr", "seconds", "passed"}
+               "psnr", "seconds", "passed", "test", "reasons", "attack_params"}
 
 
 def test_report_files_after_a_full_run(suite):
@@ -28,7 +28,7 @@ def test_report_files_after_a_full_run(suite):
     result = p.runpytest("--hac-samples=6")
     result.assert_outcomes(passed=3)
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
-    assert data["schema"] == 1 and data["model"] == "efficientnet-lite0" and data["dataset"] == "embedded"
+    assert data["schema"] == 2 and data["model"] == "efficientnet-lite0" and data["dataset"] == "embedded"
     assert data["n"] == 6 and data["device"] == "cpu" and data["complete"] is True and len(data["ids"]) == 6
     assert len(data["results"]) == 2
     for r in data["results"]:
@@ -60,7 +60,10 @@ def test_two(hac_case, hac_evaluate):
 """)
     p.runpytest("--hac-samples=2").assert_outcomes(passed=2, skipped=1)
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
-    assert data["complete"] is True and [r["case_id"] for r in data["results"]] == ["jpeg-q50-r1-clean"]
+    assert data["complete"] is True
+    # one row per test: the shared cell appears once for each test that checked it
+    assert [(r["case_id"], r["test"].split("::")[-1]) for r in data["results"]] == [
+        ("jpeg-q50-r1-clean", "test_one[jpeg-q50-r1-clean]"), ("jpeg-q50-r1-clean", "test_two[jpeg-q50-r1-clean]")]
 
 
 def test_interrupted_run_leaves_a_valid_incomplete_report(suite):
@@ -77,17 +80,60 @@ def test_failed_cells_are_marked_and_summarised(suite):
     p = suite("""
 import pytest
 
-@pytest.mark.hac(codecs={"jpeg": [5]}, threats=["clean"], min_accuracy=1.0)
+@pytest.mark.hac(codecs={"jpeg": [5]}, threats=["clean"], min_accuracy=0.999)
 def test_strict(hac_case, hac_evaluate):
-    hac_evaluate(hac_case).assert_at_least(hac_case.threshold, rule="point")
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
 """)
-    result = p.runpytest("--hac-samples=6", "--hac-gate=point")
+    result = p.runpytest("--hac-samples=6")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*jpeg-q5-r1-clean: accuracy * is below the threshold 1.000*gate rule: point*"])
+    result.stdout.fnmatch_lines(["*jpeg-q5-r1-clean: accuracy * is below the threshold 0.999 [gate rule point:*"])
+    # the traceback points at the test, not at pytest-hac's result module
+    result.stdout.fnmatch_lines(["test_cells.py:*: GateFailure"])
+    assert "result.py" not in result.stdout.str()
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
-    assert data["results"][0]["passed"] is False and data["gate_rule"] == "point"
+    cell = data["results"][0]
+    assert cell["passed"] is False and data["gate_rule"] == "point" and cell["applied_threshold"] == 0.999
+    assert [r["kind"] for r in cell["reasons"]] == ["threshold"] and "< 0.999 (point rule)" in cell["reasons"][0]["message"]
     md = (p.path / "reports/efficientnet-lite0.md").read_text()
-    assert "**failed** 1" in md and "**FAIL**" in md and "worst cells" in md
+    assert "**failed** 1" in md and "**FAIL**" in md and "**below their threshold**" in md
+    assert "< 0.999" in md and "< 1.00" not in md  # thresholds print as given
+    assert "threshold: " in md and "❌ marks a failed cell" in md  # a reason column, the legend explained once
+
+
+TWO_TESTS_ONE_CELL = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["clean"], min_accuracy=0.5)
+def test_loose(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["clean"], min_accuracy=0.999)
+def test_tight(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+"""
+
+
+def test_two_tests_on_one_cell_get_a_row_each(suite):
+    p = suite(TWO_TESTS_ONE_CELL)
+    p.runpytest("--hac-samples=6").assert_outcomes(passed=1, failed=1)
+    data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
+    verdicts = {r["test"].split("::")[-1].split("[")[0]: r["passed"] for r in data["results"]}
+    assert verdicts == {"test_loose": True, "test_tight": False}
+    md = (p.path / "reports/efficientnet-lite0.md").read_text()
+    assert "**cells** 2 · **passed** 1 · **failed** 1" in md
+    assert "| test_loose" in md and "| test_tight" in md
+
+
+def test_a_selection_is_complete_and_keeps_the_full_report(suite):
+    p = suite(TWO_TESTS_ONE_CELL)
+    p.runpytest("--hac-samples=4").assert_outcomes(passed=1, failed=1)
+    full = (p.path / "reports/efficientnet-lite0.json").read_text()
+    p.runpytest("--hac-samples=4", "-k", "loose").assert_outcomes(passed=1)
+    assert (p.path / "reports/efficientnet-lite0.json").read_text() == full
+    data = json.loads((p.path / "reports/efficientnet-lite0.selection.json").read_text())
+    assert data["complete"] is True and data["scope"]["selected"] == 1 and data["scope"]["total"] == 2
+    md = (p.path / "reports/efficientnet-lite0.selection.md").read_text()
+    assert "run complete (selected 1 of 2 cells)" in md and "INCOMPLETE" not in md
 
 
 def test_unwritable_report_dir_is_reported_and_results_still_printed(suite):

@@ -216,7 +216,9 @@ def test_names_from_models_and_baselines_stay_inside_their_folders(suite, model_
                          "-k", "q30", "--hac-save-baseline=../../../escaped")
     result.assert_outcomes(passed=1)
     reports = sorted(f.name for f in (p.path / "reports").iterdir())
-    assert reports == ["models_.._models_net.pt.json", "models_.._models_net.pt.md", "models_.._models_net.pt.png"]
+    # -k selected one cell of two: a selection's files never overwrite a full run's
+    assert reports == ["models_.._models_net.pt.selection.json", "models_.._models_net.pt.selection.md",
+                       "models_.._models_net.pt.selection.png"]
     assert (p.path / ".hac/baselines/escaped.json").is_file()
     outside = [f for f in p.path.parent.rglob("escaped*") if p.path / ".hac/baselines" not in f.parents]
     assert outside == []
@@ -334,7 +336,7 @@ def test_cell(hac_case, hac_evaluate):
 
 
 def test_disk_full_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
-    from pytest_hac import report
+    from pytest_hac import files
 
     target = tmp_path / "r.json"
     target.write_text('{"old": true}')
@@ -354,9 +356,9 @@ def test_disk_full_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypa
             self.fh.write(data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(report.os, "fdopen", lambda fd, *a, **k: Full(real_fdopen(fd, *a, **k)))
+    monkeypatch.setattr(files.os, "fdopen", lambda fd, *a, **k: Full(real_fdopen(fd, *a, **k)))
     with pytest.raises(OSError, match="No space left"):
-        report.atomic_write(target, '{"new": true, "padding": "' + "x" * 1000 + '"}')
+        files.atomic_write(target, '{"new": true, "padding": "' + "x" * 1000 + '"}')
     assert target.read_text() == '{"old": true}'
     assert sorted(os.listdir(tmp_path)) == ["r.json"]
 

@@ -1,0 +1,36 @@
+"""Files that are never half-written, under names that never leave their folder."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def safe_stem(name: str) -> str:
+    """A file name stem from a model name that cannot leave the report folder."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+    return stem[:100]
+
+
+def atomic_write(path: Path, content: str | bytes | Callable[[BinaryIO], object]) -> None:
+    """Write text, bytes, or what ``content(file)`` writes to a binary file, to ``path`` atomically:
+    a temporary file beside it, then ``os.replace``. Readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if isinstance(content, str):
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(content)
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                if callable(content):
+                    content(fh)
+                else:
+                    fh.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,247 @@
+"""The report as Markdown (tabulate tables), the terminal's matrix, and GitHub's step summary."""
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from typing import Any
+
+from .gates import describe_attack
+from .report import Cell, Report
+from .result import GATE_RULES, Result, format_threshold
+from .soundness import CHECKS, check, status, worst_case
+
+STEP_SUMMARY_LIMIT = 1 << 20  # GitHub rejects step summaries over 1 MiB
+#: Below this side a JPEG's ~600-byte header dominates its bits per pixel.
+SMALL_IMAGE = 64
+THREAT_ORDER = ("clean", "oblivious", "whitebox", "adaptive", "query", "worst")
+LEGEND = ("Accuracy is top-1 with its 95% Wilson interval in brackets. ❌ marks a failed cell (its reasons are in the "
+          "Cells tables). Δ is the change against the baseline in percentage points, on the images both runs share; "
+          "⚠ marks a significant drop beyond `--hac-compare-fail`. *worst case* counts an image only if the defense "
+          "gets it right clean and under every attack tried (robust accuracy). bpp and PSNR are measured on the "
+          "decoded images of each defense's clean cell (PSNR against the clean originals).")
+SOUNDNESS_MODES = {
+    "fail": "a finding fails the cells it implicates (`--hac-soundness=warn` makes findings report lines only)",
+    "thorough": "a finding fails the cells it implicates; attacked cells are also rerun with twice the steps",
+    "warn": "findings are report lines only (`--hac-soundness=warn`); they fail nothing",
+}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _eps_label(r: Result) -> str:
+    eps, norm = r.attack_params.get("eps", r.eps), r.attack_params.get("norm", "Linf")
+    if r.attack_params.get("min_norm"):
+        return "min-norm"
+    if eps is None:
+        return ""
+    k = eps * 255
+    return f"{k:g}/255" if norm == "Linf" and abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
+def _threat_rank(threat: str) -> int:
+    return THREAT_ORDER.index(threat) if threat in THREAT_ORDER else len(THREAT_ORDER)
+
+
+def _defense_key(r: Result) -> tuple:
+    return (r.codec, -1 if r.quality is None else r.quality, r.rounds)
+
+
+def _delta(cell: Cell) -> str:
+    c = cell.comparison
+    if c is None:
+        return ""
+    if not c.comparable:
+        return " (Δ n/a)"
+    flag = " ⚠" if c.regression else ""
+    return f" (Δ {c.delta_points:+.1f}{flag})"
+
+
+def columns(results: list[Result]) -> dict[tuple, str]:
+    """Matrix column per threat x full attack, in threat order; labels grow only where two would collide."""
+    keys: dict[tuple, Result] = {}
+    for r in sorted(results, key=lambda r: (_threat_rank(r.threat), r.attack or "", r.eps or 0)):
+        keys.setdefault((r.threat, tuple(sorted((k, repr(v)) for k, v in r.attack_params.items()))), r)
+    short = {k: ("worst case" if r.threat == "worst" else r.threat if r.threat == "clean"
+                 else f"{r.threat} {r.attack} {_eps_label(r)}".strip()) for k, r in keys.items()}
+    clash = {label for label in short.values() if list(short.values()).count(label) > 1}
+    return {k: (f"{r.threat} {describe_attack(r.attack_params)}" if short[k] in clash else short[k])
+            for k, r in keys.items()}
+
+
+def _column_key(r: Result) -> tuple:
+    return (r.threat, tuple(sorted((k, repr(v)) for k, v in r.attack_params.items())))
+
+
+def matrix_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Rows codec/quality/rounds; columns bpp, PSNR, one accuracy column per threat x attack, worst case."""
+    cells = list(report.cells)
+    gated_worst = {c.result.defense for c in cells if c.result.threat == "worst"}
+    extra = [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated_worst]
+    cells += extra
+    cols = columns([c.result for c in cells])
+    failed = defaultdict(bool)
+    for c in cells:
+        failed[c.case_id] |= c.passed is False
+    rows: dict[tuple, dict[str, Any]] = defaultdict(dict)
+    for c in cells:
+        r = c.result
+        row = rows[_defense_key(r)]
+        row[cols[_column_key(r)]] = (f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{_delta(c)}"
+                                     + (" ❌" if failed[c.case_id] else ""))
+        source = r.threat
+        if r.bpp is not None and (r.threat == "clean" or "bpp" not in row):
+            row["bpp"], row["psnr"], row["source"] = r.bpp, r.psnr, source
+    headers = ["codec", "quality", "rounds", "bpp", "PSNR dB"] + list(dict.fromkeys(cols.values()))
+    body = []
+    for key in sorted(rows):
+        row = rows[key]
+        note = "" if row.get("source") in (None, "clean") else f" ({row['source']})"
+        q = "–" if key[1] == -1 else str(key[1])
+        body.append([key[0], q, str(key[2]), _fmt(row.get("bpp")) + note, _fmt(row.get("psnr"), 1) + note]
+                    + [row.get(c, "") for c in headers[5:]])
+    return headers, body
+
+
+def _reasons(cell: Cell) -> str:
+    return "; ".join(f"{r.kind}: {r.message}" for r in cell.reasons)
+
+
+def _test_name(test: str) -> str:
+    return test.split("::")[-1].split("[")[0]
+
+
+def markdown(report: Report, *, plot_name: str | None = None) -> str:
+    """The whole report as GitHub-flavoured Markdown."""
+    from tabulate import tabulate
+
+    c = report.counts
+    meta = report.meta
+    status_text = report.status if report.complete else \
+        "**INCOMPLETE** (interrupted, stopped early or crashed: the cells below finished)"
+    threads = f" · **torch threads** {meta['torch_threads']}" if "torch_threads" in meta else ""
+    lines = [
+        f"# pytest-hac robustness report: {report.model}",
+        "",
+        f"- **model** `{report.model}` · **data** `{report.dataset}` · **n** {report.n} images · "
+        f"**device** {report.device} · **seed** {report.seed}{threads}",
+        f"- **cells** {c['cells']} · **passed** {c['passed']} · **failed** {c['failed']} · run {status_text}",
+        f"- **gate rule** `{report.gate_rule}`: {GATE_RULES.get(report.gate_rule, report.gate_rule)}",
+    ]
+    mode = meta.get("soundness_mode")
+    if mode in SOUNDNESS_MODES:
+        lines.append(f"- **soundness** `{mode}`: {SOUNDNESS_MODES[mode]}")
+    for line in meta.get("thresholds", []):
+        lines.append(f"- **thresholds** {line}")
+    if report.skipped_images:
+        lines.append(f"- **skipped unreadable images** {len(report.skipped_images)}: "
+                     + ", ".join(report.skipped_images[:10]))
+    below = sorted((cell for cell in report.cells if any(r.kind == "threshold" for r in cell.reasons)),
+                   key=lambda cell: cell.result.accuracy - (cell.threshold or 0))
+    if below:
+        lines.append("- **below their threshold**: " + ", ".join(
+            f"`{cell.case_id}` {cell.result.accuracy:.3f} < {format_threshold(cell.threshold)}" for cell in below[:5]))
+    other = [cell for cell in report.cells if cell.passed is False and cell not in below]
+    if other:
+        lines.append("- **failed for other reasons**: " + ", ".join(
+            f"`{cell.case_id}` ({', '.join(sorted({r.kind for r in cell.reasons}) or {'test error'})})"
+            for cell in other[:5]))
+    compared = [cell for cell in report.cells if cell.comparison is not None and cell.comparison.comparable]
+    drops = sorted((cell for cell in compared if cell.comparison.delta_points < 0),
+                   key=lambda cell: cell.comparison.delta_points)
+    if drops:
+        lines.append("- **worst regressions against the baseline**: " + ", ".join(
+            f"`{cell.case_id}` {cell.comparison.delta_points:+.1f} pts"
+            + (" (significant)" if cell.comparison.regression else "") for cell in drops[:5]))
+    partial = [cell for cell in compared if cell.comparison.compared < cell.comparison.of]
+    if partial:
+        cell = partial[0]
+        lines.append(f"- baseline compared on the shared images only: {len(partial)} cell(s) on "
+                     f"{cell.comparison.compared} of the baseline's {cell.comparison.of} images")
+    gains = [cell for cell in compared if cell.comparison.delta_points > 0]
+    if gains:
+        lines.append(f"- {len(gains)} cell(s) improved on the baseline: consider updating it (--hac-save-baseline)")
+    size = meta.get("image_size")
+    if size and min(size) < SMALL_IMAGE and any(r.codec.startswith("jpeg") for r in report.results):
+        lines.append(f"- images are {size[0]}×{size[1]} px: a JPEG's header (about 600 bytes) alone is "
+                     f"{600 * 8 / (size[0] * size[1]):.1f} bpp at this size, so JPEG's bpp is no fair rate comparison "
+                     f"with learned codecs here; compare rates on images of {SMALL_IMAGE} px or more")
+    for note in report.notes:
+        lines.append(f"- {note}")
+    lines += ["", LEGEND, ""]
+    if report.cells:
+        headers, body = matrix_table(report)
+        lines += ["## Matrix", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
+    if plot_name:
+        lines += [f"![accuracy against bits per pixel]({plot_name})", ""]
+    lines += [soundness_section(report), ""]
+    lines += cells_section(report)
+    return "\n".join(lines) + "\n"
+
+
+def soundness_section(report: Report) -> str:
+    """Every check with its state (ok, FLAGGED, not run: why) and every finding."""
+    results = report.results
+    findings = check(results)
+    states = status(results, findings)
+    lines = ["## Soundness checks", ""]
+    for chk in CHECKS:
+        state = states[chk.name]
+        shown = "**FLAGGED**" if state == "flagged" else state
+        lines.append(f"- `{chk.name}` ({chk.meaning}): {shown}")
+    for f in findings:
+        lines.append(f"  - {f.message}")
+    return "\n".join(lines)
+
+
+def cells_section(report: Report) -> list[str]:
+    """One table per threat, one row per test and cell, with the full attack and the reasons of a failure."""
+    from tabulate import tabulate
+
+    several_tests = len({_test_name(cell.test) for cell in report.cells}) > 1
+    computed = [Cell(test="", result=r) for r in worst_case(report.results)
+                if r.defense not in {c.result.defense for c in report.cells if c.result.threat == "worst"}]
+    cells = list(report.cells) + computed
+    lines = ["## Cells", ""]
+    for threat in sorted({cell.result.threat for cell in cells}, key=_threat_rank):
+        rows = []
+        for cell in sorted((x for x in cells if x.result.threat == threat), key=lambda x: (x.case_id, x.test)):
+            r = cell.result
+            verdict = {True: "pass", False: "**FAIL**", None: "–"}[cell.passed]
+            comp = cell.comparison
+            delta = "–" if comp is None else "n/a" if not comp.comparable else f"{comp.delta_points:+.1f}"
+            threshold = cell.threshold if cell.test else None
+            why = _reasons(cell)
+            if comp is not None and not comp.comparable and "baseline" not in why:
+                why = (why + "; " if why else "") + f"not comparable with the baseline: {comp.why}"
+            attack = "–" if r.threat in ("clean", "worst") else describe_attack(r.attack_params)
+            if r.attack_params.get("min_norm"):
+                attack += (f" (median L2 {r.median_l2:.3g})" if r.median_l2 is not None
+                           else " (median L2 ∞: fewer than half the images fooled)")
+            row = [r.case_id] + ([_test_name(cell.test) or "(computed)"] if several_tests else []) + [
+                attack, f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", r.n, delta,
+                "–" if threshold is None else format_threshold(threshold), verdict, why or "–", _fmt(r.bpp),
+                _fmt(r.psnr, 1), f"{r.seconds:.1f}"]
+            rows.append(row)
+        headers = ["cell"] + (["test"] if several_tests else []) + [
+            "attack", "accuracy", "95% CI", "n", "Δ pts", "threshold", "gate", "reasons", "bpp", "PSNR", "seconds"]
+        title = "worst case (robust accuracy per defense)" if threat == "worst" else threat
+        lines += [f"### {title}", "", tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""]
+    return lines
+
+
+def append_step_summary(text: str) -> None:
+    """Append to ``$GITHUB_STEP_SUMMARY`` when set; never fails the job (size capped at 1 MiB)."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    data = text.encode("utf-8")
+    if len(data) > STEP_SUMMARY_LIMIT - 1024:
+        data = data[: STEP_SUMMARY_LIMIT - 1024].decode("utf-8", "ignore").encode() + b"\n\n(truncated)\n"
+    try:
+        with open(target, "ab") as fh:
+            fh.write(data)
+    except OSError:
+        pass

@@ -1,0 +1,198 @@
+"""The report's plot: accuracy against bits per pixel, one panel per threat, one legend for the figure.
+
+:func:`figure` builds the matplotlib Figure (testable, never shown; the Agg canvas, no pyplot);
+:func:`write_plot` saves it as a PNG atomically. Every series has its own colour, marker and line
+style, and series that share points are dodged sideways a little, so coinciding lines (JPEG r1 and
+r2 often do) stay visible. A gated cell's threshold is a short horizontal tick at its bpp; a failed
+cell is ringed by a red x.
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .files import atomic_write
+from .markdown import THREAT_ORDER, columns
+from .report import Report
+from .result import Result
+from .soundness import worst_case
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#17becf")
+#: Open markers: two different shapes drawn on the same spot both stay readable.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)))
+#: Sideways shift between series that share a point, as a fraction of the x axis.
+DODGE = 0.012
+FAILED_COLOR = "#d62728"
+#: ``gid`` of the artists tests (and anyone post-processing the figure) can look for.
+THRESHOLD_GID, FAILED_GID = "hac-threshold", "hac-failed"
+WORST_TITLE = "worst case (robust accuracy)"
+
+
+@dataclass
+class _Point:
+    result: Result
+    thresholds: set[float] = field(default_factory=set)
+    failed: bool = False
+
+
+def style(index: int) -> dict:
+    """The ``index``-th series' colour, marker and line style: no two series among the first
+    ``len(MARKERS) * len(LINESTYLES)`` (77) share both marker and line style, and neighbours differ in all three."""
+    marker = MARKERS[index % len(MARKERS)]
+    linestyle = LINESTYLES[(index + index // len(MARKERS)) % len(LINESTYLES)]
+    return {"color": COLORS[index % len(COLORS)], "marker": marker, "linestyle": linestyle}
+
+
+def _threat_rank(threat: str) -> tuple[int, str]:
+    return (THREAT_ORDER.index(threat) if threat in THREAT_ORDER else len(THREAT_ORDER), threat)
+
+
+def _panels(report: Report) -> dict[str, dict[str, _Point]]:
+    """threat -> case id -> point, for every case with a bpp (and the computed worst case per defense)."""
+    panels: dict[str, dict[str, _Point]] = defaultdict(dict)
+    for cell in report.cells:
+        r = cell.result
+        if r.bpp is None or not math.isfinite(r.bpp) or not math.isfinite(r.accuracy):
+            continue
+        point = panels[r.threat].setdefault(r.case_id, _Point(r))
+        if cell.threshold is not None:
+            point.thresholds.add(float(cell.threshold))
+        point.failed |= cell.passed is False
+    gated_worst = {c.result.defense for c in report.cells if c.result.threat == "worst"}
+    for r in worst_case(report.results):
+        if r.defense not in gated_worst and r.bpp is not None and math.isfinite(r.bpp):
+            panels["worst"].setdefault(r.case_id, _Point(r))
+    return dict(sorted(panels.items(), key=lambda kv: _threat_rank(kv[0])))
+
+
+def _series(points: dict[str, _Point]) -> tuple[str, dict[str, list[_Point]]]:
+    """A panel's title and its series: one per codec and rounds (and attack, where the threat has several)."""
+    results = [p.result for p in points.values()]
+    labels = columns(results)
+    key_of = {r.case_id: (r.threat, tuple(sorted((k, repr(v)) for k, v in r.attack_params.items()))) for r in results}
+    threat = results[0].threat
+    title = WORST_TITLE if threat == "worst" else threat
+    attacks = {key: label.removeprefix(threat).strip() for key, label in labels.items()}
+    if len(attacks) == 1 and next(iter(attacks.values())) and threat != "worst":
+        title = f"{threat} · {next(iter(attacks.values()))}"
+    series: dict[str, list[_Point]] = defaultdict(list)
+    for case_id, p in points.items():
+        r = p.result
+        label = f"{r.codec} r{r.rounds}"
+        if len(attacks) > 1:
+            label += f" · {attacks[key_of[case_id]]}"
+        series[label].append(p)
+    return title, series
+
+
+def _order(label: str) -> tuple:
+    codec, _, rest = label.partition(" r")
+    rounds, _, attack = rest.partition(" · ")
+    return (codec, int(rounds) if rounds.isdigit() else 0, attack)
+
+
+def _dodges(series: dict[str, list[_Point]]) -> dict[str, int]:
+    """Per series its dodge step: 0 unless it shares a point with another series; sharers fan out around 0."""
+    def spot(p: _Point) -> tuple:
+        return (round(p.result.bpp, 6), round(p.result.accuracy, 6))
+
+    owners: dict[tuple, list[str]] = defaultdict(list)
+    for label in sorted(series, key=_order):
+        for s in {spot(p) for p in series[label]}:
+            owners[s].append(label)
+    sharing = [label for label in sorted(series, key=_order) if any(len(owners[spot(p)]) > 1 for p in series[label])]
+    return {label: (sharing.index(label) - (len(sharing) - 1) / 2 if label in sharing else 0) for label in series}
+
+
+def figure(report: Report) -> "Figure | None":
+    """Accuracy against bpp, one panel per threat (threat order, worst case last), one legend below the panels.
+
+    Returns None when no cell has a bpp (nothing to plot).
+    """
+    panels = _panels(report)
+    if not panels:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    titled = {threat: _series(points) for threat, points in panels.items()}
+    labels = sorted({label for _, series in titled.values() for label in series}, key=_order)
+    styles = {label: style(i) for i, label in enumerate(labels)}
+    bpps = [p.result.bpp for points in panels.values() for p in points.values()]
+    low, high = min(bpps), max(bpps)
+    log = low > 0 and high / low > 20
+    span = (math.log10(high / low) if log else high - low) or (1.0 if log else max(abs(high), 1.0))
+
+    def shift(x: float, steps: float) -> float:
+        return x * 10 ** (steps * DODGE * span) if log else x + steps * DODGE * span
+
+    fig = Figure(figsize=(3.6 * len(panels) + 0.6, 3.4 + 0.22 * math.ceil((len(labels) + 2) / 4)),
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharex=True, sharey=True)[0]
+    any_threshold = any_failed = False
+    for ax, (threat, (title, series)) in zip(axes, titled.items()):
+        dodge = _dodges(series)
+        for label in sorted(series, key=_order):
+            pts = sorted(series[label], key=lambda p: p.result.bpp)
+            st = styles[label]
+            xs = [shift(p.result.bpp, dodge[label]) for p in pts]
+            ys = [p.result.accuracy for p in pts]
+            err = [[max(0.0, p.result.accuracy - p.result.ci_low) for p in pts],
+                   [max(0.0, p.result.ci_high - p.result.accuracy) for p in pts]]
+            bars = ax.errorbar(xs, ys, yerr=err, color=st["color"], marker=st["marker"], linestyle=st["linestyle"],
+                               markerfacecolor="none", markersize=6, linewidth=1.3, capsize=2, elinewidth=0.8,
+                               label=label)
+            bars.lines[0].set_gid(f"series:{label}")
+            tx = [x for x, p in zip(xs, pts) for _ in sorted(p.thresholds)]
+            ty = [t for p in pts for t in sorted(p.thresholds)]
+            if ty:
+                any_threshold = True
+                ax.plot(tx, ty, linestyle="none", marker="_", markersize=14, markeredgewidth=2.2, color=st["color"],
+                        zorder=4, gid=THRESHOLD_GID, label="_threshold")
+            fx = [x for x, p in zip(xs, pts) if p.failed]
+            fy = [p.result.accuracy for p in pts if p.failed]
+            if fy:
+                any_failed = True
+                ax.plot(fx, fy, linestyle="none", marker="x", markersize=11, markeredgewidth=2, color=FAILED_COLOR,
+                        zorder=5, gid=FAILED_GID, label="_failed")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        if log:
+            ax.set_xscale("log")
+    axes[0].set_ylabel("top-1 accuracy (95% CI)")
+    handles = [Line2D([], [], color=styles[label]["color"], marker=styles[label]["marker"],
+                      linestyle=styles[label]["linestyle"], markerfacecolor="none", label=label) for label in labels]
+    if any_threshold:
+        handles.append(Line2D([], [], color="0.3", marker="_", markersize=14, markeredgewidth=2.2, linestyle="none",
+                              label="threshold"))
+    if any_failed:
+        handles.append(Line2D([], [], color=FAILED_COLOR, marker="x", markersize=9, markeredgewidth=2,
+                              linestyle="none", label="failed gate"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=max(1, min(len(handles), 2 * len(panels) + 1)),
+               fontsize=7, frameon=False)
+    fig.suptitle(f"{report.model} on {report.dataset} (n={report.n})", fontsize=9)
+    return fig
+
+
+def write_plot(report: Report, path: Path) -> bool:
+    """Write :func:`figure` as a PNG to ``path`` atomically. Returns False (and writes nothing) if nothing has a bpp."""
+    fig = figure(report)
+    if fig is None:
+        return False
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write(Path(path), buf.getvalue())
+    return True

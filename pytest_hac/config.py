@@ -1,9 +1,8 @@
 """One validated settings object, read from the command line, environment and ini file.
 
-Every option exists in three spellings: ``--hac-model`` on the command line,
-``HAC_MODEL`` in the environment and ``hac_model`` in the ini file; that is
-also the order of precedence. Profiles (``--hac-profile=smoke``) set several
-defaults at once, like Hypothesis profiles.
+Every setting is declared once, as a field of :class:`Settings`, and exists in three
+spellings: ``--hac-model`` on the command line, ``HAC_MODEL`` in the environment and
+``hac_model`` in the ini file; that is also the order of precedence.
 """
 from __future__ import annotations
 
@@ -20,15 +19,102 @@ from .errors import HacError
 from .result import GATE_RULES
 
 
+KINDS = ("str", "int", "float", "bool", "path", "optional")  # optional: a flag that may carry a value
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+#: What soundness findings do: fail the cells they implicate (default), warn only, or fail and probe more.
+SOUNDNESS_MODES = ("fail", "warn", "thorough")
+
+
+def setting(default: Any, help: str, kind: str = "str", *, metavar: str | None = None,
+            shown: str | None = None) -> Any:
+    """A field of :class:`Settings` that is also an option: ``--hac-<name>``, ini ``hac_<name>``, ``HAC_<NAME>``.
+
+    ``help`` is the one description (``pytest --help``, the README's table); ``shown`` is how
+    the README shows the default when the value alone would not say it.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    return field(default=default, metadata={"help": help, "kind": kind, "metavar": metavar, "shown": shown})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one session; build it with :func:`settings_from`.
+
+    Each field is declared once, here, and is at the same time a command-line option, an
+    ini key and an environment variable (:data:`OPTIONS`), in that order of precedence.
+    """
+
+    model: str = setting("efficientnet-lite0", "model: registry name (see --hac-list), timm:<name>, "
+                         "package.module:factory, or a model file", metavar="NAME")
+    data: str | None = setting(None, "data: 'embedded', 'digits' or an ImageFolder path", metavar="PATH",
+                               shown="`embedded` (`digits` for the tiny models)")
+    device: str = setting("auto", "device: auto (CUDA when visible), cpu, cuda or cuda:N")
+    samples: int | None = setting(None, "number of images: a deterministic subset chosen by --hac-seed", "int",
+                                  shown="all images")
+    seed: int = setting(0, "seed for the subset and for every attack's randomness", "int")
+    batch_size: int | str = setting("auto", "images per batch, or 'auto' (16 on CPU, 256 on CUDA; halves on CUDA "
+                                    "out-of-memory)")
+    report_dir: Path = setting(Path("reports"), "where <model>.md, .json and .png go", "path")
+    attack: str = setting("pgd", "the attack of markers that name none")
+    eps: float = setting(4 / 255, "the attack budget of markers that name none", shown="`4/255`")
+    steps: int | None = setting(None, "attack steps of markers that name none", "int", shown="the attack's own")
+    queries: int | None = setting(None, "query budget of the 'query' threat's gradient-free attack", "int",
+                                  shown="5000, as the reference Square attack")
+    gate: str = setting("point", "gate rule: 'point' (the measured accuracy must reach the threshold), 'lenient' "
+                        "(the upper end of its 95% interval must) or 'confident' (the lower end must)")
+    soundness: str = setting("fail", "soundness findings: 'fail' the cells they implicate, only 'warn' in the "
+                             "report, or 'thorough' (fail, and rerun attacked cells at twice the steps)")
+    strict: bool = setting(False, "make unreadable images and thresholds files without a table for the model "
+                           "errors", "bool")
+    weights_dir: Path | None = setting(None, "folder with local checkpoints (ELIC, HiFiC, CompressAI zoo)", "path")
+    offline: bool = setting(False, "forbid every download", "bool")
+    trust_model_file: bool = setting(False, "allow --hac-model to load a TorchScript or pickled file (this runs "
+                                     "its code)", "bool")
+    amp: bool = setting(False, "evaluate the classifier under bf16 autocast", "bool")
+    restrict_classes: bool = setting(False, "restrict logits to the classes present in the data (the paper's "
+                                     "Imagenette protocol: 10-way argmax and attack loss)", "bool")
+    cache_mb: int = setting(2048, "memory for reusable adversarial examples, codec outputs and logits (MiB)",
+                            "int")
+    cache_dir: Path | None = setting(None, "keep adversarial examples, codec outputs and logits on disk here "
+                                     "across sessions, keyed by content", "path", metavar="DIR",
+                                     shown="memory only")
+    cache_clear: bool = setting(False, "empty --hac-cache-dir before the run", "bool")
+    no_progress: bool = setting(False, "no live status line (it shows only on a terminal, never under xdist, CI "
+                                "or -q)", "bool")
+    thresholds: Path | None = setting(None, "TOML thresholds file ([model] \"cell-pattern\" = accuracy)", "path",
+                                      shown="`hac_thresholds.toml` beside the test module")
+    save_baseline: str | None = setting(None, "save this run's results as baseline NAME (default: the model's "
+                                        "name)", "optional", metavar="NAME", shown="off")
+    compare: str | None = setting(None, "compare with baseline NAME (default: the model's name) and add a delta "
+                                  "column", "optional", metavar="NAME", shown="off")
+    compare_fail: float | None = setting(None, "fail cells whose drop against the baseline is significant (95%) "
+                                         "and larger than this many percentage points", "float", metavar="POINTS",
+                                         shown="off")
+    allow_missing_baseline: bool = setting(False, "with --hac-compare-fail, pass when the baseline does not exist "
+                                           "yet (a first run); otherwise a missing baseline is an error", "bool")
+    baseline_dir: Path = setting(Path(".hac/baselines"), "where baselines are kept", "path")
+    threads: int | str = setting("auto", "torch CPU threads per process: 'auto' (under xdist the cores divided "
+                                 "among the workers, else torch's default) or a number")
+    shard: tuple[int, int] | None = setting(None, "run only shard I of N of the cells (1-based), for a CI matrix",
+                                            metavar="I/N", shown="all cells")
+
+    @property
+    def marker_defaults(self) -> dict[str, Any]:
+        return {"attack": self.attack, "eps": self.eps, "steps": self.steps, "queries": self.queries}
+
+
 @dataclass(frozen=True)
 class Option:
-    """One setting: its type, default and help, shared by the CLI, ini and environment."""
+    """One setting as pytest sees it: derived from a :class:`Settings` field, never written twice."""
 
     name: str
     help: str
-    default: Any = None
-    kind: str = "str"  # str, int, float, bool, path, optional (a flag that may carry a value)
+    default: Any
+    kind: str
     metavar: str | None = None
+    shown: str | None = None
 
     @property
     def flag(self) -> str:
@@ -43,111 +129,31 @@ class Option:
         return "HAC_" + self.name.upper()
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("model", "model: registry name (see --hac-list), timm:<name>, package.module:factory, or a model file",
-           "efficientnet-lite0", metavar="NAME"),
-    Option("data", "data: 'embedded', 'digits' or an ImageFolder path (default: the model's embedded data)",
-           None, metavar="PATH"),
-    Option("device", "device: auto, cpu, cuda or cuda:N", "auto"),
-    Option("samples", "number of images (a deterministic subset chosen by --hac-seed; default: all)", None, "int"),
-    Option("seed", "seed for the subset and the attacks' randomness", 0, "int"),
-    Option("batch_size", "images per batch, or 'auto' (halves on CUDA out-of-memory)", "auto"),
-    Option("report_dir", "where reports/<model>.md and .json go", "reports", "path"),
-    Option("attack", "default attack for markers that name none", "pgd"),
-    Option("eps", "default attack budget for markers that name none (e.g. 4/255)", "4/255"),
-    Option("steps", "default number of attack steps (default: the attack's own)", None, "int"),
-    Option("queries", "query budget of the gradient-free attack of the 'query' threat (default 5000, as the "
-           "reference Square attack)", None, "int"),
-    Option("gate", "gate rule: 'point' (the measured accuracy must reach the threshold), 'lenient' (the upper end "
-           "of the 95% interval must) or 'confident' (the lower end must)", "point"),
-    Option("soundness", "soundness findings: 'fail' the cells they implicate, only 'warn' in the report, or "
-           "'thorough' (fail, and rerun attacked cells with twice the steps)", "fail"),
-    Option("strict", "turn unreadable images and thresholds files without a table for the model into errors",
-           False, "bool"),
-    Option("weights_dir", "folder with local checkpoints (ELIC, HiFiC)", None, "path"),
-    Option("offline", "forbid every download (also HAC_OFFLINE=1)", False, "bool"),
-    Option("trust_model_file", "allow --hac-model to load a TorchScript/pickled file (this runs its code)",
-           False, "bool"),
-    Option("amp", "evaluate the classifier under bf16 autocast", False, "bool"),
-    Option("restrict_classes", "restrict logits to the classes present in the data (the paper's Imagenette "
-           "protocol: 10-way argmax and attack loss)", False, "bool"),
-    Option("cache_mb", "memory for reusable adversarial examples and codec outputs (MiB)", 2048, "int"),
-    Option("cache_dir", "keep adversarial examples, codec outputs and logits on disk here across sessions, keyed "
-           "by content (model weights, data, attack, codec, versions); default: memory only", None, "path",
-           metavar="DIR"),
-    Option("cache_clear", "empty --hac-cache-dir before the run", False, "bool"),
-    Option("no_progress", "no live status line (it shows only on a terminal, never under xdist, CI or -q)", False,
-           "bool"),
-    Option("thresholds", "TOML thresholds file ([model] \"cell-pattern\" = accuracy; default: hac_thresholds.toml "
-           "beside the test module)", None, "path"),
-    Option("save_baseline", "save this run's results as baseline NAME (default: the model's name)", None, "optional",
-           metavar="NAME"),
-    Option("compare", "compare with baseline NAME (default: the model's name) and add a delta column", None,
-           "optional", metavar="NAME"),
-    Option("compare_fail", "fail cells whose drop against the baseline is significant (95%) and larger than this "
-           "many percentage points", None, "float", metavar="POINTS"),
-    Option("allow_missing_baseline", "with --hac-compare-fail, pass when the baseline does not exist yet (a first "
-           "run); otherwise a missing baseline is an error", False, "bool"),
-    Option("baseline_dir", "where baselines are kept", ".hac/baselines", "path"),
-    Option("threads", "torch CPU threads per process: 'auto' (under xdist: the cores divided among the workers; "
-           "else torch's default) or a number", "auto"),
-    Option("shard", "run only shard I of N of the cells (I/N, 1-based), for a CI matrix", None, metavar="I/N"),
-)
-OPTION_BY_NAME = {o.name: o for o in OPTIONS}
-TRUE = {"1", "true", "yes", "on"}
-#: What soundness findings do: fail the cells they implicate (default), warn only, or fail and probe more.
-SOUNDNESS_MODES = ("fail", "warn", "thorough")
-FALSE = {"0", "false", "no", "off", ""}
+OPTIONS: tuple[Option, ...] = tuple(Option(f.name, f.metadata["help"], f.default, f.metadata["kind"],
+                                           f.metadata["metavar"], f.metadata["shown"]) for f in fields(Settings))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Validated settings of one session; build it with :func:`settings_from`."""
-
-    model: str = "efficientnet-lite0"
-    data: str | None = None
-    device: str = "cpu"
-    samples: int | None = None
-    seed: int = 0
-    batch_size: int | str = "auto"
-    report_dir: Path = Path("reports")
-    attack: str = "pgd"
-    eps: float = 4 / 255
-    steps: int | None = None
-    queries: int | None = None
-    gate: str = "point"
-    soundness: str = "fail"
-    strict: bool = False
-    weights_dir: Path | None = None
-    offline: bool = False
-    trust_model_file: bool = False
-    amp: bool = False
-    restrict_classes: bool = False
-    cache_mb: int = 2048
-    cache_dir: Path | None = None
-    cache_clear: bool = False
-    no_progress: bool = False
-    thresholds: Path | None = None
-    save_baseline: str | None = None
-    compare: str | None = None
-    compare_fail: float | None = None
-    allow_missing_baseline: bool = False
-    baseline_dir: Path = Path(".hac/baselines")
-    threads: int | str = "auto"
-    shard: tuple[int, int] | None = None
-
-    @property
-    def marker_defaults(self) -> dict[str, Any]:
-        return {"attack": self.attack, "eps": self.eps, "steps": self.steps, "queries": self.queries}
+def options_table() -> str:
+    """The README's table of every option, generated from :data:`OPTIONS` (a test keeps them equal)."""
+    rows = ["| command line | ini key | environment | default | what it does |", "|---|---|---|---|---|"]
+    for o in OPTIONS:
+        shown = o.shown or ("off" if o.default is False else f"`{o.default}`")
+        rows.append(f"| `{o.flag}` | `{o.ini}` | `{o.env}` | {shown} | {o.help} |")
+    return "\n".join(rows)
 
 
-def settings_from(raw: Callable[[Option], Any], *, rootdir: Path | None = None) -> Settings:
-    """Validate raw values (``raw(option)`` returns CLI/ini value or None) into :class:`Settings`."""
+def settings_from(cli: Callable[[Option], Any], ini: Callable[[Option], Any] | None = None, *,
+                  env: Mapping[str, str] | None = None, rootdir: Path | None = None) -> Settings:
+    """Validate raw values into :class:`Settings`: the command line (``cli(option)``), else the
+    environment (``env``, default ``os.environ``), else the ini file (``ini(option)``), else the default."""
+    env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for opt in OPTIONS:
-        value = raw(opt)
-        if value is None or value == "":
-            value = os.environ.get(opt.env) if value is None else value
+        value = cli(opt)
+        if value is None:
+            value = env.get(opt.env)
+        if value is None and ini is not None:
+            value = ini(opt)
         values[opt.name] = _convert(opt, opt.default if value is None else value, rootdir)
     values["device"] = resolve_device(values["device"])
     _validate(values)
@@ -271,6 +277,3 @@ def resolve_device(name: str) -> str:
         return name
     raise HacError(f"--hac-device must be auto, cpu, cuda or cuda:N; got {name!r}")
 
-
-def setting_names() -> list[str]:
-    return [f.name for f in fields(Settings)]

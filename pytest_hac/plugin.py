@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 
 from .cases import Case, expand
-from .config import OPTIONS, Option, settings_from
+from .config import OPTIONS, settings_from
 from .errors import HacError
 from .report import Scope
 from .result import GateFailure, Result
@@ -59,18 +59,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="list models, data sets, codecs, attacks and threats (hook-registered ones too), then exit")
 
 
-def _raw(config: pytest.Config) -> Callable[[Option], object]:
-    def get(opt: Option) -> object:
-        value = config.getoption(opt.ini)
-        if value is None:
-            value = os.environ.get(opt.env)
-        if value is None:
-            value = config.getini(opt.ini)
-        return value
-
-    return get
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     from . import registries
@@ -80,7 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     worker = getattr(config, "workerinput", None)
     try:
-        settings = settings_from(_raw(config))
+        settings = settings_from(lambda opt: config.getoption(opt.ini), lambda opt: config.getini(opt.ini))
         if worker is not None and settings.device == "cuda":
             settings = _spread_over_gpus(settings, worker["workerid"])
         run = HacRun(settings, write_files=worker is None)

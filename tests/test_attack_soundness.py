@@ -259,7 +259,7 @@ def test_whitebox_diagnostics_schema_and_reuse(model, data):
     assert r.diagnostics["zero_gradient"] == {"images": 0, "of": n}
     large, undefended = r.diagnostics["large_eps"], r.diagnostics["undefended_large_eps"]
     assert large["eps"] == LARGE_EPS and large["n"] == min(n, 32) and 0 <= large["correct"] <= large["n"]
-    assert undefended["eps"] == 16 / 255 and undefended["n"] == min(n, 64)
+    assert undefended["eps"] == 64 / 255 and undefended["n"] == min(n, 64)
     assert large["correct"] <= 2 and undefended["correct"] <= 2  # honest gradients break tiny-cnn at large eps
     assert e.counters["attack_batches"] == 1 and e.counters["probe_batches"] > 0
     # another eps on the same defense, and an oblivious cell: every probe is reused
@@ -287,7 +287,7 @@ def test_l2_probes_scale_eps_by_the_image_size(model, data):
     r = engine(model, data).evaluate(cell("jpeg", 50, "whitebox", make_spec("pgdl2", 0.5, steps=2)))
     size = math.sqrt(3 * 32 * 32)
     assert r.diagnostics["large_eps"]["eps"] == pytest.approx(64 / 255 * size)
-    assert r.diagnostics["undefended_large_eps"]["eps"] == pytest.approx(16 / 255 * size)
+    assert r.diagnostics["undefended_large_eps"]["eps"] == pytest.approx(64 / 255 * size)
 
 
 def test_steps_2x_only_when_thorough(model, data):

@@ -110,8 +110,8 @@ def test_an_attack_with_other_parameters_is_no_evidence_of_masking():
     ("large-eps-through-defense", {"large_eps": {"eps": 64 / 255, "correct": 20, "n": 32}},
      {"large_eps": {"eps": 64 / 255, "correct": 1, "n": 32}}),
     ("gradient-nonzero", {"zero_gradient": {"images": 3, "of": 40}}, {"zero_gradient": {"images": 0, "of": 40}}),
-    ("undefended-breaks", {"undefended_large_eps": {"eps": 16 / 255, "correct": 30, "n": 40}},
-     {"undefended_large_eps": {"eps": 16 / 255, "correct": 0, "n": 40}}),
+    ("undefended-breaks", {"undefended_large_eps": {"eps": 64 / 255, "correct": 30, "n": 40}},
+     {"undefended_large_eps": {"eps": 64 / 255, "correct": 0, "n": 40}}),
     ("steps-convergence", {"steps_2x": {"steps": 20, "correct": [False] * 30 + [True] * 10}},
      {"steps_2x": {"steps": 20, "correct": [True] * 29 + [False] + [True] * 10}}),
 ])

@@ -1,4 +1,4 @@
-"""Measure the numbers of the embedded codecs' model card (pytest_hac/zoo/CODECS.md).
+"""Measure the numbers of the embedded codecs' model card (pytest_hac/weights/CODECS.md).
 
     python scripts/codec_card.py            # Markdown tables on stdout
 
@@ -21,7 +21,7 @@ from torch import Tensor
 from pytest_hac.attacks import build_attack, make_spec
 from pytest_hac.codecs import get_codec
 from pytest_hac.data import load_dataset
-from pytest_hac.engine import mean_psnr
+from pytest_hac.core.engine import mean_psnr
 from pytest_hac.models import get_model
 
 CODECS = [(kind, q) for kind in ("tiny-mse", "tiny-hific") for q in (1, 2, 3)]

@@ -1,6 +1,6 @@
 """Train the embedded digit classifiers tiny-cnn and tiny-vit (seeded, CPU, a few minutes).
 
-    python scripts/train_tiny_classifiers.py [--out pytest_hac/zoo] [--epochs N | --epochs-cnn 30 --epochs-vit 60]
+    python scripts/train_tiny_classifiers.py [--out pytest_hac/weights] [--epochs N | --epochs-cnn 30 --epochs-vit 60]
 
 Training uses only the train split of scikit-learn's digits (``pytest_hac.data.digits_split("train")``);
 accuracy is measured on the held-out split. Writes the weights and their section of MODEL_CARD.md.
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pytest_hac.data import DIGITS_TEST, digits_split
-from pytest_hac.zoo.tiny import ARCHITECTURES
+from pytest_hac.models.tiny import ARCHITECTURES
 
 START, END = "<!-- tiny-classifiers:start -->", "<!-- tiny-classifiers:end -->"
 
@@ -93,7 +93,7 @@ def card(rows: list[tuple[str, torch.nn.Module, float, float, Path, int]]) -> st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("pytest_hac/zoo"))
+    parser.add_argument("--out", type=Path, default=Path("pytest_hac/weights"))
     parser.add_argument("--epochs", type=int, help="epochs for both models (overrides the per-model defaults)")
     parser.add_argument("--epochs-cnn", type=int, default=30)
     parser.add_argument("--epochs-vit", type=int, default=60)

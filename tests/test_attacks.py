@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_hac.attacks import ATTACKS, attack_info, build_attack, make_spec, parse_eps
-from pytest_hac.engine import check_budget
+from pytest_hac.attacks import attack_info, build_attack, make_spec, parse_eps
+from pytest_hac.registry import ATTACKS
+from pytest_hac.core.engine import check_budget
 from pytest_hac.errors import HacError
 from pytest_hac.models import Classifier
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hac.codecs import CODECS, get_codec
+from pytest_hac.codecs import get_codec
+from pytest_hac.registry import CODECS
 from pytest_hac.codecs.learned import (
     ELIC_CHECKPOINTS, ZOO_MODELS, CompressAICodec, elic_filename, load_tiny, map_elic_reimplementation,
     pack_payload, tiny_path, tiny_state_dict, unpack_payload, zoo_checkpoint,
@@ -72,7 +73,7 @@ def random_images(n: int, h: int, w: int, seed: int) -> torch.Tensor:
 
 
 def test_registration_does_not_import_compressai():
-    code = "import sys, pytest_hac.codecs as c; assert 'tiny-mse' in c.CODECS; print('compressai' in sys.modules)"
+    code = "import sys, pytest_hac.registry as r; assert 'tiny-mse' in r.CODECS; print('compressai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -88,14 +89,14 @@ def test_zoo_qualities_match_compressai():
         assert image_models[name] is getattr(compressai.zoo, model.function)
         assert model.qualities == tuple(sorted(cfgs[name])), name
         assert set(model.qualities) <= set(model_urls[model.architecture]["mse"]), name
-        assert CODECS.entry(name).meta["qualities"] == model.qualities
+        assert CODECS.info(name).qualities == model.qualities
 
 
 def test_learned_codecs_are_registered():
     for name in ("elic", "elic-official", "tiny-mse", "tiny-hific", *ZOO_MODELS):
         assert name in CODECS
-    assert CODECS.entry("elic").meta["qualities"] == (1, 2, 3, 4, 5, 6)
-    assert CODECS.entry("tiny-mse").meta["qualities"] == (1, 2, 3)
+    assert CODECS.info("elic").qualities == (1, 2, 3, 4, 5, 6)
+    assert CODECS.info("tiny-mse").qualities == (1, 2, 3)
 
 
 # --------------------------------------------------------------------------- the codec contract
@@ -344,14 +345,12 @@ def test_elic_official_loads_compressai_state_dict(tmp_path):
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.delenv("HAC_OFFLINE", raising=False)
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
-def test_zoo_offline_missing_names_file_and_folder(torch_home, monkeypatch):
-    monkeypatch.setenv("HAC_OFFLINE", "1")
+def test_zoo_offline_missing_names_file_and_folder(torch_home):
     with pytest.raises(WeightsNotFound) as err:
-        get_codec("bmshj2018-hyperprior", 1)
+        get_codec("bmshj2018-hyperprior", 1, offline=True)
     message = str(err.value)
     filename, url = zoo_checkpoint("bmshj2018-hyperprior", 1)
     assert filename == "bmshj2018-hyperprior-1-7eb97409.pth.tar"
@@ -379,15 +378,15 @@ def test_zoo_html_checkpoint_is_a_clear_error(torch_home):
 
 def test_zoo_loads_from_cache_and_weights_dir(torch_home, tmp_path, monkeypatch):
     # CompressAI's from_state_dict reads N and M from the weights, so a small model stands in.
-    monkeypatch.setenv("HAC_OFFLINE", "1")
     net = _seeded(lambda: compressai_models.MeanScaleHyperprior(N=16, M=24))
     filename, _ = zoo_checkpoint("mbt2018-mean", 3)
     torch_home.mkdir(parents=True)
     torch.save(net.state_dict(), torch_home / filename)
-    codec = get_codec("mbt2018-mean", 3)
+    codec = get_codec("mbt2018-mean", 3, offline=True)
     assert isinstance(codec.net, compressai_models.MeanScaleHyperprior) and codec.label == "mbt2018-mean-q3"
     (torch_home / filename).unlink()
     own = tmp_path / "mine"
     own.mkdir()
     torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, own / filename)
-    assert get_codec("mbt2018-mean", 3, weights_dir=own).roundtrip(random_images(1, 40, 40, 0))[0].shape[-1] == 40
+    codec = get_codec("mbt2018-mean", 3, weights_dir=own, offline=True)
+    assert codec.roundtrip(random_images(1, 40, 40, 0))[0].shape[-1] == 40

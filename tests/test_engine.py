@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.cache import DiskCache, Store
-from pytest_hac.cases import Case
-from pytest_hac.engine import Engine
+from pytest_hac.io.cache import DiskCache, Store
+from pytest_hac.core.cases import Case
+from pytest_hac.core.engine import Engine
 
 PGD = make_spec("pgd", "4/255", steps=2)
 BIM = make_spec("ifgsm", "4/255", steps=2)  # no random start: results cannot depend on batch boundaries
@@ -215,7 +215,7 @@ def _render(text):
 def test_status_line_shows_while_a_cell_runs_and_leaves_no_trace():
     from contextlib import nullcontext
 
-    from pytest_hac.progress import StatusLine
+    from pytest_hac.plugin.progress import StatusLine
 
     out = io.StringIO()
     out.write("suites/test_smoke.py ..")
@@ -254,7 +254,7 @@ class _Config:
     (_Config(), {"CI": "true"}, False),
 ])
 def test_status_line_only_on_a_watched_terminal(config, env, shown, monkeypatch):
-    from pytest_hac.progress import status_line
+    from pytest_hac.plugin.progress import status_line
 
     monkeypatch.delenv("CI", raising=False)
     for k, v in env.items():

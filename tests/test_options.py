@@ -91,7 +91,7 @@ def test_hac_list_shows_what_the_register_hook_adds(pytester):
 
 def test_help_lists_every_option(pytester):
     """argparse formats help texts with %: one literal '95%' used to crash `pytest --help` everywhere."""
-    from pytest_hac.config import OPTIONS
+    from pytest_hac.settings import OPTIONS
 
     result = pytester.runpytest("--help")
     assert result.ret == 0, result.stderr.str()

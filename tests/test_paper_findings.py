@@ -2,7 +2,7 @@
 import importlib.util
 from pathlib import Path
 
-from pytest_hac.result import Result
+from pytest_hac.core.result import Result
 
 SPEC = importlib.util.spec_from_file_location("paper_findings", Path(__file__).parents[1] / "suites/paper/findings.py")
 findings = importlib.util.module_from_spec(SPEC)

@@ -6,7 +6,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 
 
 def test_the_options_table_is_the_declared_options():
-    from pytest_hac.config import options_table
+    from pytest_hac.settings import options_table
 
     assert options_table() in README
 

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_hac.result import Result
-from pytest_hac.stats import mcnemar_drop_pvalue, two_proportion_drop_pvalue, wilson_interval
+from pytest_hac.core.result import Result
+from pytest_hac.core.stats import mcnemar_drop_pvalue, two_proportion_drop_pvalue, wilson_interval
 
 
 @given(n=st.integers(1, 5000), data=st.data())
@@ -46,7 +46,7 @@ def test_the_opt_in_rules_use_the_interval_each_way():
 
 
 def test_gate_failure_names_numbers_rule_and_threshold_as_given():
-    from pytest_hac.result import GateFailure
+    from pytest_hac.core.result import GateFailure
 
     r = result(20, 200)  # 0.10, CI about [0.07, 0.15]
     with pytest.raises(GateFailure) as info:

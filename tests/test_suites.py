@@ -12,7 +12,7 @@ def build():
     '''EfficientNet-Lite0 with its stem convolution re-initialised: deliberately broken.'''
     model = get_model("efficientnet-lite0")
     torch.manual_seed(0)
-    torch.nn.init.normal_(model.net._conv_stem.weight, std=1.0)
+    torch.nn.init.normal_(model.net[1]._conv_stem.weight, std=1.0)  # net = Normalize, EfficientNet
     return model
 """
 

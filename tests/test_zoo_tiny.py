@@ -5,8 +5,9 @@ import torch
 from pytest_hac.data import digits_split
 from pytest_hac.errors import HacError, WeightsNotFound
 from pytest_hac.models import get_model
-from pytest_hac.zoo import tiny
-from pytest_hac.zoo.tiny import load_tiny
+from pytest_hac.io import checkpoints
+from pytest_hac.models import tiny
+from pytest_hac.models.tiny import load_tiny_classifier as load_tiny
 
 NAMES = ["tiny-cnn", "tiny-vit"]
 # Held-out accuracy measured by scripts/train_tiny_classifiers.py (MODEL_CARD.md), minus a margin.
@@ -88,7 +89,7 @@ def test_corrupt_weights_file_is_a_clear_error(tmp_path):
 
 def test_corrupt_embedded_file_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "tiny-vit.pt").write_bytes(bytes(range(256)) * 4)
-    monkeypatch.setattr(tiny, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(checkpoints, "EMBEDDED_WEIGHTS", tmp_path)
     with pytest.raises(WeightsNotFound, match="embedded tiny-vit weights"):
         load_tiny("tiny-vit")
 

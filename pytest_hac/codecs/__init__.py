@@ -1,48 +1,26 @@
-"""Codec registry: ``get_codec(name, quality)`` builds a defense by name.
+"""``get_codec(name, quality)`` builds a defense by name from :data:`~pytest_hac.registry.CODECS`.
 
-Built-in entries register here through the same door users take
-(``register_codec``); learned codecs import CompressAI only when built.
+Built-in codecs register in :mod:`.builtin` through the same door users take
+(:func:`~pytest_hac.registry.register_codec`); learned codecs import CompressAI only when built.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from ..errors import HacError
-from ..registry import Registry
-from .base import Codec, Encoded, Identity, apply_rounds, to_uint8
-from .jpeg import Jpeg, KorniaJpeg
+from ..registry import CODECS
+from .base import Codec, Encoded, to_uint8
 
-CODECS: Registry[Codec] = Registry("codec")
-
-__all__ = ["CODECS", "Codec", "Encoded", "apply_rounds", "get_codec", "register_codec", "to_uint8", "validate_quality"]
-
-
-def register_codec(
-    name: str,
-    factory: Callable[..., Codec] | None = None,
-    *,
-    qualities: Sequence[int] | None = None,
-    description: str = "",
-    aliases: tuple[str, ...] = (),
-    replace: bool = False,
-):
-    """Register a codec factory ``factory(quality, *, weights_dir) -> Codec``.
-
-    ``qualities`` lists the valid quality levels (None for codecs without one).
-    """
-    return CODECS.register(
-        name, factory, description=description, aliases=aliases, replace=replace,
-        qualities=None if qualities is None else tuple(qualities),
-    )
+__all__ = ["Codec", "Encoded", "get_codec", "to_uint8", "validate_quality"]
 
 
 def validate_quality(name: str, quality: int | None) -> int | None:
     """Check ``quality`` against the codec's range; returns it as an int (or None)."""
     entry = CODECS.entry(name)
-    valid = entry.meta.get("qualities")
+    valid = entry.info.qualities
     if valid is None:
         if quality not in (None, 0):
             raise HacError(f"codec {entry.name!r} has no quality setting; use codecs={{'{entry.name}': [None]}}")
@@ -62,7 +40,7 @@ def _describe(valid: Sequence[int]) -> str:
 
 
 def quality_text(name: str) -> str:
-    valid = CODECS.entry(name).meta.get("qualities")
+    valid = CODECS.info(name).qualities
     return "no quality" if valid is None else f"qualities {_describe(valid)}"
 
 
@@ -72,19 +50,11 @@ def get_codec(
     *,
     device: torch.device | str = "cpu",
     weights_dir: Path | None = None,
+    offline: bool = False,
 ) -> Codec:
-    """Build codec ``name`` at ``quality`` on ``device``."""
+    """Build codec ``name`` at ``quality`` on ``device``; local checkpoints come from ``weights_dir``,
+    and with ``offline`` nothing is downloaded."""
     entry = CODECS.entry(name)
     quality = validate_quality(entry.name, quality)
-    codec = entry.factory(quality, weights_dir=weights_dir)
+    codec = entry.factory(quality, weights_dir=weights_dir, offline=offline)
     return codec.to(device)
-
-
-register_codec("identity", lambda q, **_: Identity(), description="no defense (the bare model)", aliases=("none",))
-register_codec("jpeg", lambda q, **_: Jpeg(q), qualities=range(1, 101), description="real libjpeg via PIL / nvJPEG")
-register_codec(
-    "jpeg-kornia", lambda q, **_: KorniaJpeg(q), qualities=range(1, 101),
-    description="kornia's differentiable JPEG, as the paper evaluated; bpp from libjpeg",
-)
-
-from . import learned as _learned  # noqa: E402,F401  (registers the learned codecs lazily)

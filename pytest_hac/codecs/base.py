@@ -127,12 +127,3 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
-
-
-def apply_rounds(fn, x: Tensor, rounds: int) -> Sequence[Tensor]:
-    """Apply ``fn`` ``rounds`` times in sequence, returning every intermediate output."""
-    outs = []
-    for _ in range(rounds):
-        x = fn(x)
-        outs.append(x)
-    return outs

@@ -45,8 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import HacError, WeightsNotFound
-from ..weights import check_checkpoint_file, hub_checkpoint_dir
-from . import register_codec
+from ..io.checkpoints import check_checkpoint_file, hub_checkpoint_dir
 from .base import Codec, Encoded, check_images
 
 PORT_URL = "https://github.com/Justin-Tan/high-fidelity-generative-compression"
@@ -659,7 +658,7 @@ class HiFiC(Codec):
         return self.model(x.to(self.device), normalize=self._normalize()).to(x.device)
 
 
-def _factory(quality: int, *, weights_dir: Path | None = None, **_: Any) -> HiFiC:
+def hific_factory(quality: int, *, weights_dir: Path | None = None, **_: Any) -> HiFiC:
     variant = VARIANTS[quality]
     folder = Path(weights_dir) if weights_dir is not None else hub_checkpoint_dir()
     path = folder / variant.filename
@@ -672,9 +671,3 @@ def _factory(quality: int, *, weights_dir: Path | None = None, **_: Any) -> HiFi
             f"or pass --hac-weights-dir=<folder holding {variant.filename}>"
         )
     return HiFiC.from_checkpoint(path, quality)
-
-
-register_codec(
-    "hific", _factory, qualities=tuple(VARIANTS),
-    description="HiFiC GAN codec, Justin-Tan's port checkpoints low/med/hi ~ 0.14/0.30/0.45 bpp (--hac-weights-dir)",
-)

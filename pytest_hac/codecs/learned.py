@@ -27,8 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import HacError, WeightsNotFound
-from ..weights import hub_checkpoint_dir, load_state_dict, offline
-from . import register_codec
+from ..io.checkpoints import EMBEDDED_WEIGHTS, hub_checkpoint_dir, load_state_dict
 from .base import Codec, Encoded, check_images, pad_to_multiple
 
 __all__ = [
@@ -363,19 +362,19 @@ def zoo_checkpoint(name: str, quality: int) -> tuple[str, str]:
     return url.rsplit("/", 1)[-1], url
 
 
-def load_zoo(name: str, quality: int, *, weights_dir: Path | None = None) -> CompressAICodec:
+def load_zoo(name: str, quality: int, *, weights_dir: Path | None = None, offline: bool = False) -> CompressAICodec:
     """A CompressAI zoo model at ``quality`` with its pretrained MSE weights.
 
     The same pipeline as ``compressai.zoo.<fn>(quality, metric="mse", pretrained=True)``
     (CompressAI's URL table, torch.hub's cache under ``TORCH_HOME``, CompressAI's key
     conversion and ``from_state_dict``), except that the file is loaded with
     ``weights_only=True`` and checked (CompressAI's loader unpickles it unchecked).
-    ``weights_dir`` is searched first.
+    ``weights_dir`` is searched first; with ``offline`` nothing is downloaded.
     """
     from compressai.zoo.image import model_architectures
     from compressai.zoo.pretrained import load_pretrained
 
-    path = _zoo_file(name, quality, weights_dir)
+    path = _zoo_file(name, quality, weights_dir, offline)
     state = load_pretrained(load_state_dict(path, what=f"CompressAI checkpoint for {name} quality {quality}"))
     arch = model_architectures[ZOO_MODELS[name].architecture]
     try:
@@ -388,7 +387,7 @@ def load_zoo(name: str, quality: int, *, weights_dir: Path | None = None) -> Com
     return CompressAICodec(net, name=name, quality=quality)
 
 
-def _zoo_file(name: str, quality: int, weights_dir: Path | None) -> Path:
+def _zoo_file(name: str, quality: int, weights_dir: Path | None, offline: bool) -> Path:
     filename, url = zoo_checkpoint(name, quality)
     if weights_dir is not None and (Path(weights_dir) / filename).is_file():
         return Path(weights_dir) / filename
@@ -399,10 +398,10 @@ def _zoo_file(name: str, quality: int, weights_dir: Path | None) -> Path:
     where = f"{folder}" + (f" or {weights_dir}" if weights_dir is not None else "")
     fix = (f"download {url} and place it in {folder} (torch.hub's cache; set TORCH_HOME to move it) "
            f"or in the folder given with --hac-weights-dir")
-    if offline():
+    if offline:
         raise WeightsNotFound(
             f"CompressAI checkpoint {filename} ({name} quality {quality}) is not in {where}, and downloads are off "
-            f"(HAC_OFFLINE=1 / --hac-offline): {fix}")
+            f"(--hac-offline): {fix}")
     return _download(url, path, name, quality, fix)
 
 
@@ -420,9 +419,9 @@ def _download(url: str, path: Path, name: str, quality: int, fix: str) -> Path:
     return path
 
 
-def _zoo_factory(name: str):
-    def factory(quality: int, *, weights_dir: Path | None = None, **_: Any) -> CompressAICodec:
-        return load_zoo(name, quality, weights_dir=weights_dir)
+def zoo_factory(name: str):
+    def factory(quality: int, *, weights_dir: Path | None = None, offline: bool = False, **_: Any) -> CompressAICodec:
+        return load_zoo(name, quality, weights_dir=weights_dir, offline=offline)
 
     factory.__name__ = f"zoo_{name.replace('-', '_')}"
     return factory
@@ -551,7 +550,7 @@ def _modern_eb_name(key: str) -> str:
     return _OLD_EB.sub(lambda m: f"{m.group(1)}.{_EB_LISTS[m.group(2)]}.{m.group(3)}", key)
 
 
-def _elic_factory(official: bool):
+def elic_factory(official: bool):
     codec_name = "elic-official" if official else "elic"
 
     def factory(quality: int, *, weights_dir: Path | None = None, **_: Any) -> CompressAICodec:
@@ -578,14 +577,13 @@ def _elic_factory(official: bool):
 TINY_ARCHITECTURE: dict[str, int] = {"N": 40, "M": 64}
 TINY_KINDS = ("tiny-mse", "tiny-hific")
 TINY_QUALITIES = (1, 2, 3)
-ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 #: Entropy tables are rebuilt from the weights by update(); the files leave them out.
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
 def tiny_path(kind: str, quality: int) -> Path:
-    """``pytest_hac/zoo/<kind>-q<quality>.pt``."""
-    return ZOO_DIR / f"{kind}-q{quality}.pt"
+    """``pytest_hac/weights/<kind>-q<quality>.pt``."""
+    return EMBEDDED_WEIGHTS / f"{kind}-q{quality}.pt"
 
 
 def build_tiny_net() -> nn.Module:
@@ -619,31 +617,8 @@ def load_tiny(kind: str, quality: int, path: Path | None = None) -> nn.Module:
     return net
 
 
-def _tiny_factory(kind: str):
+def tiny_factory(kind: str):
     def factory(quality: int, **_: Any) -> CompressAICodec:
         return CompressAICodec(load_tiny(kind, quality), name=kind, quality=quality)
 
     return factory
-
-
-# --------------------------------------------------------------------------- registration
-
-for _name, _model in ZOO_MODELS.items():
-    register_codec(_name, _zoo_factory(_name), qualities=_model.qualities, description=_model.description)
-
-register_codec(
-    "elic", _elic_factory(official=False), qualities=tuple(ELIC_CHECKPOINTS),
-    description="ELIC (He et al. 2022) as re-implemented by VincentChandelier, the paper's codec; CompressAI "
-                "Elic2022Chandelier; qualities 1..6 = lambda 0.004..0.45, weights from --hac-weights-dir")
-register_codec(
-    "elic-official", _elic_factory(official=True), qualities=tuple(ELIC_CHECKPOINTS),
-    description="ELIC with the paper's full channel context (CompressAI Elic2022Official); your own "
-                "CompressAI checkpoints ELIC_<lambda>_ft_3980_Plateau.pth.tar from --hac-weights-dir")
-register_codec(
-    "tiny-mse", _tiny_factory("tiny-mse"), qualities=TINY_QUALITIES,
-    description="embedded tiny mean-scale hyperprior trained for rate + MSE (see zoo/CODECS.md; offline)")
-register_codec(
-    "tiny-hific", _tiny_factory("tiny-hific"), qualities=TINY_QUALITIES,
-    description="embedded tiny codec trained HiFiC-style: rate + MSE + perceptual + GAN (see zoo/CODECS.md)")
-
-from . import hific as _hific  # noqa: E402,F401  (registers "hific" through the same door)

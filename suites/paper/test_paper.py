@@ -67,7 +67,7 @@ def test_miniature_linf(hac_case, hac_evaluate):
 @pytest.mark.hac(codecs={"jpeg": [2, 20, 60]}, threats=["clean", "oblivious"], attack="pgd", eps=["4/255", "8/255"])
 def test_miniature_jpeg_at_the_learned_bpp(hac_case, hac_evaluate):
     """JPEG at the bpp of the embedded codecs' qualities 1, 2, 3 (about 0.27, 0.69, 1.3 bpp on these photos:
-    pytest_hac/zoo/CODECS.md), so 'learned vs JPEG at comparable bpp' compares like with like."""
+    pytest_hac/weights/CODECS.md), so 'learned vs JPEG at comparable bpp' compares like with like."""
     check(hac_case, hac_evaluate)
 
 

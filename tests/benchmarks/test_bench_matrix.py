@@ -8,8 +8,8 @@ import importlib.util
 import time
 from pathlib import Path
 
-from pytest_hac.cases import expand
-from pytest_hac.engine import Engine
+from pytest_hac.core.cases import expand
+from pytest_hac.core.engine import Engine
 
 SMOKE = Path(__file__).parents[2] / "suites" / "test_smoke.py"
 #: Timings shared between the two benchmarks of this module (the naive one reports the ratio).

@@ -6,15 +6,16 @@ import pytest
 import torch
 
 from pytest_hac.attacks import build_attack, make_spec
-from pytest_hac.codecs import CODECS, get_codec
+from pytest_hac.codecs import get_codec
 from pytest_hac.errors import HacError
-from pytest_hac.models import MODELS, get_model, model_info
+from pytest_hac.models import get_model, model_info
+from pytest_hac.registry import CODECS, MODELS
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _middle_quality(name):
-    qualities = CODECS.entry(name).meta.get("qualities")
+    qualities = CODECS.info(name).qualities
     if qualities is None:
         return None
     return 50 if 50 in qualities else list(qualities)[len(qualities) // 2]
@@ -49,8 +50,8 @@ def test_codec_roundtrip(benchmark, name, photos):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_one_pgd_step(benchmark, name, bench_samples):
     from pytest_hac.data import load_dataset
-    from pytest_hac.session import default_data
-    from pytest_hac.config import Settings
+    from pytest_hac.core.run import default_data
+    from pytest_hac.settings import Settings
 
     try:
         model = get_model(name, device=DEVICE)

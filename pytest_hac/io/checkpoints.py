@@ -1,22 +1,16 @@
-"""Loading checkpoints safely, and the one switch that forbids downloads."""
+"""Loading checkpoints safely: ``weights_only`` always, and errors that say what to do."""
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
-from .errors import WeightsNotFound
+from ..errors import WeightsNotFound
 
-OFFLINE_ENV = "HAC_OFFLINE"
-
-
-def offline() -> bool:
-    """True when downloads are forbidden (``HAC_OFFLINE=1`` or ``--hac-offline``)."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
+#: The embedded weights (tiny classifiers and codecs) and their cards.
+EMBEDDED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
 def hub_checkpoint_dir() -> Path:
     """Where torchvision and CompressAI cache downloaded weights (honours ``TORCH_HOME``)."""

@@ -1,7 +1,7 @@
 """The report of a run: its cells (result, verdict, reasons, baseline comparison) and how it was run.
 
 The JSON form (:meth:`Report.to_dict`) is also the baseline format; rendering
-lives in :mod:`pytest_hac.markdown` and :mod:`pytest_hac.plot`.
+lives in :mod:`pytest_hac.io.markdown` and :mod:`pytest_hac.io.plot`.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import HacError
+from ..errors import HacError
 from .files import atomic_write, safe_stem
-from .result import Result
+from ..core.result import Result
 
 SCHEMA = 2
 #: Why a cell failed: its threshold, a regression against the baseline, a baseline it cannot be

@@ -1,6 +1,6 @@
 """pytest wiring only: options, the marker, and :class:`HacPlugin`, the session object registered as a plugin.
 
-Everything that measures or decides lives in the library (:class:`~pytest_hac.session.HacRun`),
+Everything that measures or decides lives in the library (:class:`~pytest_hac.core.run.HacRun`),
 so it also works from plain Python. Like pytest-benchmark's ``BenchmarkSession`` and
 pytest-xdist's ``DSession``, the plugin object is created in ``pytest_configure`` and
 registered with the plugin manager; its methods are the hooks.
@@ -15,12 +15,12 @@ from dataclasses import replace
 
 import pytest
 
-from .cases import Case, expand
-from .config import OPTIONS, settings_from
-from .errors import HacError
-from .report import Scope
-from .result import GateFailure, Result
-from .session import HacRun, Outcome
+from ..core.cases import Case, expand
+from ..settings import OPTIONS, settings_from
+from ..errors import HacError
+from ..io.report import Scope
+from ..core.result import GateFailure, Result
+from ..core.run import HacRun, Outcome
 
 PLUGIN_NAME = "hac-session"
 RESULT_KEY = pytest.StashKey[Result]()
@@ -61,9 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    from . import registries
+    from .. import registry
 
-    config.hook.pytest_hac_register(registry=registries, config=config)
+    config.hook.pytest_hac_register(registry=registry, config=config)
     if config.getoption("hac_list"):
         return
     worker = getattr(config, "workerinput", None)
@@ -75,29 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except HacError as exc:
         raise pytest.UsageError(f"pytest-hac: {exc}") from None
     _set_threads(settings.threads, worker)
-    if settings.offline:
-        # Library code below the plugin reads the environment; restored in unconfigure
-        # so in-process runs (pytester, IDEs) do not leak the setting into the next session.
-        config.stash[OFFLINE_BEFORE_KEY] = os.environ.get("HAC_OFFLINE")
-        os.environ["HAC_OFFLINE"] = "1"
     if settings.cache_clear and settings.cache_dir is not None and worker is None:  # once, before workers start
-        from .cache import DiskCache
+        from ..io.cache import DiskCache
 
         DiskCache(settings.cache_dir).clear()
     config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
-
-
-OFFLINE_BEFORE_KEY = pytest.StashKey["str | None"]()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if OFFLINE_BEFORE_KEY not in config.stash:
-        return
-    before = config.stash[OFFLINE_BEFORE_KEY]
-    if before is None:
-        os.environ.pop("HAC_OFFLINE", None)
-    else:
-        os.environ["HAC_OFFLINE"] = before
 
 
 def _set_threads(threads: int | str, worker: dict | None) -> None:
@@ -293,7 +275,7 @@ class HacPlugin:
             return
         from tabulate import tabulate
 
-        from .markdown import matrix_table
+        from ..io.markdown import matrix_table
 
         report = run.report(complete=True)
         headers, body = matrix_table(report)
@@ -333,13 +315,13 @@ def _usage(fn):
 
 @pytest.fixture(scope="session")
 def hac_session(request: pytest.FixtureRequest) -> HacRun:
-    """The run's :class:`~pytest_hac.session.HacRun`: settings, lazily loaded model/data/engine, cells."""
+    """The run's :class:`~pytest_hac.core.run.HacRun`: settings, lazily loaded model/data/engine, cells."""
     return _run(request)
 
 
 @pytest.fixture(scope="session")
 def hac_settings(hac_session: HacRun):
-    """The validated :class:`~pytest_hac.config.Settings` of this run."""
+    """The validated :class:`~pytest_hac.settings.Settings` of this run."""
     return hac_session.settings
 
 
@@ -357,7 +339,7 @@ def hac_dataset(hac_session: HacRun):
 
 @pytest.fixture(scope="session")
 def hac_engine(hac_session: HacRun):
-    """The session's :class:`~pytest_hac.engine.Engine`: caches and batches every case."""
+    """The session's :class:`~pytest_hac.core.engine.Engine`: caches and batches every case."""
     return _usage(lambda: hac_session.engine)
 
 

@@ -1,15 +1,13 @@
-"""Thresholds files and baseline comparison: what makes a cell pass or fail beyond its own threshold."""
+"""Thresholds files and the comparison with a baseline: what makes a cell pass or fail beyond its own test."""
 from __future__ import annotations
 
 import fnmatch
-import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HacError
-from .files import atomic_write, safe_stem
-from .report import Comparison, Report, load_report
+from ..errors import HacError
+from ..io.report import Comparison, Report
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
 from .stats import mcnemar_drop_pvalue
@@ -89,42 +87,7 @@ def _toml_key(name: str) -> str:
     return name if all(c.isalnum() or c in "-_" for c in name) else f'"{name}"'
 
 
-# --- baselines -------------------------------------------------------------------------------------
-
-
-def baseline_path(directory: Path, name: str) -> Path:
-    return Path(directory) / f"{safe_stem(name)}.json"
-
-
-def save_baseline(report: Report, directory: Path, name: str) -> Path:
-    """Store the whole report as baseline ``name`` (replacing an older one completely)."""
-    path = baseline_path(directory, name)
-    atomic_write(path, json.dumps(report.to_dict(), indent=1) + "\n")
-    return path
-
-
-def load_baseline(directory: Path, name: str, *, model: str, dataset: str | None,
-                  required: bool = False) -> Report | None:
-    """The baseline, or None when there is none yet (a first run passes and says so).
-
-    With ``required`` (``--hac-compare-fail``) a missing baseline is an error: a CI job
-    whose baseline went missing would otherwise gate nothing.
-    """
-    path = baseline_path(directory, name)
-    if not path.exists():
-        if required:
-            raise HacError(f"--hac-compare-fail needs baseline {path}, which does not exist: a gate against a missing "
-                           f"baseline gates nothing. Restore it, save one with --hac-save-baseline, or pass "
-                           f"--hac-allow-missing-baseline (ini hac_allow_missing_baseline = true) for a first run")
-        return None
-    base = load_report(path)
-    if base.model != model:
-        raise HacError(f"baseline {path} was recorded for model {base.model!r}, not {model!r}: compare against a "
-                       f"baseline of the same model (--hac-compare=NAME) or save a new one (--hac-save-baseline)")
-    if dataset is not None and base.dataset != dataset:
-        raise HacError(f"baseline {path} was recorded on data {base.dataset!r}, not {dataset!r}: compare like with "
-                       f"like or save a new baseline")
-    return base
+# --- comparing with a baseline ---------------------------------------------------------------------
 
 
 def describe_attack(params: dict) -> str:

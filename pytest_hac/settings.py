@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 
-from .attacks import ATTACKS, attack_info, make_spec, parse_eps
+from .attacks import attack_info, make_spec, parse_eps
+from .registry import ATTACKS
 from .errors import HacError
-from .result import GATE_RULES
+from .core.result import GATE_RULES
 
 
 KINDS = ("str", "int", "float", "bool", "path", "optional")  # optional: a flag that may carry a value
@@ -234,7 +235,7 @@ def _validate(v: dict[str, Any]) -> None:
             v["compare"] = ""
     for key in ("save_baseline", "compare"):
         if v[key] == "":
-            from .files import safe_stem
+            from .io.files import safe_stem
 
             v[key] = safe_stem(v["model"])
     if v["thresholds"] is not None and not v["thresholds"].is_file():

@@ -6,10 +6,10 @@ import os
 from collections import defaultdict
 from typing import Any
 
-from .gates import describe_attack
+from ..core.gates import describe_attack
 from .report import Cell, Report
-from .result import GATE_RULES, Result, format_threshold
-from .soundness import CHECKS, check, status, worst_case
+from ..core.result import GATE_RULES, Result, format_threshold
+from ..core.soundness import CHECKS, check, status, worst_case
 
 STEP_SUMMARY_LIMIT = 1 << 20  # GitHub rejects step summaries over 1 MiB
 #: Below this side a JPEG's ~600-byte header dominates its bits per pixel.

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from .files import atomic_write
 from .markdown import THREAT_ORDER, columns
 from .report import Report
-from .result import Result
-from .soundness import worst_case
+from ..core.result import Result
+from ..core.soundness import worst_case
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -1,17 +1,17 @@
 """The text ``pytest --hac-list`` prints."""
 from __future__ import annotations
 
-from .attacks import ATTACKS, THREAT_ALIASES, THREAT_HELP, THREATS
-from .codecs import CODECS, quality_text
-from .data import DATASETS
-from .models import MODELS
+from ..attacks import THREAT_ALIASES, THREAT_HELP, THREATS
+from ..codecs import quality_text
+from ..data import DATASETS
+from ..registry import ATTACKS, CODECS, MODELS
 
 
 def listing() -> str:
     """Known models, data sets, codecs, attacks and threats; one per line under a heading each."""
     lines = ["models:"]
     for e in MODELS:
-        info = e.meta["info"]
+        info = e.info
         lines.append(f"  {e.name:<20} {info.label_space}, {info.input_size}px  {e.description}")
     lines += ["  timm:<name>           any timm model (needs timm)",
               "  package.module:fn     a factory returning an nn.Module that takes [0, 1] inputs", "", "data sets:"]
@@ -21,7 +21,7 @@ def listing() -> str:
         lines.append(f"  {e.name:<20} {quality_text(e.name):<18} {e.description}")
     lines += ["", "attacks:"]
     for e in ATTACKS:
-        lines.append(f"  {e.name:<20} {e.meta['info'].norm:<5} {e.description}")
+        lines.append(f"  {e.name:<20} {e.info.norm:<5} {e.description}")
     lines += ["", "threats:"]
     for t in THREATS:
         aliases = [a for a, c in THREAT_ALIASES.items() if c == t]

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import torch
 
-from .cache import DiskCache, Store, package_versions
+from ..io.cache import DiskCache, Store, package_versions
 from .cases import Case
-from .config import Settings
-from .data import Dataset, load_dataset
+from ..settings import Settings
+from ..data import Dataset, load_dataset
 from .engine import Engine
-from .errors import HacError
-from .gates import Thresholds, compare, describe_attack, load_baseline, save_baseline, version_drift
-from .markdown import append_step_summary, markdown
-from .models import Classifier, get_model, model_info, restrict
-from .report import Cell, Comparison, Reason, Report, Scope, write_report
+from ..errors import HacError
+from .gates import Thresholds, compare, describe_attack, version_drift
+from ..io.baselines import load_baseline, save_baseline
+from ..io.markdown import append_step_summary, markdown
+from ..models import Classifier, get_model, model_info, restrict
+from ..io.report import Cell, Comparison, Reason, Report, Scope, write_report
 from .result import GATE_RULES, Result, format_threshold
 from .soundness import Finding, check as soundness_check, status as soundness_status
 
@@ -106,7 +107,7 @@ class HacRun:
             raise HacError(f"not evaluated: loading the model or data failed ({self._load_error.splitlines()[0]})")
         s = self.settings
         try:
-            model = get_model(s.model, device=s.device, trust_files=s.trust_model_file)
+            model = get_model(s.model, device=s.device, trust_files=s.trust_model_file, offline=s.offline)
             data = load_dataset(default_data(s), resize=model.resize_size, crop=model.input_size, strict=s.strict)
         except HacError as exc:
             self._load_error = str(exc)
@@ -139,7 +140,7 @@ class HacRun:
             disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
             self._engine = Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed,
                                   amp=s.amp, weights_dir=s.weights_dir, store=Store(s.cache_mb << 20, disk=disk),
-                                  soundness=s.soundness)
+                                  soundness=s.soundness, offline=s.offline)
         return self._engine
 
     # --- thresholds files ---------------------------------------------------------------------------
@@ -281,7 +282,7 @@ class HacRun:
 
     def weakened_attacks(self) -> list[str]:
         """Cells whose attack runs fewer steps than the attack's default: visible, never hidden."""
-        from .attacks import ATTACKS
+        from ..registry import ATTACKS
 
         weak: dict[str, list[str]] = {}
         for cell in self.cells.values():
@@ -289,9 +290,8 @@ class HacRun:
             name = params.get("name")
             if not name or name not in ATTACKS:
                 continue
-            default = ATTACKS.entry(name).meta.get("steps")
-            default = getattr(default, "steps", default)
-            if isinstance(default, int) and params.get("steps") is not None and params["steps"] < default:
+            default = ATTACKS.info(name).steps
+            if params.get("steps") is not None and params["steps"] < default:
                 weak.setdefault(describe_attack(params) + f" (default steps {default})", []).append(cell.case_id)
         return [f"attack weaker than its defaults: {attack} in {len(cells)} cell(s)" for attack, cells in weak.items()]
 

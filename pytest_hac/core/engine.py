@@ -1,6 +1,6 @@
 """Evaluation: every distinct piece of work once, batched, on the device.
 
-What is reused (keys in :class:`Store`, content addresses in :mod:`pytest_hac.cache`):
+What is reused (keys in :class:`Store`, content addresses in :mod:`pytest_hac.io.cache`):
 
 * oblivious adversarial examples per attack and restart, shared by every defense;
 * codec outputs per (source images, codec, quality, round), round k computed
@@ -20,7 +20,7 @@ What a verdict rests on:
 * each attack batch runs under its own seed from (``--hac-seed``, attack, images) inside
   ``torch.random.fork_rng``: the rest of the run sees the global RNG untouched.
 
-``Result.diagnostics`` of an attacked cell (read by :mod:`pytest_hac.soundness`):
+``Result.diagnostics`` of an attacked cell (read by :mod:`pytest_hac.core.soundness`):
 
 * ``restarts``: correct count per restart, ``[k_0, ..., k_R-1]``;
 * ``zero_gradient``: ``{"images": k, "of": n}``, images whose input gradient of the
@@ -53,13 +53,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attacks import ATTACKS, AttackSpec, build_attack, make_spec
-from .cache import Store, codec_fingerprint, data_fingerprint, model_fingerprint
+from ..attacks import AttackSpec, build_attack, make_spec
+from ..io.cache import Store, codec_fingerprint, data_fingerprint, model_fingerprint
 from .cases import Case
-from .codecs import Codec, get_codec
-from .data import Dataset
-from .errors import HacError
-from .models import Classifier, check_logits
+from ..codecs import Codec, get_codec
+from ..data import Dataset
+from ..errors import HacError
+from ..models import Classifier, check_logits
+from ..registry import ATTACKS
 from .result import Result
 
 #: Threat -> how gradients (or queries) pass through the defense.
@@ -152,6 +153,7 @@ class Engine:
         amp: run the classifier under bf16 autocast when evaluating (not when attacking).
         store: the in-memory LRU (with an optional disk layer) for reusable tensors.
         progress: called as ``progress(stage, done, total)`` after every batch.
+        offline: never download codec weights (missing ones are an error that names the file).
         soundness: ``"fail"``, ``"warn"`` or ``"thorough"``; the engine measures the same
             diagnostics for the first two, and with ``"thorough"`` also reruns each attacked
             cell at twice its steps (``diagnostics["steps_2x"]``).
@@ -170,6 +172,7 @@ class Engine:
         store: Store | None = None,
         progress: ProgressFn | None = None,
         soundness: str = "fail",
+        offline: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -195,6 +198,7 @@ class Engine:
         self.store = store if store is not None else Store()
         self.progress = progress
         self.soundness = soundness
+        self.offline = offline
         self._codecs: dict[tuple[str, int | None], Codec] = {}
         self._codec_fingerprints: dict[CodecRef, str] = {}
         self._probe_depth = 0
@@ -250,7 +254,8 @@ class Engine:
         """The codec ``name`` at ``quality`` on the engine's device, built once."""
         key = (name, quality)
         if key not in self._codecs:
-            self._codecs[key] = get_codec(name, quality, device=self.device, weights_dir=self.weights_dir)
+            self._codecs[key] = get_codec(name, quality, device=self.device, weights_dir=self.weights_dir,
+                                          offline=self.offline)
         return self._codecs[key]
 
     def sources(self, case: Case) -> list[tuple[tuple, Tensor]]:
@@ -353,7 +358,7 @@ class Engine:
     # --- soundness probes ---------------------------------------------------------------------------
 
     def _diagnostics(self, case: Case, judged: list[Judged]) -> dict:
-        """The measurements :mod:`pytest_hac.soundness` reads (schema in the module docstring)."""
+        """The measurements :mod:`pytest_hac.core.soundness` reads (schema in the module docstring)."""
         spec = case.attack
         out: dict = {"restarts": [int(j.correct.sum()) for j in judged]}
         with self._probing():

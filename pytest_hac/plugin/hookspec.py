@@ -8,7 +8,7 @@ import pytest
 def pytest_hac_register(registry, config) -> None:
     """Register models, codecs and attacks before options are validated.
 
-    ``registry`` is :mod:`pytest_hac.registries` with ``register_model``,
+    ``registry`` is :mod:`pytest_hac.registry` with ``register_model``,
     ``register_codec`` and ``register_attack``::
 
         def pytest_hac_register(registry, config):
@@ -18,4 +18,4 @@ def pytest_hac_register(registry, config) -> None:
 
 @pytest.hookspec
 def pytest_hac_update_report(config, report) -> None:
-    """Change the session's :class:`~pytest_hac.report.Report` (e.g. add ``report.notes``) before it is written."""
+    """Change the session's :class:`~pytest_hac.io.report.Report` (e.g. add ``report.notes``) before it is written."""

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-WEIGHTS_DIR = Path(__file__).parent
 #: Mean and std of the digits training split (grey images repeated over 3 channels).
 DIGITS_MEAN, DIGITS_STD = 0.31, 0.32
 
@@ -89,15 +88,15 @@ class TinyViT(_Normalized):
 ARCHITECTURES = {"tiny-cnn": TinyCNN, "tiny-vit": TinyViT}
 
 
-def load_tiny(name: str, path: Path | None = None) -> nn.Module:
+def load_tiny_classifier(name: str, path: Path | None = None) -> nn.Module:
     """Build ``tiny-cnn`` or ``tiny-vit`` with its embedded weights (or those at ``path``), in eval mode."""
     from ..errors import unknown_name
-    from ..weights import load_state_dict
+    from ..io.checkpoints import EMBEDDED_WEIGHTS, load_state_dict
 
     if name not in ARCHITECTURES:
         raise unknown_name("tiny classifier", name, ARCHITECTURES)
     model = ARCHITECTURES[name]()
-    path = path or WEIGHTS_DIR / f"{name}.pt"
+    path = path or EMBEDDED_WEIGHTS / f"{name}.pt"
     state = load_state_dict(path, expected_keys=model.state_dict().keys(),
                             what=f"embedded {name} weights (retrain with scripts/train_tiny_classifiers.py)")
     model.load_state_dict(state, strict=True)

@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .attacks import ATTACKS, THREATS, AttackInfo, AttackSpec, attack_info, canonical_threat, make_spec
-from .codecs import CODECS, validate_quality
-from .errors import HacError
+from ..attacks import THREATS, AttackSpec, attack_info, canonical_threat, make_spec
+from ..codecs import validate_quality
+from ..registry import ATTACKS, CODECS, AttackInfo
+from ..errors import HacError
 
 MARKER_KEYS = {"codecs", "rounds", "threats", "attack", "eps", "steps", "alpha", "restarts", "eot", "queries",
                "soundness", "min_accuracy"}

@@ -1,0 +1,225 @@
+"""Attack registry (torchattacks) and the threat models that place the attacker.
+
+Threats, with the paper's names as aliases:
+
+* ``clean``: no attack.
+* ``oblivious`` (paper: "black-box"): attack the bare model, apply the defense afterwards.
+* ``whitebox`` (paper: "white-box"): gradients flow through the defense's
+  differentiable ``approximate``, all rounds included.
+* ``adaptive``: BPDA (real codec forward, ``approximate`` backward) plus EOT.
+* ``query``: a gradient-free attack (Square) against the real defended pipeline.
+
+Every attack declares what it takes in an :class:`~pytest_hac.registry.AttackInfo` (its
+registry entry's ``info``; the built-ins are in :mod:`.builtin`), and :func:`make_spec` refuses a parameter the attack would ignore:
+no silent weakening. What holds for the built-in attacks:
+
+* ``restarts`` are run by the engine, one seeded run per restart, for attacks with a
+  random start (pgd, pgdl2, apgd, apgd-dlr, square, autoattack); the others refuse them.
+* ``eot`` (gradients averaged over a random defense) is taken by pgd (torchattacks'
+  EOTPGD) and apgd/apgd-dlr.
+* square's ``steps`` are its queries (one query per iteration; default 5,000, as the
+  reference attack); the query threat takes its budget from the marker's ``queries``.
+* apgd, apgd-dlr, square and autoattack return their best iterate for every image
+  (torchattacks returns the clean image for points it did not fool, which is wrong
+  whenever the attacked model is not the evaluated pipeline).
+* cw is a minimum-norm attack: it has no eps; its cells report the median L2 norm.
+* every attack draws its randomness from torch's global RNG, which the engine seeds per
+  batch from ``--hac-seed`` and restores afterwards.
+* nothing clips an attack's output: the engine asserts the eps ball and [0, 1].
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch import nn
+
+from ..errors import HacError
+from ..registry import ATTACKS, NORMS, AttackInfo
+
+THREATS = ("clean", "oblivious", "whitebox", "adaptive", "query")
+THREAT_ALIASES = {"black-box": "oblivious", "blackbox": "oblivious", "white-box": "whitebox", "none": "clean",
+                  "bpda": "adaptive", "gradient-free": "query"}
+THREAT_HELP = {
+    "clean": "no attack; accuracy through the defense",
+    "oblivious": "attack the bare model, defend afterwards (paper: black-box)",
+    "whitebox": "gradients through the defense's differentiable approximation (paper: white-box)",
+    "adaptive": "BPDA: real codec forward, approximation backward, plus EOT",
+    "query": "gradient-free attack (square) against the real defended pipeline",
+}
+#: The query budget of Square when nothing sets one: the reference Square attack's
+#: (Andriushchenko et al., 2020, and AutoAttack's) 5,000 queries. torchattacks' own default
+#: of 100 is too few to mean anything.
+DEFAULT_QUERIES = 5000
+
+
+def canonical_threat(name: str) -> str:
+    """``name`` or its alias as one of :data:`THREATS`; unknown names list the valid ones."""
+    key = name.strip().lower()
+    key = THREAT_ALIASES.get(key, key)
+    if key not in THREATS:
+        from ..errors import unknown_name
+
+        raise unknown_name("threat", name, list(THREATS) + list(THREAT_ALIASES))
+    return key
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack with all its parameters; ``key`` identifies it in caches and reports.
+
+    ``eps`` is None for minimum-norm attacks (cw). For gradient-free attacks ``steps``
+    is the query budget (:attr:`queries`).
+    """
+
+    name: str
+    eps: float | None
+    norm: str = "Linf"
+    steps: int = 10
+    alpha: float | None = None
+    restarts: int = 1
+    eot: int = 1
+
+    @property
+    def info(self) -> AttackInfo:
+        return attack_info(self.name)
+
+    @property
+    def queries(self) -> int | None:
+        """The query budget of a gradient-free attack (None for gradient attacks)."""
+        return self.steps if self.info.gradient_free else None
+
+    @property
+    def min_norm(self) -> bool:
+        return self.eps is None
+
+    @property
+    def key(self) -> str:
+        parts = [self.name, self.norm]
+        if self.eps is not None:
+            parts.append(f"eps={self.eps:.6g}")
+        parts.append(f"queries={self.steps}" if self.info.gradient_free else f"steps={self.steps}")
+        if self.alpha is not None:
+            parts.append(f"alpha={self.alpha:.6g}")
+        if self.restarts != 1:
+            parts.append(f"restarts={self.restarts}")
+        if self.eot != 1:
+            parts.append(f"eot={self.eot}")
+        return ",".join(parts)
+
+    @property
+    def eps_label(self) -> str:
+        """eps as the fraction people write: 4/255 for L-inf, the plain value for L2."""
+        if self.eps is None:
+            return "min-norm"
+        if self.norm == "Linf":
+            k = self.eps * 255
+            return f"{k:g}/255" if abs(k - round(k)) < 1e-6 else f"{self.eps:.4g}"
+        return f"{self.eps:g}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report's view: name, norm, eps, steps, alpha, restarts, eot, queries, min_norm."""
+        return {**asdict(self), "queries": self.queries, "min_norm": self.min_norm}
+
+
+AttackFactory = Callable[[nn.Module, AttackSpec], object]
+
+
+def attack_info(name: str) -> AttackInfo:
+    """What attack ``name`` (or an alias) takes."""
+    return ATTACKS.info(name)
+
+
+def parse_eps(value: float | int | str) -> float:
+    """Accept 0.0157, 4/255 or '4/255'; eps must lie in [0, 1] for L-inf pixel budgets."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)\s*(?:/\s*([0-9.]+))?\s*", value)
+        if not m:
+            raise HacError(f"cannot read eps {value!r}; write it as 0.0157 or 4/255")
+        try:
+            eps = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
+        except (ValueError, ZeroDivisionError):
+            raise HacError(f"cannot read eps {value!r}; write it as 0.0157 or 4/255") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        eps = float(value)
+    else:
+        raise HacError(f"eps must be a number or a fraction like '4/255'; got {value!r}")
+    if not math.isfinite(eps) or eps < 0:
+        raise HacError(f"eps must be >= 0; got {value!r}")
+    return eps
+
+
+def _positive_int(attack: str, param: str, value: Any) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok and hasattr(value, "__index__") and not isinstance(value, bool):  # numpy integers
+        value, ok = int(value), True
+    if not ok or value < 1:
+        raise HacError(f"attack {attack!r}: {param} must be a whole number >= 1; got {value!r}")
+    return value
+
+
+def make_spec(name: str, eps: float | str | None = None, *, steps: int | None = None,
+              alpha: float | str | None = None, restarts: int = 1, eot: int = 1, queries: int | None = None,
+              norm: str | None = None) -> AttackSpec:
+    """Validate attack parameters once; a parameter the attack would ignore is refused.
+
+    For gradient-free attacks ``queries`` (or else ``steps``) is the query budget. Errors
+    name the attack, the parameter and the fix.
+    """
+    entry = ATTACKS.entry(name)
+    info: AttackInfo = entry.info
+    attack = entry.name
+    norm = norm or info.norm
+    if norm not in info.norms:
+        hint = " (use pgdl2 for L2)" if attack in ("pgd", "fgsm", "ifgsm") else ""
+        raise HacError(f"attack {attack!r} supports norm {', '.join(info.norms)}, not {norm!r}{hint}")
+    value = _eps(attack, info, norm, eps)
+    restarts = _positive_int(attack, "restarts", restarts)
+    eot = _positive_int(attack, "eot", eot)
+    if restarts > 1 and not info.random_start:
+        raise HacError(f"attack {attack!r} has no random start, so restarts={restarts} would run the same attack "
+                       f"{restarts} times; drop restarts, or use an attack with a random start (pgd, pgdl2, apgd)")
+    if eot > 1 and not info.takes_eot:
+        raise HacError(f"attack {attack!r} does not average gradients over a random defense, so eot={eot} would be "
+                       f"ignored; drop eot, or use pgd or apgd")
+    if alpha is not None and not info.takes_alpha:
+        raise HacError(f"attack {attack!r} takes no step size alpha (it chooses its own); drop alpha")
+    if info.gradient_free:
+        budget = queries if queries is not None else steps
+        steps = info.steps if budget is None else _positive_int(attack, "queries", budget)
+    else:
+        if queries is not None:
+            raise HacError(f"attack {attack!r} uses gradients: queries={queries} is the budget of gradient-free "
+                           f"attacks (square, the 'query' threat); drop queries or use steps")
+        if steps is not None and not info.takes_steps:
+            raise HacError(f"attack {attack!r} takes no steps (it is a single step, {info.steps}); drop steps, or "
+                           f"use an iterative attack (ifgsm, pgd)")
+        steps = info.steps if steps is None else _positive_int(attack, "steps", steps)
+    step_size = None
+    if alpha is not None:
+        step_size = parse_eps(alpha)
+        if step_size <= 0:
+            raise HacError(f"attack {attack!r}: alpha must be > 0; got {alpha!r}")
+    return AttackSpec(attack, value, norm, steps, step_size, restarts, eot)
+
+
+def _eps(attack: str, info: AttackInfo, norm: str, eps: float | str | None) -> float | None:
+    if info.min_norm:
+        if eps is not None:
+            raise HacError(f"attack {attack!r} is a minimum-norm attack: it has no eps (its cells report the median "
+                           f"L2 norm it needed); drop eps, or use an eps-bounded attack (pgd, apgd)")
+        return None
+    if eps is None:
+        raise HacError(f"attack {attack!r} needs an eps budget, e.g. eps='4/255'")
+    value = parse_eps(eps)
+    if norm == "Linf" and value > 1:
+        raise HacError(f"L-inf eps {value:g} exceeds 1 (the whole pixel range); pixel budgets look like 4/255")
+    return value
+
+
+def build_attack(model: nn.Module, spec: AttackSpec):
+    """The torchattacks object for ``spec`` against ``model`` (which takes [0, 1] inputs)."""
+    return ATTACKS.entry(spec.name).factory(model, spec)

@@ -1,0 +1,1 @@
+"""The library core: cases, the engine, results, statistics, soundness, gates and the run."""

@@ -1,0 +1,1 @@
+"""Files: atomic writes, the content-addressed cache, checkpoints, the report schema and its renderings."""

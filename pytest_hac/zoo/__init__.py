@@ -1,1 +1,0 @@
-"""Embedded weights and their model cards (MODEL_CARD.md, CODECS.md)."""

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from .errors import HacError
-from .io.markdown import markdown
-from .io.report import Report, Scope, load_report, write_report
+from .report.markdown import markdown
+from .report.schema import Report, Scope, load_report, write_report
 
 
 def _describe(values: list) -> str:

@@ -15,10 +15,9 @@ from typing import Any
 import torch
 
 from .attacks import attack_info, make_spec, parse_eps
-from .registry import ATTACKS
-from .errors import HacError
 from .core.result import GATE_RULES
-
+from .errors import HacError
+from .registry import ATTACKS
 
 KINDS = ("str", "int", "float", "bool", "path", "optional")  # optional: a flag that may carry a value
 TRUE = {"1", "true", "yes", "on"}

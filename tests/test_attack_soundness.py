@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.cases import Case, expand
 from pytest_hac.codecs import get_codec, to_uint8
-from pytest_hac.registry import ATTACKS, CODECS, register_attack, register_codec
 from pytest_hac.codecs.base import Identity
 from pytest_hac.codecs.jpeg import Jpeg
-from pytest_hac.core.engine import LARGE_EPS, Defended, Engine
+from pytest_hac.core.cases import Case, expand
+from pytest_hac.core.defended import Defended
+from pytest_hac.core.engine import Engine
+from pytest_hac.core.probes import LARGE_EPS
 from pytest_hac.errors import HacError
+from pytest_hac.registry import ATTACKS, CODECS, register_attack, register_codec
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import torch
 from torch import nn
 
 from pytest_hac.attacks import attack_info, build_attack, make_spec, parse_eps
-from pytest_hac.registry import ATTACKS
 from pytest_hac.core.engine import check_budget
 from pytest_hac.errors import HacError
 from pytest_hac.models import Classifier
+from pytest_hac.registry import ATTACKS
 
 
 def small_model() -> Classifier:

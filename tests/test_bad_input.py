@@ -180,9 +180,9 @@ def test_sixteen_bit_and_float_images_keep_their_brightness(tmp_path):
 
 def test_images_smaller_than_a_codec_stride_are_padded_and_cropped_back():
     from compressai.models import ScaleHyperprior
+    from pytest_hac.codecs.learned import CompressAICodec
 
     from pytest_hac.codecs import get_codec
-    from pytest_hac.codecs.learned import CompressAICodec
 
     x = torch.rand(2, 3, 5, 5)
     torch.manual_seed(0)

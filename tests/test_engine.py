@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.io.cache import DiskCache, Store
 from pytest_hac.core.cases import Case
 from pytest_hac.core.engine import Engine
+from pytest_hac.io.cache import DiskCache, Store
 
 PGD = make_spec("pgd", "4/255", steps=2)
 BIM = make_spec("ifgsm", "4/255", steps=2)  # no random start: results cannot depend on batch boundaries

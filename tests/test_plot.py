@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hac.io.plot import FAILED_GID, THRESHOLD_GID, figure, style, write_plot
-from pytest_hac.io.report import Cell, Report
 from pytest_hac.core.result import Result
+from pytest_hac.report.plot import FAILED_GID, THRESHOLD_GID, figure, style, write_plot
+from pytest_hac.report.schema import Cell, Report
 
 IDS = tuple(f"img{i}" for i in range(6))
 PGD = {"name": "pgd", "eps": 4 / 255, "norm": "Linf", "steps": 10}
@@ -154,7 +154,7 @@ def test_write_plot_writes_a_png_atomically(tmp_path):
 
 
 def test_write_report_links_the_plot(tmp_path):
-    from pytest_hac.io.report import write_report
+    from pytest_hac.report.schema import write_report
 
     paths = write_report(report([cell(bpp=1.0)]), tmp_path, plot=True)
     assert paths["png"] == tmp_path / "tiny-cnn.png" and paths["png"].is_file()

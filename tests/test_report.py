@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pytest_hac.io.report import safe_stem
+from pytest_hac.report.schema import safe_stem
 
 CELLS = """
 import json, pathlib

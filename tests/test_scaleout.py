@@ -5,8 +5,8 @@ import os
 import pytest
 
 from pytest_hac.__main__ import main as hac_main
-from pytest_hac.io.report import Cell, Report, Scope, write_report
 from pytest_hac.core.result import Result
+from pytest_hac.report.schema import Cell, Report, Scope, write_report
 
 CELLS = """
 import pytest

@@ -7,8 +7,8 @@ Determinism: the same seed, model, data and device give the same report.
 The rows of docs/reliability.md come from these tests.
 """
 import ast
-import importlib.util
 import errno
+import importlib.util
 import json
 import os
 import signal
@@ -362,7 +362,8 @@ def test_disk_full_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypa
 
 
 def test_disk_full_during_a_run_is_reported_and_results_still_printed(suite, monkeypatch):
-    from pytest_hac.io import baselines, report
+    from pytest_hac.report import baselines
+    from pytest_hac.report import schema as report
 
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from pytest_hac.attacks import THREAT_ALIASES, THREATS
 from pytest_hac.core.cases import expand
-from pytest_hac.settings import OPTIONS, Settings, settings_from
 from pytest_hac.core.engine import Engine
-from pytest_hac.errors import HacError
 from pytest_hac.core.result import GATE_RULES
+from pytest_hac.errors import HacError
+from pytest_hac.settings import OPTIONS, Settings, settings_from
 
 SWEEP = settings(max_examples=300, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

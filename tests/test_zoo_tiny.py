@@ -4,9 +4,8 @@ import torch
 
 from pytest_hac.data import digits_split
 from pytest_hac.errors import HacError, WeightsNotFound
-from pytest_hac.models import get_model
 from pytest_hac.io import checkpoints
-from pytest_hac.models import tiny
+from pytest_hac.models import get_model, tiny
 from pytest_hac.models.tiny import load_tiny_classifier as load_tiny
 
 NAMES = ["tiny-cnn", "tiny-vit"]

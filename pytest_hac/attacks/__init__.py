@@ -38,7 +38,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import HacError
-from ..registry import ATTACKS, NORMS, AttackInfo
+from ..registry import ATTACKS, AttackInfo
 
 THREATS = ("clean", "oblivious", "whitebox", "adaptive", "query")
 THREAT_ALIASES = {"black-box": "oblivious", "blackbox": "oblivious", "white-box": "whitebox", "none": "clean",

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..attacks import THREATS, AttackSpec, attack_info, canonical_threat, make_spec
 from ..codecs import validate_quality
-from ..registry import ATTACKS, CODECS, AttackInfo
 from ..errors import HacError
+from ..registry import ATTACKS, CODECS, AttackInfo
 
 MARKER_KEYS = {"codecs", "rounds", "threats", "attack", "eps", "steps", "alpha", "restarts", "eot", "queries",
                "soundness", "min_accuracy"}

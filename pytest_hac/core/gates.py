@@ -5,12 +5,15 @@ import fnmatch
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HacError
-from ..io.report import Comparison, Report
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
 from .stats import mcnemar_drop_pvalue
+
+if TYPE_CHECKING:
+    from ..report.schema import Report
 
 
 # --- thresholds files ------------------------------------------------------------------------------
@@ -88,6 +91,33 @@ def _toml_key(name: str) -> str:
 
 
 # --- comparing with a baseline ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One cell against the baseline's cell of the same id and attack, on the images both runs share.
+
+    ``baseline`` and ``current`` are accuracies on the ``compared`` shared images (of the
+    baseline's ``of``); the p-values are one-sided exact McNemar tests on those pairs.
+    A cell that cannot be compared says why in ``why`` (then the numbers are None).
+    """
+
+    baseline: float | None = None
+    current: float | None = None
+    compared: int = 0
+    of: int = 0
+    p_drop: float | None = None
+    p_gain: float | None = None
+    regression: bool = False
+    why: str | None = None
+
+    @property
+    def comparable(self) -> bool:
+        return self.why is None
+
+    @property
+    def delta_points(self) -> float | None:
+        return None if self.baseline is None or self.current is None else 100 * (self.current - self.baseline)
 
 
 def describe_attack(params: dict) -> str:

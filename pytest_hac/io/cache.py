@@ -11,7 +11,7 @@ engine, attack and codec source. A changed model, data subset or code version
 therefore finds nothing instead of a stale entry; nothing is invalidated by hand.
 
 Layout: ``<cache dir>/hac-v1/<2 hex>/<62 hex>.pt``, written atomically
-(:func:`~pytest_hac.io.report.atomic_write`) so concurrent xdist workers and interrupted runs never
+(:func:`~pytest_hac.io.files.atomic_write`) so concurrent xdist workers and interrupted runs never
 leave a half-written entry under a real name.
 """
 from __future__ import annotations

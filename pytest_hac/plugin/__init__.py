@@ -1,36 +1,25 @@
-"""pytest wiring only: options, the marker, and :class:`HacPlugin`, the session object registered as a plugin.
+"""pytest-hac's pytest plugin (the ``pytest11`` entry point): options, the marker, the session object.
 
-Everything that measures or decides lives in the library (:class:`~pytest_hac.core.run.HacRun`),
-so it also works from plain Python. Like pytest-benchmark's ``BenchmarkSession`` and
-pytest-xdist's ``DSession``, the plugin object is created in ``pytest_configure`` and
-registered with the plugin manager; its methods are the hooks.
+Everything that measures or decides lives in the library (:mod:`pytest_hac.core`), so it
+also works from plain Python. This module wires pytest to it: options from the one
+declaration in :mod:`pytest_hac.settings`, the ``hac`` marker, and :class:`.session.HacPlugin`,
+registered in ``pytest_configure``; the fixtures are in :mod:`.fixtures`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 
-from ..core.cases import Case, expand
-from ..settings import OPTIONS, settings_from
 from ..errors import HacError
-from ..io.report import Scope
-from ..core.result import GateFailure, Result
-from ..core.run import HacRun, Outcome
+from ..run import HacRun
+from ..settings import OPTIONS, settings_from
+from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
+from .session import PLUGIN_NAME, HacPlugin
 
-PLUGIN_NAME = "hac-session"
-RESULT_KEY = pytest.StashKey[Result]()
-#: user_properties that carry a cell from an xdist worker to the controller.
-PROPERTY = "hac_result"
-OUTCOME_PROPERTY = "hac_outcome"
-SCOPE_PROPERTY = "hac_scope"
-THREADS_PROPERTY = "hac_torch_threads"
-SKIPPED_PROPERTY = "hac_skipped_images"
-FINISHED_PROPERTY = "hac_cell_finished"
+__all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_session", "hac_settings"]
+
 MARKER_HELP = (
     "hac(codecs={'jpeg': [25, 50]}, rounds=[1, 2], threats=['clean', 'oblivious', 'whitebox'], attack='pgd', "
     "eps=4/255, min_accuracy=0.5): expand a test taking the hac_case fixture into one test per robustness cell"
@@ -93,12 +82,6 @@ def _set_threads(threads: int | str, worker: dict | None) -> None:
         torch.set_num_threads(max(1, cores // max(1, int(worker.get("workercount", 1)))))
 
 
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 def _spread_over_gpus(settings, worker_id: str):
     """One xdist worker per GPU: gw0 -> cuda:0, gw1 -> cuda:1, ..."""
     import torch
@@ -119,251 +102,3 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             config._ensure_unconfigure()
         return 0
     return None
-
-
-def _is_cell(item: pytest.Item) -> bool:
-    return "hac_case" in getattr(item, "fixturenames", ())
-
-
-class HacPlugin:
-    """The run's pytest side: turns markers into cells, outcomes into verdicts, the session into a report."""
-
-    def __init__(self, config: pytest.Config, run: HacRun) -> None:
-        self.config = config
-        self.run = run
-        #: Node ids of every cell the markers expand to, before any selection (-k, --lf, shards).
-        self.all_cells: list[str] = []
-        self.finished: set[str] = set()
-        self.scope = Scope()
-
-    # --- collection ---------------------------------------------------------------------------------
-
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "hac_case" not in metafunc.fixturenames:
-            return
-        marker = metafunc.definition.get_closest_marker("hac")
-        if marker is None:
-            pytest.fail(f"{metafunc.definition.nodeid} uses hac_case but has no @pytest.mark.hac(...) marker",
-                        pytrace=False)
-        try:
-            cases = expand(marker.kwargs, self.run.settings.marker_defaults)
-            cases = self.run.apply_thresholds(cases, metafunc.definition.path.parent)
-        except HacError as exc:
-            pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
-        self.all_cells += [f"{metafunc.definition.nodeid}[{c.id}]" for c in cases]
-        metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        try:
-            self.run.threshold_warnings = self.run.check_thresholds()
-        except HacError as exc:
-            raise pytest.UsageError(f"pytest-hac: {exc}") from None
-        if self.run.settings.shard is not None:
-            index, count = self.run.settings.shard
-            cells = sorted(item.nodeid for item in items if _is_cell(item))
-            keep = {nodeid for i, nodeid in enumerate(cells) if i % count == index - 1}
-            dropped = [it for it in items if _is_cell(it) and it.nodeid not in keep]
-            if dropped:
-                config.hook.pytest_deselected(items=dropped)
-                items[:] = [it for it in items if it not in dropped]
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """The run's scope, after every selection (-k, -m, --lf, node ids, shards) has happened."""
-        everything = sorted(set(self.all_cells))
-        selected = sum(1 for item in session.items if _is_cell(item))
-        digest = hashlib.sha256("\n".join(everything).encode()).hexdigest()[:16]
-        self.scope = Scope(selected=selected, total=len(everything), shard=self.run.settings.shard,
-                           cells_hash=digest)
-        if self.run.write_files:
-            self.run.scope = self.scope
-
-    # --- running ------------------------------------------------------------------------------------
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
-        report = yield
-        if not _is_cell(item):
-            return report
-        if report.when == "teardown":
-            report.user_properties.append((FINISHED_PROPERTY, True))  # ran to the end: passed, failed or skipped
-        result = item.stash.get(RESULT_KEY, None)
-        if result is not None and report.when == "call":
-            excinfo = call.excinfo
-            gate = excinfo.value if excinfo is not None and isinstance(excinfo.value, GateFailure) else None
-            error = None
-            if excinfo is not None and gate is None:
-                error = f"{excinfo.typename}: {str(excinfo.value).strip().splitlines()[0] if str(excinfo.value).strip() else ''}"
-            outcome = {"passed": report.passed, "gate_threshold": gate.threshold if gate else None,
-                       "gate_rule": gate.rule if gate else None, "error": error}
-            report.user_properties += [(PROPERTY, json.dumps(result.to_dict())),
-                                       (OUTCOME_PROPERTY, json.dumps(outcome)),
-                                       (SCOPE_PROPERTY, json.dumps(self._scope_dict())),
-                                       (THREADS_PROPERTY, _torch_threads())]
-            if hasattr(item.config, "workerinput") and self.run.loaded and self.run.dataset.skipped:
-                report.user_properties.append((SKIPPED_PROPERTY, json.dumps(list(self.run.dataset.skipped))))
-        return report
-
-    def _scope_dict(self) -> dict:
-        s = self.scope
-        return {"selected": s.selected, "total": s.total, "shard": s.shard, "cells_hash": s.cells_hash}
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Runs on the controller for its own and every xdist worker's reports: one place decides.
-
-        Baseline regressions and soundness findings fail the cell here, before pytest
-        counts the outcome; every reason is shown, the test's own failure included.
-        """
-        if not self.run.write_files:
-            return
-        props = dict(report.user_properties)
-        if report.when == "teardown" and FINISHED_PROPERTY in props:
-            self.finished.add(report.nodeid)
-        if report.when != "call" or PROPERTY not in props:
-            return
-        scope = json.loads(props[SCOPE_PROPERTY])
-        scope["shard"] = tuple(scope["shard"]) if scope["shard"] else None
-        self.run.scope = Scope(**scope)
-        self.run.torch_threads = int(props.get(THREADS_PROPERTY, 0)) or None  # the worker's, under xdist
-        if SKIPPED_PROPERTY in props:
-            self.run.merged_skipped = sorted(set(self.run.merged_skipped) | set(json.loads(props[SKIPPED_PROPERTY])))
-        result = Result.from_dict(json.loads(props[PROPERTY]))
-        cell = self.run.verdict(report.nodeid, result, Outcome(**json.loads(props[OUTCOME_PROPERTY])))
-        extra = self.run.extra_reasons(cell)
-        if extra and report.passed:
-            report.outcome = "failed"
-            report.longrepr = "\n".join(extra)
-        elif extra:
-            report.sections.append(("pytest-hac: further reasons this cell failed", "\n".join(extra)))
-        self.run.record(cell)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error) -> None:
-        """xdist controller: a worker finished or crashed."""
-        if error:
-            worker = getattr(getattr(node, "gateway", None), "id", "?")
-            self.run.crashed.append(worker)
-            self.run.notes.append(f"xdist worker {worker} crashed ({str(error).strip()[:200]}): the run is incomplete")
-
-    # --- the end ------------------------------------------------------------------------------------
-
-    def complete(self, session: pytest.Session, exitstatus: int) -> bool:
-        """Every selected cell ran to the end (skipped ones too: a skip is a decision, not a loss)."""
-        interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        return (not interrupted and not session.shouldstop and not self.run.crashed
-                and len(self.finished) >= self.run.scope.selected)
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        run = self.run
-        if not run.write_files or not run.cells:
-            return
-        report = run.report(self.complete(session, exitstatus))
-        self.config.hook.pytest_hac_update_report(config=self.config, report=report)
-        run.notes = [n for n in report.notes if not n.startswith("attack weaker than its defaults")]
-        run.finish(report)
-        if run.late_failures and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-        run = self.run
-        if not run.write_files:
-            return
-        for warning in run.threshold_warnings:
-            terminalreporter.write_line(f"pytest-hac: {warning}", yellow=True)
-        if not run.cells:
-            return
-        from tabulate import tabulate
-
-        from ..io.markdown import matrix_table
-
-        report = run.report(complete=True)
-        headers, body = matrix_table(report)
-        terminalreporter.section("pytest-hac")
-        terminalreporter.write_line(f"model {run.settings.model} · {len(run.cells)} cells · gate rule "
-                                    f"{run.settings.gate} · soundness {run.settings.soundness}")
-        terminalreporter.write_line(tabulate(body, headers, tablefmt="simple", disable_numparse=True))
-        for line in run.thresholds_lines():
-            terminalreporter.write_line(f"thresholds: {line}")
-        if run.write_error:
-            terminalreporter.write_line(f"pytest-hac: {run.write_error}", red=True)
-        for late in run.late_failures:
-            terminalreporter.write_line(f"pytest-hac: failed after it passed, on a soundness finding: {late}",
-                                        red=True)
-        for note in report.notes:
-            terminalreporter.write_line(f"pytest-hac: {note}", yellow=True)
-        for kind, path in run.report_paths.items():
-            terminalreporter.write_line(f"report ({kind}): {path}")
-
-
-# --- fixtures -----------------------------------------------------------------------------------------
-
-
-def _run(request: pytest.FixtureRequest) -> HacRun:
-    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if plugin is None:
-        raise pytest.UsageError("pytest-hac is not configured (was it disabled with -p no:hac?)")
-    return plugin.run
-
-
-def _usage(fn):
-    try:
-        return fn()
-    except HacError as exc:
-        pytest.fail(f"pytest-hac: {exc}", pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def hac_session(request: pytest.FixtureRequest) -> HacRun:
-    """The run's :class:`~pytest_hac.core.run.HacRun`: settings, lazily loaded model/data/engine, cells."""
-    return _run(request)
-
-
-@pytest.fixture(scope="session")
-def hac_settings(hac_session: HacRun):
-    """The validated :class:`~pytest_hac.settings.Settings` of this run."""
-    return hac_session.settings
-
-
-@pytest.fixture(scope="session")
-def hac_model(hac_session: HacRun):
-    """The classifier under test (loaded once per session, eval mode, on the chosen device)."""
-    return _usage(lambda: hac_session.model)
-
-
-@pytest.fixture(scope="session")
-def hac_dataset(hac_session: HacRun):
-    """The evaluation images, preprocessed for ``hac_model`` (loaded once per session)."""
-    return _usage(lambda: hac_session.dataset)
-
-
-@pytest.fixture(scope="session")
-def hac_engine(hac_session: HacRun):
-    """The session's :class:`~pytest_hac.core.engine.Engine`: caches and batches every case."""
-    return _usage(lambda: hac_session.engine)
-
-
-@pytest.fixture
-def hac_case(request: pytest.FixtureRequest) -> Case:
-    """The cell this test instance checks (set by the ``hac`` marker's parametrization)."""
-    return request.param
-
-
-@pytest.fixture
-def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callable[[Case], Result]:
-    """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work) and record it for the report."""
-
-    def evaluate(case: Case) -> Result:
-        from .progress import live_status
-
-        engine = _usage(lambda: hac_session.engine)
-        plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-        with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
-            result = _usage(lambda: engine.evaluate(case))
-        result = replace(result, rule=hac_session.settings.gate)
-        request.node.stash[RESULT_KEY] = result
-        for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
-            request.node.user_properties.append((f"hac_{key}", getattr(result, key)))
-        return result
-
-    return evaluate

@@ -50,7 +50,7 @@ def test_codec_roundtrip(benchmark, name, photos):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_one_pgd_step(benchmark, name, bench_samples):
     from pytest_hac.data import load_dataset
-    from pytest_hac.core.run import default_data
+    from pytest_hac.run import default_data
     from pytest_hac.settings import Settings
 
     try:

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 from ..errors import HacError
-from .files import atomic_write, safe_stem
-from .report import Report, load_report
+from ..io.files import atomic_write, safe_stem
+from .schema import Report, load_report
 
 
 def baseline_path(directory: Path, name: str) -> Path:

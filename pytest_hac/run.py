@@ -14,19 +14,22 @@ from pathlib import Path
 
 import torch
 
-from ..io.cache import DiskCache, Store, package_versions
-from .cases import Case
-from ..settings import Settings
-from ..data import Dataset, load_dataset
-from .engine import Engine
-from ..errors import HacError
-from .gates import Thresholds, compare, describe_attack, version_drift
-from ..io.baselines import load_baseline, save_baseline
-from ..io.markdown import append_step_summary, markdown
-from ..models import Classifier, get_model, model_info, restrict
-from ..io.report import Cell, Comparison, Reason, Report, Scope, write_report
-from .result import GATE_RULES, Result, format_threshold
-from .soundness import Finding, check as soundness_check, status as soundness_status
+from .core.cases import Case
+from .core.engine import Engine
+from .core.gates import Comparison, Thresholds, compare, describe_attack, version_drift
+from .core.result import GATE_RULES, Result, format_threshold
+from .core.soundness import Finding
+from .core.soundness import check as soundness_check
+from .core.soundness import status as soundness_status
+from .data import Dataset, load_dataset
+from .errors import HacError
+from .io.cache import DiskCache, Store, package_versions
+from .models import Classifier, get_model, model_info, restrict
+from .report.baselines import load_baseline, save_baseline
+from .report.markdown import markdown
+from .report.schema import Cell, Reason, Report, Scope, write_report
+from .report.summary import append_step_summary
+from .settings import Settings
 
 #: Packages whose versions a report records: those that can change its numbers.
 REPORTED_PACKAGES = ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy")
@@ -282,7 +285,7 @@ class HacRun:
 
     def weakened_attacks(self) -> list[str]:
         """Cells whose attack runs fewer steps than the attack's default: visible, never hidden."""
-        from ..registry import ATTACKS
+        from .registry import ATTACKS
 
         weak: dict[str, list[str]] = {}
         for cell in self.cells.values():

@@ -1,17 +1,16 @@
-"""The report as Markdown (tabulate tables), the terminal's matrix, and GitHub's step summary."""
+"""The report as Markdown (tabulate tables) and the terminal's matrix."""
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 from typing import Any
 
 from ..core.gates import describe_attack
-from .report import Cell, Report
 from ..core.result import GATE_RULES, Result, format_threshold
 from ..core.soundness import CHECKS, check, status, worst_case
+from ..core.stats import SIGNIFICANCE_LEVEL
+from .schema import Cell, Report
 
-STEP_SUMMARY_LIMIT = 1 << 20  # GitHub rejects step summaries over 1 MiB
 #: Below this side a JPEG's ~600-byte header dominates its bits per pixel.
 SMALL_IMAGE = 64
 THREAT_ORDER = ("clean", "oblivious", "whitebox", "adaptive", "query", "worst")
@@ -160,9 +159,12 @@ def markdown(report: Report, *, plot_name: str | None = None) -> str:
         cell = partial[0]
         lines.append(f"- baseline compared on the shared images only: {len(partial)} cell(s) on "
                      f"{cell.comparison.compared} of the baseline's {cell.comparison.of} images")
-    gains = [cell for cell in compared if cell.comparison.delta_points > 0]
+    gains = [cell for cell in compared if cell.comparison.p_gain is not None
+             and cell.comparison.p_gain < SIGNIFICANCE_LEVEL]
     if gains:
-        lines.append(f"- {len(gains)} cell(s) improved on the baseline: consider updating it (--hac-save-baseline)")
+        lines.append(f"- {len(gains)} cell(s) improved significantly on the baseline: consider updating it "
+                     f"(--hac-save-baseline): " + ", ".join(f"`{cell.case_id}` {cell.comparison.delta_points:+.1f} pts"
+                                                         for cell in gains[:5]))
     size = meta.get("image_size")
     if size and min(size) < SMALL_IMAGE and any(r.codec.startswith("jpeg") for r in report.results):
         lines.append(f"- images are {size[0]}×{size[1]} px: a JPEG's header (about 600 bytes) alone is "
@@ -230,18 +232,3 @@ def cells_section(report: Report) -> list[str]:
         title = "worst case (robust accuracy per defense)" if threat == "worst" else threat
         lines += [f"### {title}", "", tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""]
     return lines
-
-
-def append_step_summary(text: str) -> None:
-    """Append to ``$GITHUB_STEP_SUMMARY`` when set; never fails the job (size capped at 1 MiB)."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
-    data = text.encode("utf-8")
-    if len(data) > STEP_SUMMARY_LIMIT - 1024:
-        data = data[: STEP_SUMMARY_LIMIT - 1024].decode("utf-8", "ignore").encode() + b"\n\n(truncated)\n"
-    try:
-        with open(target, "ab") as fh:
-            fh.write(data)
-    except OSError:
-        pass

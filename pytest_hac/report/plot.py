@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .files import atomic_write
-from .markdown import THREAT_ORDER, columns
-from .report import Report
 from ..core.result import Result
 from ..core.soundness import worst_case
+from ..io.files import atomic_write
+from .markdown import THREAT_ORDER, columns
+from .schema import Report
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

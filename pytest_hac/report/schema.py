@@ -1,7 +1,7 @@
 """The report of a run: its cells (result, verdict, reasons, baseline comparison) and how it was run.
 
 The JSON form (:meth:`Report.to_dict`) is also the baseline format; rendering
-lives in :mod:`pytest_hac.io.markdown` and :mod:`pytest_hac.io.plot`.
+lives in :mod:`pytest_hac.report.markdown` and :mod:`pytest_hac.report.plot`.
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import HacError
-from .files import atomic_write, safe_stem
+from ..core.gates import Comparison
 from ..core.result import Result
+from ..errors import HacError
+from ..io.files import atomic_write, safe_stem
 
 SCHEMA = 2
 #: Why a cell failed: its threshold, a regression against the baseline, a baseline it cannot be
@@ -26,33 +27,6 @@ class Reason:
 
     kind: str
     message: str
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One cell against the baseline's cell of the same id and attack, on the images both runs share.
-
-    ``baseline`` and ``current`` are accuracies on the ``compared`` shared images (of the
-    baseline's ``of``); the p-values are one-sided exact McNemar tests on those pairs.
-    A cell that cannot be compared says why in ``why`` (then the numbers are None).
-    """
-
-    baseline: float | None = None
-    current: float | None = None
-    compared: int = 0
-    of: int = 0
-    p_drop: float | None = None
-    p_gain: float | None = None
-    regression: bool = False
-    why: str | None = None
-
-    @property
-    def comparable(self) -> bool:
-        return self.why is None
-
-    @property
-    def delta_points(self) -> float | None:
-        return None if self.baseline is None or self.current is None else 100 * (self.current - self.baseline)
 
 
 @dataclass(frozen=True)

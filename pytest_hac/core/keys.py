@@ -1,0 +1,107 @@
+"""Typed keys of the engine's store: what each reusable tensor is, without string parsing.
+
+Every key is a small frozen dataclass with a canonical tuple form (:meth:`parts`): the
+seed of the work it names is derived from it, and the disk cache hashes it with each
+codec replaced by its weights' fingerprint (:func:`content`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CodecRef:
+    """A codec at a quality; on disk it stands for the codec's weights too."""
+
+    name: str
+    quality: int | None
+
+
+@dataclass(frozen=True)
+class CleanKey:
+    """The clean images of the data set."""
+
+    def parts(self) -> tuple:
+        return ("clean",)
+
+
+@dataclass(frozen=True)
+class AdvKey:
+    """One run of an attack (``spec``: its full key, restart included) on the first ``n`` images.
+
+    ``path`` is "bare" (the undefended model: oblivious cells, the undefended probe),
+    "approximate" (white-box), "bpda" (adaptive) or "real" (query); ``codec`` and
+    ``rounds`` say which defense the attacker sees (None and 1 for "bare").
+    """
+
+    path: str
+    codec: CodecRef | None
+    rounds: int
+    n: int
+    attack: str
+    spec: str
+
+    def parts(self) -> tuple:
+        if self.path == "bare":
+            return ("adv", "bare", self.n, self.spec)
+        return ("adv", self.path, self.codec, self.rounds, self.n, self.spec)
+
+
+@dataclass(frozen=True)
+class RoundKey:
+    """Round ``round`` of a real codec over the images stored under ``source``."""
+
+    source: CleanKey | AdvKey
+    codec: CodecRef
+    round: int
+
+    def parts(self) -> tuple:
+        return ("codec", self.source.parts(), self.codec, self.round)
+
+
+@dataclass(frozen=True)
+class LogitsKey:
+    """The classifier's logits of ``source`` after ``rounds`` of ``codec`` (None: undefended)."""
+
+    source: CleanKey | AdvKey
+    codec: CodecRef | None
+    rounds: int
+    amp: bool
+
+    def parts(self) -> tuple:
+        return ("logits", self.source.parts(), self.codec, self.rounds, self.amp)
+
+
+@dataclass(frozen=True)
+class GradientKey:
+    """Per image: is the input gradient of the attack loss zero or not finite (through ``path``)?"""
+
+    path: str
+    codec: CodecRef | None
+    rounds: int
+
+    def parts(self) -> tuple:
+        return ("zerograd", "bare") if self.path == "bare" else ("zerograd", self.path, self.codec, self.rounds)
+
+
+SourceKey = CleanKey | AdvKey
+Key = CleanKey | AdvKey | RoundKey | LogitsKey | GradientKey
+
+
+def content(key: Key, codec_fingerprint: Callable[[CodecRef], str]) -> tuple:
+    """``key``'s parts for hashing, each codec replaced by (name, quality, fingerprint of its weights)."""
+
+    def swap(part: object) -> object:
+        if isinstance(part, CodecRef):
+            return (part.name, part.quality, codec_fingerprint(part))
+        if isinstance(part, tuple):
+            return tuple(swap(p) for p in part)
+        return part
+
+    return swap(key.parts())
+
+
+def model_free(key: Key) -> bool:
+    """Codec rounds of the clean images do not depend on the model: models sharing the data share them."""
+    return isinstance(key, RoundKey) and isinstance(key.source, CleanKey)

@@ -1,0 +1,83 @@
+"""The fixtures a test touches: ``hac_case``, ``hac_evaluate`` and the run's model, data, engine and settings."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from ..core.cases import Case
+from ..core.result import Result
+from ..errors import HacError
+from ..run import HacRun
+from .session import PLUGIN_NAME, RESULT_KEY
+
+
+def _run(request: pytest.FixtureRequest) -> HacRun:
+    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is None:
+        raise pytest.UsageError("pytest-hac is not configured (was it disabled with -p no:hac?)")
+    return plugin.run
+
+
+def _usage(fn):
+    try:
+        return fn()
+    except HacError as exc:
+        pytest.fail(f"pytest-hac: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def hac_session(request: pytest.FixtureRequest) -> HacRun:
+    """The run's :class:`~pytest_hac.run.HacRun`: settings, lazily loaded model/data/engine, cells."""
+    return _run(request)
+
+
+@pytest.fixture(scope="session")
+def hac_settings(hac_session: HacRun):
+    """The validated :class:`~pytest_hac.settings.Settings` of this run."""
+    return hac_session.settings
+
+
+@pytest.fixture(scope="session")
+def hac_model(hac_session: HacRun):
+    """The classifier under test (loaded once per session, eval mode, on the chosen device)."""
+    return _usage(lambda: hac_session.model)
+
+
+@pytest.fixture(scope="session")
+def hac_dataset(hac_session: HacRun):
+    """The evaluation images, preprocessed for ``hac_model`` (loaded once per session)."""
+    return _usage(lambda: hac_session.dataset)
+
+
+@pytest.fixture(scope="session")
+def hac_engine(hac_session: HacRun):
+    """The session's :class:`~pytest_hac.core.engine.Engine`: caches and batches every case."""
+    return _usage(lambda: hac_session.engine)
+
+
+@pytest.fixture
+def hac_case(request: pytest.FixtureRequest) -> Case:
+    """The cell this test instance checks (set by the ``hac`` marker's parametrization)."""
+    return request.param
+
+
+@pytest.fixture
+def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callable[[Case], Result]:
+    """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work) and record it for the report."""
+
+    def evaluate(case: Case) -> Result:
+        from .progress import live_status
+
+        engine = _usage(lambda: hac_session.engine)
+        plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+        with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
+            result = _usage(lambda: engine.evaluate(case))
+        result = replace(result, rule=hac_session.settings.gate)
+        request.node.stash[RESULT_KEY] = result
+        for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
+            request.node.user_properties.append((f"hac_{key}", getattr(result, key)))
+        return result
+
+    return evaluate

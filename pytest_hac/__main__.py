@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .errors import HacError
 from .report.markdown import markdown
-from .report.schema import Report, Scope, load_report, write_report
+from .report.output import write_report
+from .report.schema import Report, Scope, load_report
 
 
 def _describe(values: list) -> str:

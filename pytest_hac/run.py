@@ -27,7 +27,8 @@ from .io.cache import DiskCache, Store, package_versions
 from .models import Classifier, get_model, model_info, restrict
 from .report.baselines import load_baseline, save_baseline
 from .report.markdown import markdown
-from .report.schema import Cell, Reason, Report, Scope, write_report
+from .report.output import write_report
+from .report.schema import Cell, Reason, Report, Scope
 from .report.summary import append_step_summary
 from .settings import Settings
 
@@ -97,7 +98,7 @@ class HacRun:
                 self.notes.append(f"no baseline {settings.compare!r} in {settings.baseline_dir}: nothing compared "
                                   f"(save one with --hac-save-baseline)")
             else:
-                drift = version_drift(self.baseline, versions())
+                drift = version_drift(self.baseline.meta.get("versions", {}), versions())
                 if drift:
                     self.notes.append("baseline recorded with other versions: " + ", ".join(drift))
 
@@ -197,7 +198,7 @@ class HacRun:
         """The cell against the baseline (None without a baseline or without the cell in it)."""
         if self.baseline is None:
             return None
-        return compare(result, self.baseline, self.settings.compare_fail)
+        return compare(result, self.baseline.results, self.settings.compare_fail)
 
     def findings(self, extra: Result | None = None) -> list[Finding]:
         results = {c.case_id: c.result for c in self.cells.values()}

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from pytest_hac.attacks import build_attack, make_spec
 from pytest_hac.codecs import get_codec
-from pytest_hac.data import load_dataset
 from pytest_hac.core.engine import mean_psnr
+from pytest_hac.data import load_dataset
 from pytest_hac.models import get_model
 
 CODECS = [(kind, q) for kind in ("tiny-mse", "tiny-hific") for q in (1, 2, 3)]
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"{n} embedded photos, 224x224; EfficientNet-Lite0 without a codec: clean {round(clean * n)}/{n}, "
           f"oblivious PGD {undefended}/{n}\n")
-    print("| codec | quality | bpp | PSNR (dB) | clean | PGD | JPEG q at nearest bpp | JPEG bpp | JPEG PSNR | JPEG clean "
-          "| JPEG PGD |")
+    print("| codec | quality | bpp | PSNR (dB) | clean | PGD | JPEG q at nearest bpp | JPEG bpp | JPEG PSNR "
+          "| JPEG clean | JPEG PGD |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for kind, q in CODECS:

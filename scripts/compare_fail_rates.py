@@ -43,7 +43,7 @@ def plant(result: Result, fraction: float, rng: random.Random) -> Result:
 
 
 def fails(results: list[Result], base: Report, margin: float) -> bool:
-    return any(c is not None and c.regression(margin) for c in (compare(r, base) for r in results))
+    return any(c is not None and c.regression for c in (compare(r, base.results, margin) for r in results))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ photos (foolbox's ImageNet samples). Everything is seeded and single-threaded, s
 rerun writes the same weights on the same machine and library versions.
 
 Both codecs are CompressAI's MeanScaleHyperprior at the size in
-``pytest_hac.codecs.learned.TINY_ARCHITECTURE``:
+``pytest_hac.codecs.tiny.TINY_ARCHITECTURE``:
 
 * tiny-mse: rate + lambda * 255^2 * MSE. A base model is trained at the highest
   rate, then fine-tuned to each of the three rate targets.
@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from pytest_hac.codecs.learned import (
-    TINY_ARCHITECTURE, ZOO_DIR, CompressAICodec, build_tiny_net, load_tiny, round_ste, tiny_state_dict,
-)
+from pytest_hac.codecs.ste import round_ste
+from pytest_hac.codecs.tiny import TINY_ARCHITECTURE, build_tiny_codec_net, load_tiny_codec, load_tiny_codec_net
+from pytest_hac.io.checkpoints import EMBEDDED_WEIGHTS
 
 CROP = 128  # a multiple of the model's stride (64)
 BATCH = 8
@@ -238,8 +238,9 @@ class PerceptualDistance(nn.Module):
         self.model = get_model("efficientnet-lite0").requires_grad_(False)  # normalization inside, as evaluated
 
     def features(self, x: Tensor) -> list[Tensor]:
-        net = self.model.net
-        h = net._swish(net._bn0(net._conv_stem((x - self.model.mean) / self.model.std)))
+        # get_model wraps the registered module, Sequential(Normalize (TF-style), EfficientNet) (models/builtin.py).
+        normalize, net = self.model.net
+        h = net._swish(net._bn0(net._conv_stem(normalize((x - self.model.mean) / self.model.std))))
         out = [h]
         for i, block in enumerate(net._blocks[: max(self.LAYERS) + 1]):
             h = block(h)
@@ -306,12 +307,30 @@ def train_hific(net: nn.Module, crops: Crops, steps: int, q: Quality, rate: Rate
 
 def check_real_rate(kind: str, quality: int, path: Path) -> dict[str, float]:
     """Real bytes and PSNR of the saved file on two 224 px training photos (not evaluation data)."""
-    codec = CompressAICodec(load_tiny(kind, quality, path))
+    codec = load_tiny_codec(kind, quality, path)
     imgs = [load_photo("skimage", "astronaut"), load_photo("skimage", "coffee")]
     x = torch.stack([torch.from_numpy(np.asarray(Image.fromarray(i).resize((224, 224), Image.LANCZOS)).copy())
                      for i in imgs]).permute(0, 3, 1, 2).float().div(255)
     x_hat, bpp = codec.roundtrip(x)
     return {"bpp_224": bpp.mean().item(), "psnr_224": psnr(F.mse_loss(x_hat, x).item())}
+
+
+#: Entropy tables are rebuilt from the weights by update(); the files leave them out.
+_TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+
+
+def tiny_state_dict(net: nn.Module) -> dict[str, Tensor]:
+    """What a tiny codec file holds (``pytest_hac.codecs.tiny`` reads it): transform weights in float16
+    (halves the files), entropy-model parameters in float32 (medians and quantiles set the
+    quantization grid), no entropy tables."""
+    out = {}
+    for key, value in net.state_dict().items():
+        if key.rsplit(".", 1)[-1] in _TABLE_BUFFERS:
+            continue
+        if value.is_floating_point() and not key.startswith(("entropy_bottleneck.", "gaussian_conditional.")):
+            value = value.half()
+        out[key] = value.detach().clone().cpu()
+    return out
 
 
 def save(net: nn.Module, path: Path) -> None:
@@ -321,7 +340,7 @@ def save(net: nn.Module, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ZOO_DIR, help="folder for tiny-{mse,hific}-q{1,2,3}.pt")
+    parser.add_argument("--out", type=Path, default=EMBEDDED_WEIGHTS, help="folder for tiny-{mse,hific}-q{1,2,3}.pt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every step count (0.02: smoke run)")
     parser.add_argument("--base-steps", type=int, default=3500)
@@ -341,14 +360,14 @@ def main(argv: list[str] | None = None) -> None:
 
     crops = Crops(args.seed)
     top = QUALITIES[-1]
-    base = build_tiny_net()
+    base = build_tiny_codec_net()
     base_rate = RateControl(top.target_bpp)
     # A high rate of learning with cosine decay: the short CPU schedule needs it (2e-4 learns ~3 dB slower).
     train_mse(base, crops, steps["base"], top, base_rate, 1e-3, logger("base"))
 
     mse_rates: dict[int, RateControl] = {}
     for q in QUALITIES:
-        net = build_tiny_net()
+        net = build_tiny_codec_net()
         net.load_state_dict(base.state_dict())
         rate = RateControl(q.target_bpp, weight=base_rate.weight if q is top else 1.0)
         train_mse(net, crops, steps["mse"], q, rate, 2e-4, logger(f"tiny-mse-q{q.quality}"))
@@ -359,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
 
     perceptual = PerceptualDistance()
     for q in QUALITIES:
-        net = load_tiny("tiny-mse", q.quality, args.out / f"tiny-mse-q{q.quality}.pt")
+        net = load_tiny_codec_net("tiny-mse", q.quality, args.out / f"tiny-mse-q{q.quality}.pt")
         # Hold the rate tiny-mse reached, so both codecs of a quality compare at equal bpp.
         done = mse_rates[q.quality]
         rate = RateControl(done.bpp, weight=done.weight)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from pytest_hac.attacks import attack_info, build_attack, make_spec, parse_eps
-from pytest_hac.core.engine import check_budget
+from pytest_hac.attacks.budget import check_budget
 from pytest_hac.errors import HacError
 from pytest_hac.models import Classifier
 from pytest_hac.registry import ATTACKS

@@ -180,7 +180,7 @@ def test_sixteen_bit_and_float_images_keep_their_brightness(tmp_path):
 
 def test_images_smaller_than_a_codec_stride_are_padded_and_cropped_back():
     from compressai.models import ScaleHyperprior
-    from pytest_hac.codecs.learned import CompressAICodec
+    from pytest_hac.codecs.compressai_codec import CompressAICodec
 
     from pytest_hac.codecs import get_codec
 

@@ -1,13 +1,15 @@
-"""Learned codecs: CompressAI zoo models, ELIC and the embedded tiny codecs.
+"""CompressAI-based codecs: the wrapper, its payload format, the zoo, ELIC and the embedded tiny codecs.
 
 Zoo architectures are tested with small random-weight models (no pretrained weights
 exist offline); the embedded tiny codecs are tested as shipped.
 """
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,17 +18,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_hac.codecs import get_codec
-from pytest_hac.registry import CODECS
-from pytest_hac.codecs.learned import (
-    ELIC_CHECKPOINTS, ZOO_MODELS, CompressAICodec, elic_filename, load_tiny, map_elic_reimplementation,
-    pack_payload, tiny_path, tiny_state_dict, unpack_payload, zoo_checkpoint,
-)
+from pytest_hac.codecs.base import Encoded
+from pytest_hac.codecs.compressai_codec import CompressAICodec
+from pytest_hac.codecs.compressai_zoo import ZOO_MODELS, zoo_checkpoint
+from pytest_hac.codecs.elic import ELIC_CHECKPOINTS, elic_filename, map_elic_reimplementation
+from pytest_hac.codecs.payload import pack_payload, read_varint, unpack_payload, write_varint
+from pytest_hac.codecs.tiny import load_tiny_codec, tiny_codec_path
 from pytest_hac.errors import HacError, WeightsNotFound
+from pytest_hac.registry import CODECS
 
 compressai_models = pytest.importorskip("compressai.models")
 
 SMALL_ELIC = {"N": 16, "M": 32, "groups": [4, 4, 8, 8, 8]}
 fast = settings(max_examples=4, deadline=None)
+
+
+def _training_script():
+    """``scripts/train_tiny_codecs.py`` as a module (it writes the tiny codecs' files; the package never imports it)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_tiny_codecs.py"
+    spec = importlib.util.spec_from_file_location("train_tiny_codecs", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def _seeded(build):
@@ -79,10 +93,9 @@ def test_registration_does_not_import_compressai():
 
 
 def test_zoo_qualities_match_compressai():
+    import compressai.zoo
     from compressai.zoo import image_models
     from compressai.zoo.image import cfgs, model_urls
-
-    import compressai.zoo
 
     assert set(ZOO_MODELS) == {name for name in image_models if not name.endswith("-vbr")}
     for name, model in ZOO_MODELS.items():
@@ -233,6 +246,43 @@ def test_payload_format():
         unpack_payload(payload[:-1])
 
 
+#: Format version 1 as written since the first release: pack_payload(37, 50, [1, 2, 300], [b"abc", b"", 3 zeros]).
+PINNED_PAYLOAD = bytes.fromhex("0125003200030102ac0203030003616263000000")
+#: tiny-mse q1's payload of a flat 16x16 image (red 0.25, green and blue 0.5), written by the first release.
+PINNED_TINY_MSE_Q1 = bytes.fromhex(
+    "011000100002010102380c832ab03501000000c3982cd3160055d50a004c680b00a48e000031a3677f415892bbf12ef9ffeabf"
+    "41bf03a2fda7c429ac6e087100000000cae9f3d1cd0100005ba167b3")
+
+
+def test_payloads_of_format_version_1_still_decode(tiny):
+    assert pack_payload(37, 50, [1, 2, 300], [b"abc", b"", b"\x00" * 3]) == PINNED_PAYLOAD
+    assert unpack_payload(PINNED_PAYLOAD) == (37, 50, [1, 2, 300], [b"abc", b"", b"\x00" * 3])
+    decoded = tiny[("tiny-mse", 1)].decompress(Encoded([PINNED_TINY_MSE_Q1], 16, 16))
+    original = torch.tensor([0.25, 0.5, 0.5]).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+    assert decoded.shape == original.shape
+    assert (decoded - original).abs().mean() < 0.08  # the lowest rate of a tiny codec on a tiny image
+    red, green, blue = decoded.mean(dim=(0, 2, 3)).tolist()
+    assert red < 0.4 and green > 0.4 and blue > 0.4
+
+
+def test_payload_header_errors():
+    with pytest.raises(HacError, match="format version 2; this build reads version 1"):
+        unpack_payload(b"\x02" + PINNED_PAYLOAD[1:])
+    with pytest.raises(HacError, match="shorter than its header"):
+        unpack_payload(PINNED_PAYLOAD[:4])
+    with pytest.raises(HacError, match="truncated"):
+        unpack_payload(PINNED_PAYLOAD[:6])
+    with pytest.raises(HacError, match="does not fit the payload header"):
+        pack_payload(65536, 1, [], [])
+
+
+@given(st.integers(0, 2**40))
+def test_varints_roundtrip(n):
+    data = write_varint(n)
+    assert read_varint(data + b"tail", 0) == (n, len(data))
+    assert len(data) == max(1, -(-n.bit_length() // 7))
+
+
 def test_bpp_counts_every_byte(hyperprior):
     x = random_images(2, 64, 64, seed=5)
     encoded = hyperprior.compress(x)
@@ -250,13 +300,13 @@ def test_state_dict_roundtrip_gives_identical_bitstreams(hyperprior, tmp_path):
 
 def test_tiny_file_roundtrip_gives_identical_bitstreams(tiny, photos, tmp_path):
     codec = tiny[("tiny-mse", 2)]
-    torch.save(tiny_state_dict(codec.net), tmp_path / "tiny.pt")
-    again = CompressAICodec(load_tiny("tiny-mse", 2, tmp_path / "tiny.pt"))
+    torch.save(_training_script().tiny_state_dict(codec.net), tmp_path / "tiny.pt")
+    again = load_tiny_codec("tiny-mse", 2, tmp_path / "tiny.pt")
     assert again.compress(photos).payloads == codec.compress(photos).payloads
 
 
 def test_embedded_weights_are_small():
-    total = sum(tiny_path(kind, q).stat().st_size for kind in ("tiny-mse", "tiny-hific") for q in (1, 2, 3))
+    total = sum(tiny_codec_path(kind, q).stat().st_size for kind in ("tiny-mse", "tiny-hific") for q in (1, 2, 3))
     assert total < 10 * 2**20
 
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from pytest_hac.codecs import get_codec
-from pytest_hac.codecs.hific import HiFiC, HiFiCModel, latent_shape
-from pytest_hac.errors import WeightsNotFound
+from pytest_hac.codecs.hific import HiFiC
+from pytest_hac.codecs.hific.model import HiFiCModel, latent_shape
+from pytest_hac.codecs.payload import pack_hific_payload, unpack_hific_payload
+from pytest_hac.errors import HacError, WeightsNotFound
 
 SMALL = dict(latent_channels=8, widths=(4, 4, 8, 8, 8), n_residual_blocks=2, hyperlatent_filters=8)
 LOW_ARGS = {"normalize_input_image": True, "likelihood_type": "gaussian", "n_residual_blocks": 2}
@@ -102,6 +104,28 @@ def test_bpp_is_measured_from_payload_bytes(codec, images):
     assert (version, (lh, lw)) == (1, latent_shape(h, w))
     assert 0 < nz < len(encoded.payloads[0])
     assert torch.equal(codec.roundtrip(images)[1], encoded.bpp)
+
+
+#: Format version 1 as written since the first release: latent 8x12, hyper-latent string b"zz", latent string b"yyy".
+PINNED_PAYLOAD = bytes.fromhex("0108000c00020000007a7a797979")
+
+
+def test_payloads_of_format_version_1_still_decode():
+    assert pack_hific_payload((8, 12), b"zz", b"yyy") == PINNED_PAYLOAD
+    assert unpack_hific_payload(PINNED_PAYLOAD) == ((8, 12), b"zz", b"yyy")
+    with pytest.raises(HacError, match="HiFiC payload has format version 2; this build reads version 1"):
+        unpack_hific_payload(b"\x02" + PINNED_PAYLOAD[1:])
+    with pytest.raises(HacError, match="HiFiC payload of 5 bytes is shorter than its header"):
+        unpack_hific_payload(PINNED_PAYLOAD[:5])
+
+
+@pytest.mark.parametrize("side, latent", [(1, 8), (32, 8), (129, 12), (224, 16), (513, 36)])
+def test_latent_size_follows_the_padding(side, latent):
+    # Image padded to a multiple of 16 (at least 32), latent to a multiple of 4 (at least 8).
+    assert latent_shape(side, side) == (latent, latent)
+    with torch.device("meta"):
+        model = HiFiCModel(**SMALL)
+    assert model.analysis(torch.zeros(1, 3, side, side, device="meta")).shape[-2:] == (latent, latent)
 
 
 def test_decoding_is_deterministic(codec, images):

@@ -154,7 +154,7 @@ def test_write_plot_writes_a_png_atomically(tmp_path):
 
 
 def test_write_report_links_the_plot(tmp_path):
-    from pytest_hac.report.schema import write_report
+    from pytest_hac.report.output import write_report
 
     paths = write_report(report([cell(bpp=1.0)]), tmp_path, plot=True)
     assert paths["png"] == tmp_path / "tiny-cnn.png" and paths["png"].is_file()

@@ -6,7 +6,8 @@ import pytest
 
 from pytest_hac.__main__ import main as hac_main
 from pytest_hac.core.result import Result
-from pytest_hac.report.schema import Cell, Report, Scope, write_report
+from pytest_hac.report.output import write_report
+from pytest_hac.report.schema import Cell, Report, Scope
 
 CELLS = """
 import pytest

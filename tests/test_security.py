@@ -136,8 +136,8 @@ def test_downloads_happen_only_in_the_weight_loaders():
         hits = sorted(name for name in network if name in code)
         if hits:
             users[str(path.relative_to(PACKAGE))] = hits
-    assert users == {"codecs/learned.py": ["download_url_to_file"]}
-    learned = (PACKAGE / "codecs/learned.py").read_text(encoding="utf-8")
+    assert users == {"codecs/compressai_zoo.py": ["download_url_to_file"]}
+    learned = (PACKAGE / "codecs/compressai_zoo.py").read_text(encoding="utf-8")
     assert "if offline:" in learned
 
 
@@ -362,13 +362,12 @@ def test_disk_full_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypa
 
 
 def test_disk_full_during_a_run_is_reported_and_results_still_printed(suite, monkeypatch):
-    from pytest_hac.report import baselines
-    from pytest_hac.report import schema as report
+    from pytest_hac.report import baselines, output
 
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(report, "atomic_write", full)
+    monkeypatch.setattr(output, "atomic_write", full)
     monkeypatch.setattr(baselines, "atomic_write", full)
     result = suite(CELLS).runpytest(TINY, "--hac-samples=4", "--hac-save-baseline", "-W", "ignore::UserWarning")
     result.assert_outcomes(passed=2)

@@ -2,6 +2,11 @@
 
 Built-in codecs register in :mod:`.builtin` through the same door users take
 (:func:`~pytest_hac.registry.register_codec`); learned codecs import CompressAI only when built.
+
+The package, one concern a module: :mod:`.base` (the contract, padding), :mod:`.jpeg`,
+:mod:`.payload` (bitstream formats), :mod:`.ste` (straight-through rounding),
+:mod:`.compressai_codec` (any CompressAI model as a codec), :mod:`.compressai_zoo`,
+:mod:`.elic`, :mod:`.tiny` (the embedded codecs) and :mod:`.hific` (model, checkpoint, coding).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from ..errors import HacError
 from ..registry import CODECS
 from .base import Codec, Encoded, to_uint8
 
-__all__ = ["Codec", "Encoded", "get_codec", "to_uint8", "validate_quality"]
+__all__ = ["Codec", "Encoded", "get_codec", "quality_text", "to_uint8", "validate_quality"]
 
 
 def validate_quality(name: str, quality: int | None) -> int | None:
@@ -40,6 +45,7 @@ def _describe(valid: Sequence[int]) -> str:
 
 
 def quality_text(name: str) -> str:
+    """``qualities 1..100``, ``qualities 1, 2, 3`` or ``no quality``: how listings describe a codec's range."""
     valid = CODECS.info(name).qualities
     return "no quality" if valid is None else f"qualities {_describe(valid)}"
 

@@ -1,8 +1,8 @@
-"""The codec contract every defense implements."""
+"""The codec contract every defense implements, and what every codec shares: the 8-bit quantization of
+decoded images, the input check and the padding to a stride."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -119,10 +119,19 @@ class Identity(Codec):
         return x
 
 
-def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Replicate-pad H and W up to a multiple of ``multiple``; returns the padded batch and the original size."""
+def padded_side(n: int, multiple: int, minimum: int = 0) -> int:
+    """``n`` rounded up to a multiple of ``multiple``, and at least ``minimum``."""
+    return max(-(-n // multiple) * multiple, minimum)
+
+
+def pad_to_multiple(x: Tensor, multiple: int, *, minimum: int = 0) -> tuple[Tensor, tuple[int, int]]:
+    """Pad H and W at the bottom and right up to :func:`padded_side`; returns the padded batch and the original size.
+
+    The one padding rule of every codec (JPEG's MCUs, CompressAI strides, HiFiC's image and latent):
+    reflect where the input is larger than the padding, replicate where it is too small to reflect.
+    """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = padded_side(h, multiple, minimum) - h, padded_side(w, multiple, minimum) - w
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)

@@ -1,11 +1,18 @@
-"""The built-in codecs, registered through the same door users take (nothing heavy is imported here)."""
+"""The built-in codecs, registered through the same door users take.
+
+The registry imports this module on first use (``CODECS``'s ``builtins``). It is the one place
+that registers codecs (no codec module registers itself), and it imports only torch-level
+modules of this package, never CompressAI (a learned codec imports it when built).
+"""
 from __future__ import annotations
 
 from ..registry import register_codec
 from .base import Identity
+from .compressai_zoo import ZOO_MODELS, zoo_factory
+from .elic import ELIC_CHECKPOINTS, elic_factory
 from .hific import VARIANTS, hific_factory
 from .jpeg import Jpeg, KorniaJpeg
-from .learned import ELIC_CHECKPOINTS, TINY_QUALITIES, ZOO_MODELS, elic_factory, tiny_factory, zoo_factory
+from .tiny import TINY_QUALITIES, tiny_factory
 
 register_codec("identity", lambda q, **_: Identity(), description="no defense (the bare model)", aliases=("none",))
 register_codec("jpeg", lambda q, **_: Jpeg(q), qualities=range(1, 101), description="real libjpeg via PIL / nvJPEG")

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ..attacks import AttackSpec, build_attack
+from ..attacks.budget import check_budget
 from ..codecs import Codec, get_codec
 from ..data import Dataset
 from ..errors import HacError
@@ -56,8 +57,6 @@ STAGES = ("attack", "codec", "predict")
 AUTO_BATCH = {"cuda": 256, "cpu": 16}
 #: What soundness findings do (``--hac-soundness``); "thorough" adds the steps_2x probe to every cell.
 SOUNDNESS_MODES = ("fail", "warn", "thorough")
-#: Float round-off allowed beyond [0, 1] and the eps ball (relative to eps for L2).
-BALL_TOLERANCE = 1e-5
 
 #: ``progress(stage, images_done, images_total)``, called after every batch.
 ProgressFn = Callable[[str, int, int], None]
@@ -224,7 +223,7 @@ class Engine:
         """Run ``spec`` against ``target`` on the first ``n`` images, batch by batch.
 
         Each batch is seeded from (seed, ``key``, its images) under ``fork_rng`` and must
-        come back inside [0, 1] and the eps ball (:func:`check_budget`).
+        come back inside [0, 1] and the eps ball (:func:`~pytest_hac.attacks.budget.check_budget`).
         """
         n = len(self.labels) if n is None else n
         attack = build_attack(target, spec)
@@ -407,33 +406,6 @@ class Engine:
     @cached_property
     def _data_fingerprint(self) -> str:
         return data_fingerprint(self.dataset.ids, self.images, self.labels)
-
-
-def check_budget(adv: Tensor, x: Tensor, spec: AttackSpec) -> None:
-    """Raise :class:`HacError` when ``adv`` is not inside [0, 1] and ``spec``'s eps ball around ``x``.
-
-    Asserted, not enforced: clipping a broken attack would report it as a weak one.
-    Minimum-norm attacks (no eps) are held to [0, 1] only.
-    """
-    if adv.shape != x.shape:
-        raise HacError(f"attack {spec.name!r} returned a batch shaped {tuple(adv.shape)} for images shaped "
-                       f"{tuple(x.shape)}; an attack returns one adversarial image per input")
-    if not bool(torch.isfinite(adv).all()):
-        raise HacError(f"attack {spec.name!r} returned NaN or infinite pixels; fix the attack")
-    outside = max(float(-adv.min()), float(adv.max()) - 1.0)
-    if outside > BALL_TOLERANCE:
-        raise HacError(f"attack {spec.name!r} returned pixels outside [0, 1] (by up to {outside:.3g}); attacks take "
-                       f"and return images in [0, 1]: clamp inside the attack")
-    if spec.eps is None:
-        return
-    delta = (adv - x).flatten(1).double()
-    size = delta.abs().amax(1) if spec.norm == "Linf" else delta.norm(dim=1)
-    excess = float(size.max()) - spec.eps if len(size) else 0.0
-    if excess > BALL_TOLERANCE * max(1.0, spec.eps):
-        raise HacError(f"attack {spec.name!r} left its {spec.norm} ball of eps {spec.eps_label}: the largest "
-                       f"perturbation exceeds eps by {excess:.3g} ({spec.norm} norm {float(size.max()):.4g}). "
-                       f"pytest-hac checks the budget instead of clipping, so a broken attack cannot pass as a weak "
-                       f"one; project onto the eps ball inside the attack")
 
 
 def _factory_id(factory: object) -> str:

@@ -5,15 +5,11 @@ import fnmatch
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import HacError
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
 from .stats import mcnemar_drop_pvalue
-
-if TYPE_CHECKING:
-    from ..report.schema import Report
 
 
 # --- thresholds files ------------------------------------------------------------------------------
@@ -138,7 +134,7 @@ def describe_attack(params: dict) -> str:
     return " ".join(p for p in parts if p)
 
 
-def compare(result: Result, base: Report, margin_points: float | None = None) -> Comparison | None:
+def compare(result: Result, baseline: list[Result], margin_points: float | None = None) -> Comparison | None:
     """Compare with the baseline's cell of the same id, on the images both runs share.
 
     None when the baseline has no such cell. A cell whose attack differs from the
@@ -146,7 +142,7 @@ def compare(result: Result, base: Report, margin_points: float | None = None) ->
     as an improvement. Δ and the one-sided exact McNemar p-values use only the shared
     images, so a run on fewer (or other) images is compared like with like.
     """
-    old = next((r for r in base.results if r.case_id == result.case_id), None)
+    old = next((r for r in baseline if r.case_id == result.case_id), None)
     if old is None:
         return None
     if old.attack_params != result.attack_params:
@@ -166,6 +162,7 @@ def compare(result: Result, base: Report, margin_points: float | None = None) ->
                       p_gain=p_gain, regression=regression)
 
 
-def version_drift(base: Report, versions: dict[str, str]) -> list[str]:
-    old = base.meta.get("versions", {})
+def version_drift(recorded: dict[str, str], versions: dict[str, str]) -> list[str]:
+    """Packages whose version differs from the one ``recorded`` with a baseline: ``torch 2.1 -> 2.2``."""
+    old = recorded
     return [f"{k} {old[k]} -> {v}" for k, v in versions.items() if k in old and old[k] != v]

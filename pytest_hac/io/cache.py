@@ -52,12 +52,11 @@ def source_fingerprint() -> str:
 
     An editable install changes code without changing its version number.
     """
-    root = Path(__file__).parent
+    root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for path in sorted([root / "engine.py", root / "attacks.py", *root.glob("codecs/*.py")]):
-        if path.is_file():
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
+    for path in sorted(p for pattern in ("core/*.py", "attacks/*.py", "codecs/**/*.py") for p in root.glob(pattern)):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

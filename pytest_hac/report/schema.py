@@ -13,7 +13,7 @@ from typing import Any
 from ..core.gates import Comparison
 from ..core.result import Result
 from ..errors import HacError
-from ..io.files import atomic_write, safe_stem
+from ..io.files import safe_stem
 
 SCHEMA = 2
 #: Why a cell failed: its threshold, a regression against the baseline, a baseline it cannot be
@@ -158,28 +158,6 @@ class Report:
         except (KeyError, TypeError, AttributeError) as exc:
             raise HacError(f"report is damaged or hand-edited (schema {SCHEMA} but {type(exc).__name__}: {exc}); "
                            f"regenerate it") from None
-
-
-def write_report(report: Report, directory: Path, *, plot: bool = False) -> dict[str, Path]:
-    """Write ``<stem>.json``, ``<stem>.md`` (and ``<stem>.png`` when ``plot``); returns the paths.
-
-    The stem is the model's name, plus ``.shard-I-of-N`` or ``.selection`` for partial runs.
-    """
-    from .markdown import markdown
-    from .plot import write_plot
-
-    stem = report.stem
-    paths = {"json": directory / f"{stem}.json", "md": directory / f"{stem}.md"}
-    plot_name = None
-    if plot:
-        png = directory / f"{stem}.png"
-        if write_plot(report, png):
-            paths["png"], plot_name = png, png.name
-    elif (directory / f"{stem}.png").exists():
-        plot_name = f"{stem}.png"
-    atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
-    atomic_write(paths["md"], markdown(report, plot_name=plot_name))
-    return paths
 
 
 def load_report(path: Path) -> Report:

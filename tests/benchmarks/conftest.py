@@ -34,8 +34,8 @@ def lite0():
 
 
 @pytest.fixture(scope="session")
-def photos(lite0, bench_samples):
+def embedded_photos(lite0, bench_samples):
     """``bench_samples`` of the embedded photos, preprocessed for EfficientNet-Lite0 (224 px)."""
     from pytest_hac.data import load_dataset
 
-    return load_dataset("embedded", resize=lite0.resize_size, crop=lite0.input_size).subset(bench_samples, 0)
+    return load_dataset("embedded", resize=lite0.resize_size, crop=lite0.input_size, samples=bench_samples)

@@ -1,7 +1,13 @@
 """(b) images per second: each codec's real round trip, and one PGD step per model.
 
-Codecs and models whose weights are not available here are skipped, not failed.
+Codecs and models whose weights are not available here are skipped, not failed. Each benchmark loads what
+it measures itself; the goal is a measured, positive rate (there is no speed floor: the numbers go to the
+README's "Speed" table).
 """
+import math
+import statistics
+import time
+
 import pytest
 import torch
 
@@ -22,20 +28,31 @@ def _middle_quality(name):
 
 
 def _rate(benchmark, n, fn, rounds=3):
+    """Time ``fn`` (on ``n`` images) as a benchmark; record and check its images per second."""
     fn()  # warm-up: lazy imports, allocator, cuDNN autotuning
-    benchmark.pedantic(fn, rounds=rounds, iterations=1)
-    per_call = benchmark.stats.stats.median
-    benchmark.extra_info.update({"images": n, "device": DEVICE, "images_per_second": round(n / per_call, 2)})
+    seconds = []
+
+    def timed():
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+
+    # timed here as well: pytest-benchmark keeps no stats when it is disabled (under xdist, --benchmark-disable)
+    benchmark.pedantic(timed, rounds=rounds, iterations=1)
+    per_call = statistics.median(seconds)
+    rate = n / per_call
+    benchmark.extra_info.update({"images": n, "device": DEVICE, "images_per_second": round(rate, 2)})
+    assert n > 0 and math.isfinite(rate) and rate > 0, f"no measurable rate: {n} images in {per_call} s per call"
 
 
 @pytest.mark.parametrize("name", CODECS.names())
-def test_codec_roundtrip(benchmark, name, photos):
+def test_codec_roundtrip(benchmark, name, embedded_photos):
     quality = _middle_quality(name)
     try:
         codec = get_codec(name, quality, device=DEVICE)
     except (HacError, ImportError, OSError) as exc:
         pytest.skip(f"{name}: {exc}")
-    x = photos.images.to(DEVICE)
+    x = embedded_photos.pixels().to(DEVICE)
 
     def roundtrip():
         with torch.inference_mode():
@@ -58,9 +75,10 @@ def test_one_pgd_step(benchmark, name, bench_samples):
     except (HacError, ImportError, OSError) as exc:
         pytest.skip(f"{name}: {exc}")
     info = model_info(name)
-    data = load_dataset(default_data(Settings(model=name)), resize=info.resize_size, crop=info.input_size)
-    data = data.subset(min(bench_samples, len(data)), 0)
-    x, y = data.images.to(DEVICE), data.labels.to(DEVICE)
+    spec = default_data(Settings(model=name))
+    data = load_dataset(spec, resize=info.resize_size, crop=info.input_size,
+                        samples=min(bench_samples, 500 if spec == "digits" else 20))
+    x, y = data.pixels().to(DEVICE), data.labels.to(DEVICE)
     attack = build_attack(model, make_spec("pgd", "4/255", steps=1))
 
     def step():

@@ -14,7 +14,7 @@ from pytest_hac.core.defended import Defended
 from pytest_hac.core.engine import Engine
 from pytest_hac.core.probes import LARGE_EPS
 from pytest_hac.errors import HacError
-from pytest_hac.registry import ATTACKS, CODECS, register_attack, register_codec
+from pytest_hac.registry import register_attack, register_codec
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,7 @@ def model():
 def data():
     from pytest_hac.data import load_dataset
 
-    return load_dataset("digits", resize=32, crop=32).subset(16, 0)
-
-
-@pytest.fixture
-def registries(monkeypatch):
-    """Attacks and codecs registered in a test vanish after it."""
-    monkeypatch.setattr(ATTACKS, "_entries", dict(ATTACKS._entries))
-    monkeypatch.setattr(CODECS, "_entries", dict(CODECS._entries))
+    return load_dataset("digits", resize=32, crop=32, samples=16)
 
 
 def cell(codec, quality, threat, spec, **kw):
@@ -95,7 +88,7 @@ def test_pgd_restarts_are_real_restarts_and_never_raise_accuracy(model, data):
     five = cell("jpeg", 50, "oblivious", make_spec("pgd", "8/255", steps=3, restarts=5))
     more = e.evaluate(five)
     assert e.counters["attack_batches"] == 5  # restart 0 is the restarts=1 attack: reused, 4 new ones
-    sets = [adv for _, adv in e.sources(five)]
+    sets = e.adversarial(five)
     assert len(sets) == 5 and all(not torch.equal(sets[0], s) for s in sets[1:])  # not one attack run 5 times
     assert all(m <= o for m, o in zip(more.correct, one.correct))
     assert more.diagnostics["restarts"][0] == sum(one.correct) and len(more.diagnostics["restarts"]) == 5
@@ -123,7 +116,7 @@ def test_a_restart_that_fools_the_pipeline_counts_per_image(model, data, registr
     six = e.evaluate(case)
     assert six.accuracy < one.accuracy
     jpeg = get_codec("jpeg", 90)
-    right = torch.stack([predictions(model, jpeg.roundtrip(adv)[0]) == data.labels for _, adv in e.sources(case)])
+    right = torch.stack([predictions(model, jpeg.roundtrip(adv)[0]) == data.labels for adv in e.adversarial(case)])
     assert six.correct == tuple(right.all(0).tolist())  # the worst case per image, judged by the real pipeline
     assert six.diagnostics["restarts"] == right.sum(1).tolist()
 
@@ -172,7 +165,7 @@ def test_attacks_leave_the_global_rng_alone_and_follow_the_seed(model, data, reg
         for name, spec in specs.items():
             c = cell("jpeg", 50, "query" if name == "square" else "oblivious", spec)
             e.evaluate(c)
-            out[name] = e.sources(c)[0][1]
+            out[name] = e.adversarial(c)[0]
         e.evaluate(Case("noisy", None, 1, "clean", None, id="noisy-r1-clean"))  # a random codec, too
         return out
 
@@ -195,8 +188,8 @@ def test_oblivious_apgd_perturbs_every_image(model, data, name):
     e = engine(model, data)
     case = cell("jpeg", 50, "oblivious", make_spec(name, "1/255", steps=3))
     e.evaluate(case)
-    ((_, adv),) = e.sources(case)
-    moved = (adv - data.images).flatten(1).abs().amax(1)
+    (adv,) = e.adversarial(case)
+    moved = (adv - data.pixels()).flatten(1).abs().amax(1)
     assert bool((moved > 0).all()) and float(moved.max()) <= 1 / 255 + 1e-6
 
 
@@ -205,7 +198,7 @@ def test_autoattack_keeps_the_best_loss_iterate_where_nothing_fools(model, data)
 
     attack = build_attack(model, make_spec("autoattack", "1/255", steps=2))
     attack.attacks[-1].n_queries = 10  # Square: keep the test small
-    x, y = data.images[:6], data.labels[:6]
+    x, y = data.pixels(0, 6), data.labels[:6]
     torch.manual_seed(0)
     adv = attack(x, y)
     moved = (adv - x).flatten(1).abs().amax(1)
@@ -220,8 +213,8 @@ def test_cw_is_a_minimum_norm_attack_with_a_median_l2(model, data):
     assert case.id == "jpeg-q50-r1-oblivious-cw" and case.attack.eps is None
     e = engine(model, data)
     r = e.evaluate(case)
-    ((_, adv),) = e.sources(case)
-    norms = (adv - data.images).flatten(1).double().norm(dim=1)
+    (adv,) = e.adversarial(case)
+    norms = (adv - data.pixels()).flatten(1).double().norm(dim=1)
     assert r.eps is None and r.attack_params["min_norm"] is True and r.attack_params["eps"] is None
     # an image the pipeline still gets right counts as needing an infinite perturbation
     counted = norms.masked_fill(torch.tensor(r.correct), float("inf")).median()
@@ -315,9 +308,9 @@ def test_steps_2x_only_when_thorough(model, data):
 @pytest.mark.parametrize("rounds", [1, 2])
 def test_bpda_forward_is_the_real_codec_and_its_gradient_flows(data, rounds):
     jpeg = get_codec("jpeg", 50)
-    x = data.images[:4].clone().requires_grad_(True)
+    x = data.pixels(0, 4).requires_grad_(True)
     out = Defended(torch.nn.Identity(), jpeg, rounds, "bpda")(x)
-    real = data.images[:4]
+    real = data.pixels(0, 4)
     for _ in range(rounds):
         real = jpeg.roundtrip(real)[0]
     assert torch.allclose(out.detach(), real, atol=1e-6)
@@ -331,7 +324,7 @@ def test_informed_attacks_are_judged_through_the_real_codec(model, data, registr
     e = engine(model, data)
     case = cell("inverting", None, threat, make_spec("pgd", "4/255", steps=2))
     r = e.evaluate(case)
-    ((_, adv),) = e.sources(case)
+    (adv,) = e.adversarial(case)
     real = predictions(model, Inverting().roundtrip(adv)[0]) == data.labels
     approximated = predictions(model, Inverting().approximate(adv)) == data.labels
     assert r.correct == tuple(real.tolist())

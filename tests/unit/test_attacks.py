@@ -58,12 +58,12 @@ def test_attacks_reduce_undefended_accuracy(name):
     from pytest_hac.models import get_model
 
     model = get_model("efficientnet-lite0")
-    data = load_dataset("embedded", resize=256, crop=224).subset(6, 0)
+    data = load_dataset("embedded", resize=256, crop=224, samples=6)
     with torch.inference_mode():
-        clean = (model(data.images).argmax(1) == data.labels).sum().item()
+        clean = (model(data.pixels()).argmax(1) == data.labels).sum().item()
     spec = make_spec(name, "8/255", steps={"square": 50, "fgsm": None}.get(name, 5))
     torch.manual_seed(0)
-    adv = build_attack(model, spec)(data.images, data.labels)
+    adv = build_attack(model, spec)(data.pixels(), data.labels)
     with torch.inference_mode():
         attacked = (model(adv).argmax(1) == data.labels).sum().item()
     assert clean >= 4 and attacked < clean

@@ -1,60 +1,5 @@
-"""Threat models and the soundness checks that catch a weak evaluation."""
-import json
-
+"""The soundness checks on synthetic results: each catches the weak evaluation it is for, and only that."""
 import pytest
-
-BROKEN_DEFENSE = """
-import torch
-from pytest_hac.codecs.jpeg import Jpeg
-
-
-class MaskedJpeg(Jpeg):
-    '''Real JPEG whose "differentiable" path is the real codec: zero gradient (gradient masking).'''
-
-    name = "masked-jpeg"
-
-    def approximate(self, x):
-        real, _ = self.roundtrip(x.detach())
-        return real.clone() + 0 * x
-
-
-def pytest_hac_register(registry, config):
-    registry.register_codec("masked-jpeg", lambda q, **_: MaskedJpeg(q), qualities=range(1, 101),
-                            description="planted: JPEG attacked with raw (zero) gradients", replace=True)
-"""
-
-CELLS = """
-import pytest
-
-@pytest.mark.hac(codecs={"masked-jpeg": [60], "jpeg": [60]}, threats=["clean", "oblivious", "whitebox"],
-                 attack="pgd", eps="8/255", steps=5)
-def test_cells(hac_case, hac_evaluate):
-    hac_evaluate(hac_case)
-"""
-
-
-def test_planted_gradient_masking_is_flagged_and_fails_by_default(suite, pytester):
-    p = suite(CELLS)
-    pytester.makeconftest(BROKEN_DEFENSE)
-    result = p.runpytest("--hac-samples=12")
-    result.assert_outcomes(passed=5, failed=1)  # soundness findings fail the cells they implicate
-    result.stdout.fnmatch_lines(["*masked-jpeg-q60-r1-whitebox-pgd: soundness: informed-not-weaker:*"])
-    data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
-    acc = {r["case_id"]: r["accuracy"] for r in data["results"]}
-    flagged = [f for f in data["meta"]["soundness"]["findings"] if f["check"] == "informed-not-weaker"]
-    # The honest JPEG approximation lets the white-box attacker do at least as well as the oblivious one ...
-    assert acc["jpeg-q60-r1-whitebox-pgd"] <= acc["jpeg-q60-r1-oblivious-pgd"]
-    # ... the masked one does not, and the check says so.
-    assert acc["masked-jpeg-q60-r1-whitebox-pgd"] > acc["masked-jpeg-q60-r1-oblivious-pgd"]
-    assert [tuple(f["cells"]) for f in flagged] == [("masked-jpeg-q60-r1-whitebox-pgd",
-                                                     "masked-jpeg-q60-r1-oblivious-pgd")]
-    md = (p.path / "reports/efficientnet-lite0.md").read_text()
-    assert "`informed-not-weaker`" in md and "**FLAGGED**" in md and "gradient masking" in md
-    assert "soundness: informed-not-weaker" in md  # the failed cell's reason
-
-    warned = p.runpytest("--hac-samples=12", "--hac-soundness=warn")
-    warned.assert_outcomes(passed=6)
-    assert "**FLAGGED**" in (p.path / "reports/efficientnet-lite0.md").read_text()
 
 
 def _result(case_id, threat, correct, eps=4 / 255, attack="pgd", codec="jpeg", **params):
@@ -154,10 +99,3 @@ def test_worst_case_counts_an_image_only_if_it_survives_everything():
     (row,) = worst_case([clean, a, b])
     assert row.correct == (True, False, False, False) and row.case_id == "jpeg-q50-r1-worst"
     assert row.accuracy == 0.25 and row.accuracy <= min(r.accuracy for r in (clean, a, b))
-
-
-def test_threat_aliases_from_the_paper():
-    from pytest_hac.attacks import canonical_threat
-
-    assert canonical_threat("black-box") == "oblivious"
-    assert canonical_threat("White-Box") == "whitebox"

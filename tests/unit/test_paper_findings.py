@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pytest_hac.core.result import Result
 
-SPEC = importlib.util.spec_from_file_location("paper_findings", Path(__file__).parents[1] / "suites/paper/findings.py")
+SPEC = importlib.util.spec_from_file_location("paper_findings", Path(__file__).parents[2] / "suites/paper/findings.py")
 findings = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(findings)
 

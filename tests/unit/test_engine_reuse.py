@@ -1,6 +1,7 @@
-"""The engine computes every distinct thing once: within a session, across sessions, under OOM back-off."""
+"""The engine computes every distinct thing once: within a session, across sessions, under OOM back-off.
+
+And what it computes does not depend on the order of the cells, the disk cache or the batch size it backs off to."""
 import copy
-import io
 import warnings
 
 import pytest
@@ -36,7 +37,7 @@ def model():
 def data(model):
     from pytest_hac.data import load_dataset
 
-    return load_dataset("embedded", resize=model.resize_size, crop=model.input_size).subset(4, 0)
+    return load_dataset("embedded", resize=model.resize_size, crop=model.input_size, samples=4)
 
 
 def engine(model, data, cache=None, **kw):
@@ -185,104 +186,10 @@ def test_out_of_memory_at_batch_size_one_is_an_error(model, data, monkeypatch):
 def test_jpeg_on_cuda_matches_cpu_within_jpeg_tolerance(model, data, reference):
     from pytest_hac.codecs import get_codec
 
-    cpu, _ = get_codec("jpeg", 50).roundtrip(data.images)
-    gpu, bpp = get_codec("jpeg", 50, device="cuda").roundtrip(data.images.cuda())
+    cpu, _ = get_codec("jpeg", 50).roundtrip(data.pixels())
+    gpu, bpp = get_codec("jpeg", 50, device="cuda").roundtrip(data.pixels().cuda())
     # libjpeg and nvJPEG use different DCT and upsampling implementations: a few levels of 255 apart
     assert (gpu.cpu() - cpu).abs().mean() < 2 / 255 and bpp.shape == (len(data),)
     e = engine(copy.deepcopy(model), data, device="cuda", batch_size="auto")  # the CPU tests keep theirs
     clean = e.evaluate(case("jpeg", 25, 1, "clean"))
     assert abs(clean.accuracy - sum(reference["jpeg-q25-r1-clean"][0]) / len(data)) <= 0.25
-
-
-# --- the progress line ------------------------------------------------------------------------------
-
-
-def _render(text):
-    """What a terminal shows for ``text``: backspace moves left, anything else overwrites."""
-    line, pos = [], 0
-    for ch in text:
-        if ch == "\b":
-            pos = max(0, pos - 1)
-            continue
-        if pos < len(line):
-            line[pos] = ch
-        else:
-            line.append(ch)
-        pos += 1
-    return "".join(line).rstrip()
-
-
-def test_status_line_shows_while_a_cell_runs_and_leaves_no_trace():
-    from contextlib import nullcontext
-
-    from pytest_hac.plugin.progress import StatusLine
-
-    out = io.StringIO()
-    out.write("suites/test_smoke.py ..")
-    line = StatusLine(out, lambda: 80, nullcontext, total=14)
-    with line.cell_running("jpeg-q50-r2-whitebox-pgd"):
-        line.update("attack", 8, 20)
-        shown = _render(out.getvalue())
-    assert shown.startswith("suites/test_smoke.py .. [hac 0/14] jpeg-q50-r2-whitebox-pgd · ")
-    assert _render(out.getvalue()) == "suites/test_smoke.py .."  # pytest's text untouched
-    assert line.done == 1
-
-
-class _Config:
-    def __init__(self, verbose=0, tty=True, **options):
-        self.options = {"verbose": verbose, "dist": "no", "numprocesses": None, **options}
-        stream = io.StringIO()
-        stream.isatty = lambda: tty
-        writer = type("W", (), {"_file": stream, "fullwidth": 80, "width_of_current_line": 0})()
-        plugins = {"terminalreporter": type("R", (), {"_tw": writer})(), "capturemanager": None}
-        self.pluginmanager = type("P", (), {"get_plugin": staticmethod(plugins.get)})()
-
-    def getoption(self, name, default=None):
-        return self.options.get(name, default)
-
-    def getini(self, name):
-        return self.options.get(name, False)
-
-
-@pytest.mark.parametrize("config, env, shown", [
-    (_Config(), {}, True),
-    (_Config(tty=False), {}, False),
-    (_Config(verbose=-1), {}, False),
-    (_Config(numprocesses=2, dist="load"), {}, False),
-    (_Config(capture="no"), {}, False),
-    (_Config(log_cli=True), {}, False),
-    (_Config(), {"CI": "true"}, False),
-])
-def test_status_line_only_on_a_watched_terminal(config, env, shown, monkeypatch):
-    from pytest_hac.plugin.progress import status_line
-
-    monkeypatch.delenv("CI", raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    assert (status_line(config, 3) is not None) == shown
-    assert status_line(config, 3, disabled=True) is None
-
-
-# --- through the plugin -----------------------------------------------------------------------------
-
-CELLS = """
-import pytest
-
-@pytest.mark.hac(codecs={"jpeg": [50], "identity": []}, threats=["clean"])
-def test_cells(hac_case, hac_evaluate):
-    hac_evaluate(hac_case)
-"""
-
-
-def test_cache_dir_fills_and_cache_clear_empties_it(suite):
-    p = suite(CELLS, ini="hac_samples = 2")
-    p.runpytest("--hac-cache-dir=cache").assert_outcomes(passed=2)
-    entries = list((p.path / "cache/hac-v1").glob("*/*.pt"))
-    assert len(entries) == 3  # JPEG output, its logits, the clean logits
-    (p.path / "cache/README.txt").write_text("a file of the user's")
-    p.runpytest("--hac-cache-dir=cache", "--hac-cache-clear", "--collect-only")
-    assert not (p.path / "cache/hac-v1").exists()
-    assert (p.path / "cache/README.txt").exists()  # only pytest-hac's own folder is removed
-    result = p.runpytest("-v", "--hac-cache-dir=cache")
-    result.assert_outcomes(passed=2)
-    assert "[hac " not in result.stdout.str()  # not a terminal: no status line

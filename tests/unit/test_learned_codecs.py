@@ -6,7 +6,6 @@ exist offline); the embedded tiny codecs are tested as shipped.
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 import urllib.error
 from pathlib import Path
@@ -35,7 +34,7 @@ fast = settings(max_examples=4, deadline=None)
 
 def _training_script():
     """``scripts/train_tiny_codecs.py`` as a module (it writes the tiny codecs' files; the package never imports it)."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "train_tiny_codecs.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_tiny_codecs.py"
     spec = importlib.util.spec_from_file_location("train_tiny_codecs", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -84,12 +83,6 @@ def random_images(n: int, h: int, w: int, seed: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- registration
-
-
-def test_registration_does_not_import_compressai():
-    code = "import sys, pytest_hac.registry as r; assert 'tiny-mse' in r.CODECS; print('compressai' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 def test_zoo_qualities_match_compressai():

@@ -1,7 +1,7 @@
 """The shipped suites gate for real: they fail a model that is not robust."""
 from pathlib import Path
 
-SMOKE = (Path(__file__).parents[1] / "suites" / "test_smoke.py").read_text()
+SMOKE = (Path(__file__).parents[2] / "suites" / "test_smoke.py").read_text()
 
 WEAK = """
 import torch
@@ -51,7 +51,7 @@ def test_pytest_suites_is_the_quick_job_and_the_paper_suite_runs_when_named():
     import subprocess
     import sys
 
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
 
     def collected(*args):
         out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],

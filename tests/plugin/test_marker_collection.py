@@ -1,0 +1,62 @@
+"""The hac marker in a pytest run: it is registered, its cells get readable ids, collection loads nothing,
+and a bad marker or a missing one is a clean error."""
+MATRIX = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [25, 50], "identity": []}, rounds=[1, 3],
+                 threats=["clean", "black-box", "whitebox"], attack="pgd", eps="4/255")
+def test_matrix(hac_case, hac_evaluate):
+    pass
+"""
+
+
+def test_marker_expands_into_named_cells(suite):
+    result = suite(MATRIX).runpytest("--collect-only", "-q")
+    ids = [line.split("[", 1)[1].rstrip("]") for line in result.stdout.lines if "test_matrix[" in line]
+    assert ids == [
+        "jpeg-q25-r1-clean", "jpeg-q25-r1-oblivious-pgd", "jpeg-q25-r1-whitebox-pgd",
+        "jpeg-q25-r3-clean", "jpeg-q25-r3-oblivious-pgd", "jpeg-q25-r3-whitebox-pgd",
+        "jpeg-q50-r1-clean", "jpeg-q50-r1-oblivious-pgd", "jpeg-q50-r1-whitebox-pgd",
+        "jpeg-q50-r3-clean", "jpeg-q50-r3-oblivious-pgd", "jpeg-q50-r3-whitebox-pgd",
+        "identity-r1-clean", "identity-r1-oblivious-pgd", "identity-r1-whitebox-pgd",
+    ]
+
+
+def test_collection_loads_no_model(suite, monkeypatch):
+    """--collect-only works for a model whose weights are not here (nothing is loaded)."""
+    monkeypatch.setenv("HAC_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(suite(MATRIX).path / "empty-cache"))
+    result = suite(MATRIX).runpytest("--collect-only", "-q", "--hac-model=vit")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*15 tests collected*"])
+
+
+def test_missing_weights_fail_with_the_file_to_place(suite, monkeypatch):
+    monkeypatch.setenv("HAC_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(suite(MATRIX).path / "empty-cache"))
+    result = suite(MATRIX.replace("pass", "hac_evaluate(hac_case)")).runpytest("--hac-model=resnet50", "-k",
+                                                                           "identity-r1-clean")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*weights for model 'resnet50' are not available*resnet50-*.pth*place it as*"
+                                 "empty-cache/hub/checkpoints/*"])
+
+
+def test_bad_marker_is_a_clean_collection_error(suite):
+    result = suite("""
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [0]})
+def test_bad(hac_case):
+    pass
+""").runpytest()
+    result.stdout.fnmatch_lines(["*test_bad: quality 0 is out of range for codec 'jpeg'*"])
+    assert result.ret != 0
+
+
+def test_hac_case_without_marker_says_so(suite):
+    result = suite("def test_nomark(hac_case):\n    pass\n").runpytest()
+    result.stdout.fnmatch_lines(["*uses hac_case but has no @pytest.mark.hac(...) marker*"])
+
+
+def test_marker_is_registered(pytester):
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.hac(*"])

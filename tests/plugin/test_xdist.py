@@ -1,0 +1,83 @@
+"""xdist workers produce the same report as one serial run and share the cores between them."""
+import json
+import os
+
+import pytest
+
+CELLS = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [30, 60, 90], "identity": []}, threats=["clean"], min_accuracy=0.3)
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+"""
+MODEL = "efficientnet-lite0"
+
+
+def _cells(path):
+    """test id -> what a run measured and decided, and the whole JSON."""
+    data = json.loads(path.read_text())
+    cells = {r["test"]: (r["case_id"], r["accuracy"], r["correct"], r["bpp"], r["passed"]) for r in data["results"]}
+    return cells, data
+
+
+def test_xdist_report_equals_serial(suite):
+    p = suite(CELLS)
+    p.runpytest("--hac-samples=6", "--hac-report-dir=serial").assert_outcomes(passed=4)
+    result = p.runpytest_subprocess("-n", "2", "--hac-samples=6", "--hac-report-dir=parallel")
+    result.assert_outcomes(passed=4)
+    serial, _ = _cells(p.path / f"serial/{MODEL}.json")
+    parallel, data = _cells(p.path / f"parallel/{MODEL}.json")
+    assert parallel == serial and data["complete"] is True and data["n"] == 6
+
+
+THREADS = """
+import os, pathlib
+import pytest, torch
+
+@pytest.mark.hac(codecs={"jpeg": [50, 90]}, threats=["clean"])
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    pathlib.Path(f"threads-{worker}-{hac_case.id}.txt").write_text(str(torch.get_num_threads()))
+"""
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _threads_run(p):
+    result = p.runpytest_subprocess("-n", "2", "--hac-model=tiny-cnn", "--hac-samples=4")
+    result.assert_outcomes(passed=2)
+    seen = {f.name: int(f.read_text()) for f in p.path.glob("threads-*.txt")}
+    assert len(seen) == 2 and not any(name.startswith("threads-main") for name in seen)
+    _, data = _cells(p.path / "reports/tiny-cnn.json")
+    return seen, data["meta"]["torch_threads"]
+
+
+@pytest.fixture
+def no_thread_env(monkeypatch):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HAC_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_xdist_workers_share_the_cores(suite, no_thread_env):
+    expected = max(1, _cores() // 2)
+    seen, _ = _threads_run(suite(THREADS))
+    assert set(seen.values()) == {expected}
+
+
+def test_xdist_report_records_the_workers_threads(suite, no_thread_env):
+    expected = max(1, _cores() // 2)
+    _, recorded = _threads_run(suite(THREADS))
+    assert recorded == expected
+
+
+@pytest.mark.skipif(_cores() < 2, reason="one core: the user's setting and the workers' share are both 1")
+def test_xdist_respects_the_users_omp_num_threads(suite, no_thread_env):
+    # all cores for each worker (torch caps OMP_NUM_THREADS at the core count), where auto would give cores // 2
+    no_thread_env.setenv("OMP_NUM_THREADS", str(_cores()))
+    seen, recorded = _threads_run(suite(THREADS))
+    assert set(seen.values()) == {_cores()} and recorded == _cores()

@@ -1,0 +1,59 @@
+"""`pytest-hac merge` on written reports: what it refuses, and the exit status of a merged run."""
+import pytest
+
+from pytest_hac.__main__ import main as hac_main
+from pytest_hac.core.result import Result
+from pytest_hac.report.output import write_report
+from pytest_hac.report.schema import Cell, Report, Scope
+
+
+def _merge(*args) -> int:
+    return hac_main(["merge", *map(str, args)])
+
+
+def _report(ids, cells=(), **kw) -> Report:
+    return Report(model="m", dataset="d", n=len(ids), device="cpu", seed=0, gate_rule="point", ids=list(ids),
+                  cells=list(cells), complete=kw.pop("complete", True), **kw)
+
+
+def _cell(case_id, ids, passed=True) -> Cell:
+    r = Result.from_correct([True] * len(ids), case_id=case_id, codec="jpeg", quality=50, rounds=1, threat="clean",
+                            attack=None, eps=None, bpp=1.0, psnr=30.0, seconds=0.1, ids=ids)
+    return Cell(test=f"t.py::test[{case_id}]", result=r, passed=passed)
+
+
+def test_merge_error_on_different_images_is_short(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_report(_report([f"a/img{i:04d}.jpg" for i in range(1000)]), a)
+    write_report(_report([f"b/img{i:04d}.jpg" for i in range(1000)]), b)
+    assert _merge(a / "m.json", b / "m.json", "-o", tmp_path / "merged") == 2
+    err = capsys.readouterr().err
+    assert "different images" in err and "1000" in err
+    assert len(err) < 600 and "img0500" not in err
+
+
+def test_merge_refuses_shards_with_different_cell_lists(tmp_path, capsys):
+    ids = ("x", "y")
+    write_report(_report(ids, [_cell("c1", ids)], scope=Scope(1, 2, (1, 2), "aaaa")), tmp_path)
+    write_report(_report(ids, [_cell("c2", ids)], scope=Scope(1, 2, (2, 2), "bbbb")), tmp_path)
+    shards = sorted(tmp_path.glob("*.shard-*.json"))
+    assert _merge(*shards, "-o", tmp_path / "merged") == 2
+    assert "different runs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("failed, complete", [(True, True), (False, False)])
+def test_merged_run_with_a_failure_or_missing_cells_exits_1(tmp_path, capsys, failed, complete):
+    ids = ("x", "y")
+    write_report(_report(ids, [_cell("c1", ids)], scope=Scope(1, 2, (1, 2), "h")), tmp_path)
+    write_report(_report(ids, [_cell("c2", ids, passed=not failed)], scope=Scope(1, 2, (2, 2), "h"),
+                         complete=complete), tmp_path)
+    assert _merge(*sorted(tmp_path.glob("*.shard-*.json")), "-o", tmp_path / "merged") == 1
+    out = capsys.readouterr().out
+    assert ("1 failed" in out) == failed and ("INCOMPLETE" in out) == (not complete)
+
+
+def test_merge_refuses_reports_of_different_models(tmp_path, capsys):
+    for name in ("a", "b"):
+        write_report(Report(model=name, dataset="embedded", n=1, device="cpu", seed=0, gate_rule="ci"), tmp_path)
+    assert _merge(tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "m") == 2
+    assert "different model" in capsys.readouterr().err

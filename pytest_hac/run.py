@@ -24,7 +24,7 @@ from .core.soundness import status as soundness_status
 from .data import Dataset, load_dataset
 from .errors import HacError
 from .io.cache import DiskCache, Store, package_versions
-from .models import Classifier, get_model, model_info, restrict
+from .models import Classifier, describe_normalization, get_model, model_info, restrict
 from .report.baselines import load_baseline, save_baseline
 from .report.markdown import markdown
 from .report.output import write_report
@@ -32,6 +32,8 @@ from .report.schema import Cell, Reason, Report, Scope
 from .report.summary import append_step_summary
 from .settings import Settings
 
+#: Label mappings up to this many classes are written into the report in full.
+MAPPING_SHOWN = 50
 #: Packages whose versions a report records: those that can change its numbers.
 REPORTED_PACKAGES = ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy")
 
@@ -47,6 +49,17 @@ def default_data(settings: Settings) -> str:
         return settings.data
     info = model_info(settings.model)
     return "digits" if info is not None and info.label_space == "digits" else "embedded"
+
+
+def _upscaling(info: dict, n: int) -> list[str]:
+    """A note when photos were enlarged more than 2x to reach the model's input: probably the wrong preprocessing."""
+    if not info.get("upscaled"):
+        return []
+    pre = info.get("preprocessing", {})
+    return [f"{info['upscaled']} of {n} images were enlarged more than 2x to reach the model's preprocessing (shorter "
+            f"side {info.get('source_size')} px resized to {pre.get('resize')}, cropped to {pre.get('crop')}): a model "
+            f"trained on images this small should say its size; set --hac-input-size and --hac-resize-size (or "
+            f"input_size/resize_size attributes on the module)"]
 
 
 def dataset_name(spec: str) -> str:
@@ -77,8 +90,8 @@ class HacRun:
         self.notes: list[str] = []
         #: Cells that passed and were implicated later by a soundness finding: the run fails.
         self.late_failures: list[str] = []
-        #: Under xdist the controller never loads the data: workers send their skipped images.
-        self.merged_skipped: list[str] = []
+        #: Under xdist the controller never loads the data: workers send what the report says of it.
+        self.worker_data_info: dict = {}
         self.crashed: list[str] = []
         #: torch threads of the process that evaluated (an xdist worker's, not the controller's).
         self.torch_threads: int | None = None
@@ -89,6 +102,7 @@ class HacRun:
         self._loaded: tuple[Classifier, Dataset] | None = None
         self._load_error: str | None = None
         self._engine: Engine | None = None
+        self._plan: list[Case] | None = None
         self.baseline: Report | None = None
         if settings.compare is not None:
             required = settings.compare_fail is not None and not settings.allow_missing_baseline
@@ -111,14 +125,15 @@ class HacRun:
             raise HacError(f"not evaluated: loading the model or data failed ({self._load_error.splitlines()[0]})")
         s = self.settings
         try:
-            model = get_model(s.model, device=s.device, trust_files=s.trust_model_file, offline=s.offline)
-            data = load_dataset(default_data(s), resize=model.resize_size, crop=model.input_size, strict=s.strict)
+            model = get_model(s.model, device=s.device, trust_files=s.trust_model_file, offline=s.offline,
+                              input_size=s.input_size, resize_size=s.resize_size)
+            data = load_dataset(default_data(s), resize=model.resize_size, crop=model.input_size, samples=s.samples,
+                                seed=s.seed, strict=s.strict, workers=s.workers, labels=s.labels)
         except HacError as exc:
             self._load_error = str(exc)
             raise
-        classes = sorted(set(data.labels.tolist()))  # before subsetting: every class folder counts
-        data = data.subset(s.samples, s.seed)
         if s.restrict_classes:
+            classes = list(data.class_labels)  # every class of the data set, not only the subset's
             model = restrict(model, classes).to(s.device)
             remap = {c: i for i, c in enumerate(classes)}
             data = replace(data, labels=torch.tensor([remap[int(y)] for y in data.labels]), label_space="index")
@@ -143,9 +158,17 @@ class HacRun:
             s = self.settings
             disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
             self._engine = Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed,
-                                  amp=s.amp, weights_dir=s.weights_dir, store=Store(s.cache_mb << 20, disk=disk),
-                                  soundness=s.soundness, offline=s.offline)
+                                  amp=s.amp, weights_dir=s.weights_dir, store=Store((s.cache_mb << 20) // 2, disk=disk),
+                                  soundness=s.soundness, offline=s.offline, memory_mb=s.cache_mb)
+            if self._plan is not None:
+                self._engine.plan(self._plan)
         return self._engine
+
+    def plan(self, cases: list[Case]) -> None:
+        """The cases this run will evaluate, so the engine keeps what they share and drops the rest."""
+        self._plan = list(cases)
+        if self._engine is not None:
+            self._engine.plan(self._plan)
 
     # --- thresholds files ---------------------------------------------------------------------------
 
@@ -262,27 +285,37 @@ class HacRun:
 
     # --- the report -----------------------------------------------------------------------------------
 
+    def data_info(self) -> dict:
+        """What the report says about the images and how the model sees them (xdist workers send it along)."""
+        model, data = self.model, self.dataset
+        labels = {"rule": data.labels_rule}
+        if data.label_map and len(data.label_map) <= MAPPING_SHOWN:
+            labels["map"] = data.label_map
+        return {"image_size": list(data.images.shape[-2:]), "skipped": list(data.skipped),
+                "preprocessing": {"resize": model.resize_size, "crop": model.input_size,
+                                  "normalization": describe_normalization(model)},
+                "labels": labels, "upscaled": data.upscaled, "source_size": data.source_size}
+
     def report(self, complete: bool = False) -> Report:
         s = self.settings
         if self.loaded:
-            name, n, ids, skipped = (self.dataset.name, len(self.dataset), list(self.dataset.ids),
-                                     list(self.dataset.skipped))
-            size = list(self.dataset.images.shape[-2:])
+            name, n, ids, info = self.dataset.name, len(self.dataset), list(self.dataset.ids), self.data_info()
         else:  # results merged from xdist workers: the controller never loaded the data
             first = next(iter(self.cells.values()), None)
-            name, n, ids, skipped = (dataset_name(default_data(s)), first.result.n if first else 0,
-                                     list(first.result.ids) if first else [], list(self.merged_skipped))
-            size = None
+            name, n, ids = (dataset_name(default_data(s)), first.result.n if first else 0,
+                            list(first.result.ids) if first else [])
+            info = self.worker_data_info
         results = list({c.case_id: c.result for c in self.cells.values()}.values())
         meta = {"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],
                 "torch_threads": self.torch_threads or torch.get_num_threads(), "soundness_mode": s.soundness,
                 "soundness": {"status": soundness_status(results),
                               "findings": [f.__dict__ for f in soundness_check(results)]},
                 "thresholds": self.thresholds_lines() + self.threshold_warnings,
-                "image_size": size}
+                **{k: info.get(k) for k in ("image_size", "preprocessing", "labels")}}
+        notes = list(self.notes) + self.weakened_attacks() + _upscaling(info, n)
         return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
-                      cells=list(self.cells.values()), complete=complete, scope=self.scope, skipped_images=skipped,
-                      meta=meta, notes=list(self.notes) + self.weakened_attacks())
+                      cells=list(self.cells.values()), complete=complete, scope=self.scope,
+                      skipped_images=list(info.get("skipped", [])), meta=meta, notes=notes)
 
     def weakened_attacks(self) -> list[str]:
         """Cells whose attack runs fewer steps than the attack's default: visible, never hidden."""
@@ -309,6 +342,11 @@ class HacRun:
                 self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
                 warnings.warn(f"pytest-hac: {self.write_error}", stacklevel=2)
         return rep
+
+    def close(self) -> None:
+        """Free what the run holds on disk (the engine's scratch folder)."""
+        if self._engine is not None:
+            self._engine.close()
 
     def finish(self, rep: Report) -> Report:
         """Write the final report (with the plot), the baseline if asked, and GitHub's step summary."""

@@ -51,8 +51,18 @@ class Settings:
     data: str | None = setting(None, "data: 'embedded', 'digits' or an ImageFolder path", metavar="PATH",
                                shown="`embedded` (`digits` for the tiny models)")
     device: str = setting("auto", "device: auto (CUDA when visible), cpu, cuda or cuda:N")
-    samples: int | None = setting(None, "number of images: a deterministic subset chosen by --hac-seed", "int",
-                                  shown="all images")
+    samples: int | None = setting(None, "number of images: a deterministic subset chosen by --hac-seed from the "
+                                  "file list (only these are decoded)", "int", shown="all images")
+    labels: Path | None = setting(None, "file mapping class folder names to the model's class indices (JSON "
+                                  "object or two-column text)", "path", metavar="FILE",
+                                  shown="by folder name: WordNet ids, indices, else sorted names")
+    input_size: int | None = setting(None, "side of the square crop a model from package.module:factory or a "
+                                     "file takes, when it has no input_size attribute", "int",
+                                     shown="the model's `input_size`, else 224")
+    resize_size: int | None = setting(None, "shorter side photos are resized to before that crop, when the model "
+                                      "has no resize_size attribute", "int",
+                                      shown="the model's `resize_size`, else input size x 256/224")
+    workers: int | None = setting(None, "threads decoding images", "int", shown="the machine's cores, at most 8")
     seed: int = setting(0, "seed for the subset and for every attack's randomness", "int")
     batch_size: int | str = setting("auto", "images per batch, or 'auto' (16 on CPU, 256 on CUDA; halves on CUDA "
                                     "out-of-memory)")
@@ -75,8 +85,9 @@ class Settings:
     amp: bool = setting(False, "evaluate the classifier under bf16 autocast", "bool")
     restrict_classes: bool = setting(False, "restrict logits to the classes present in the data (the paper's "
                                      "Imagenette protocol: 10-way argmax and attack loss)", "bool")
-    cache_mb: int = setting(2048, "memory for reusable adversarial examples, codec outputs and logits (MiB)",
-                            "int")
+    cache_mb: int = setting(2048, "memory budget (MiB): chunks of images are sized to half of it, reusable "
+                            "adversarial examples and codec outputs kept in the other half (the rest spills to a "
+                            "scratch folder on disk; 0 keeps nothing in memory)", "int")
     cache_dir: Path | None = setting(None, "keep adversarial examples, codec outputs and logits on disk here "
                                      "across sessions, keyed by content", "path", metavar="DIR",
                                      shown="memory only")
@@ -227,6 +238,14 @@ def _validate(v: dict[str, Any]) -> None:
         raise HacError(f"--hac-weights-dir={str(v['weights_dir'])!r} is not a folder")
     if v["cache_mb"] < 0:
         raise HacError("--hac-cache-mb must be >= 0")
+    for key in ("input_size", "resize_size", "workers"):
+        if v[key] is not None and v[key] < 1:
+            raise HacError(f"--hac-{key.replace('_', '-')} must be >= 1; got {v[key]}")
+    if v["input_size"] is not None and v["resize_size"] is not None and v["resize_size"] < v["input_size"]:
+        raise HacError(f"--hac-resize-size={v['resize_size']} is smaller than --hac-input-size={v['input_size']}: "
+                       f"photos are resized to it and then centre-cropped to the input size")
+    if v["labels"] is not None and not v["labels"].is_file():
+        raise HacError(f"--hac-labels={str(v['labels'])!r}: no such file")
     if v["compare_fail"] is not None:
         if not v["compare_fail"] >= 0 or v["compare_fail"] == float("inf"):  # also NaN: it would never fail
             raise HacError(f"--hac-compare-fail takes a margin in percentage points >= 0; got {v['compare_fail']}")

@@ -17,12 +17,12 @@ import math
 import random
 
 from pytest_hac.core.cases import expand
-from pytest_hac.data import load_dataset
 from pytest_hac.core.engine import Engine
 from pytest_hac.core.gates import compare
+from pytest_hac.core.result import Result
+from pytest_hac.data import load_dataset
 from pytest_hac.models import get_model
 from pytest_hac.report.schema import Report
-from pytest_hac.core.result import Result
 
 #: The smoke suite's attacked cells at one quality (clean cells are deterministic: they never differ).
 MATRIX = {"codecs": {"jpeg": [50]}, "rounds": [1], "threats": ["clean", "oblivious", "whitebox"],

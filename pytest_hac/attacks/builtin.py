@@ -32,20 +32,16 @@ def _bim(model, spec):
                  description="projected gradient descent with random start (L-inf); EOT with eot > 1",
                  aliases=("pgd-linf",))
 def _pgd(model, spec):
-    import torchattacks
-
     if spec.eot > 1:
-        return torchattacks.EOTPGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, eot_iter=spec.eot,
-                                   random_start=True)
-    return torchattacks.PGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
+        return fixed().EOTPGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, eot_iter=spec.eot,
+                              random_start=True)
+    return fixed().PGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
 
 
 @register_attack("pgdl2", norm="L2", random_start=True, takes_alpha=True,
                  description="projected gradient descent with random start (L2)", aliases=("pgd-l2",))
 def _pgdl2(model, spec):
-    import torchattacks
-
-    return torchattacks.PGDL2(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
+    return fixed().PGDL2(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
 
 
 @register_attack("apgd", norms=NORMS, random_start=True, takes_eot=True,

@@ -1,36 +1,158 @@
-"""torchattacks subclasses that return a best iterate for every image (see PITFALLS).
+"""torchattacks subclasses: a best iterate for every image, and random starts drawn per image.
 
-torchattacks' APGD, Square and AutoAttack return the clean image for every point they
-did not fool, judged on the attacked model; when that model is not the evaluated pipeline
-(oblivious, white-box) the pipeline would see no attack at all. Built on first use:
-importing pytest-hac must not import torchattacks.
+* torchattacks' APGD, Square and AutoAttack return the clean image for every point they
+  did not fool, judged on the attacked model; when that model is not the evaluated pipeline
+  (oblivious, white-box) the pipeline would see no attack at all. These return a best iterate.
+* PGD, PGD-L2, EOT-PGD and APGD draw their random start per image, from a generator seeded
+  with the image's own seed (``image_seeds``, set by the engine for each batch), so an image's
+  adversarial example does not depend on which other images share its batch or chunk. Their
+  steps are torchattacks' own; PGD's loss is summed rather than averaged over the batch, so each
+  image's gradient is its own whatever the batch size.
+* Square and AutoAttack's later components draw from torch's global RNG, which the engine seeds
+  per batch: their numbers depend on batch boundaries.
+
+Built on first use: importing pytest-hac must not import torchattacks.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
+
+import torch
+from torch import Tensor
 
 from . import DEFAULT_QUERIES
 
 
-@functools.cache
+def per_image(draw: str, shape: Sequence[int], seeds: Sequence[int], device: torch.device | str = "cpu",
+              **kwargs) -> Tensor:
+    """``torch.<draw>`` (rand, randn, ...) of ``shape``, image ``i``'s values from its own seed ``seeds[i]``."""
+    rows = [getattr(torch, draw)(tuple(shape[1:]), generator=torch.Generator().manual_seed(int(s)), **kwargs)
+            for s in seeds]
+    return torch.stack(rows).to(device)
+
+
+@contextlib.contextmanager
+def _per_image_draws(module: object, seeds: Sequence[int] | None) -> Iterator[None]:
+    """Within ``module``, make ``torch.rand``/``torch.randn`` of a whole batch draw per image.
+
+    torchattacks' APGD draws its random start with ``torch.rand(x.shape)`` in the middle of its
+    step loop; redirecting that one module's ``torch`` for the call keeps APGD's code untouched.
+    """
+    if seeds is None:
+        yield
+        return
+    real = module.torch
+
+    class Draws:
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        @staticmethod
+        def rand(shape, *args, **kwargs):
+            return per_image("rand", shape, seeds) if len(shape) and shape[0] == len(seeds) \
+                else real.rand(shape, *args, **kwargs)
+
+        @staticmethod
+        def randn(shape, *args, **kwargs):
+            return per_image("randn", shape, seeds) if len(shape) and shape[0] == len(seeds) \
+                else real.randn(shape, *args, **kwargs)
+
+    module.torch = Draws()
+    try:
+        yield
+    finally:
+        module.torch = real
+
+
 def fixed() -> SimpleNamespace:
-    """The classes, built once."""
-    import torch
+    """The classes, built once per torchattacks module (a test runner that re-imports it gets new ones)."""
     import torchattacks
+
+    return _build(torchattacks)
+
+
+@functools.cache
+def _build(torchattacks) -> SimpleNamespace:
 
     def draw_seed() -> int:
         # From the global RNG, which the engine seeds per batch: --hac-seed reaches the attack.
         return int(torch.randint(0, 2**31 - 1, ()).item())
 
+    from torchattacks.attacks import apgd as apgd_module
+
+    class PGD(torchattacks.PGD):
+        """PGD (L-inf) with a per-image random start and a summed loss."""
+
+        image_seeds: list[int] | None = None
+
+        def forward(self, images, labels):
+            images = images.clone().detach().to(self.device)
+            labels = labels.clone().detach().to(self.device)
+            adv = images.clone().detach()
+            if self.random_start:
+                start = per_image("rand", images.shape, self.image_seeds or [0] * len(images), self.device)
+                adv = (adv + (2 * start - 1) * self.eps).clamp(0, 1).detach()
+            for _ in range(self.steps):
+                adv = adv + self.alpha * _gradient(self, adv, labels).sign()
+                adv = (images + (adv - images).clamp(-self.eps, self.eps)).clamp(0, 1).detach()
+            return adv
+
+    class EOTPGD(torchattacks.EOTPGD):
+        """EOT-PGD (gradients averaged over ``eot_iter`` passes of a random defense), per-image start."""
+
+        image_seeds: list[int] | None = None
+
+        def forward(self, images, labels):
+            images = images.clone().detach().to(self.device)
+            labels = labels.clone().detach().to(self.device)
+            adv = images.clone().detach()
+            if self.random_start:
+                start = per_image("rand", images.shape, self.image_seeds or [0] * len(images), self.device)
+                adv = (adv + (2 * start - 1) * self.eps).clamp(0, 1).detach()
+            for _ in range(self.steps):
+                grad = sum(_gradient(self, adv, labels) for _ in range(self.eot_iter))
+                adv = adv + self.alpha * grad.sign()
+                adv = (images + (adv - images).clamp(-self.eps, self.eps)).clamp(0, 1).detach()
+            return adv
+
+    class PGDL2(torchattacks.PGDL2):
+        """PGD (L2) with a per-image random start (a random direction at a uniform radius) and a summed loss."""
+
+        image_seeds: list[int] | None = None
+
+        def forward(self, images, labels):
+            images = images.clone().detach().to(self.device)
+            labels = labels.clone().detach().to(self.device)
+            n = len(images)
+            adv = images.clone().detach()
+            if self.random_start:
+                seeds = self.image_seeds or [0] * n
+                direction = per_image("randn", images.shape, seeds, self.device)
+                radius = per_image("rand", (n, 1), [s + 1 for s in seeds], self.device).view(n, 1, 1, 1)
+                norms = direction.flatten(1).norm(dim=1).view(n, 1, 1, 1)
+                adv = (adv + direction * radius / norms * self.eps).clamp(0, 1).detach()
+            for _ in range(self.steps):
+                grad = _gradient(self, adv, labels)
+                grad = grad / (grad.flatten(1).norm(dim=1) + self.eps_for_division).view(n, 1, 1, 1)
+                delta = adv + self.alpha * grad - images
+                factor = (self.eps / delta.flatten(1).norm(dim=1)).clamp(max=1.0).view(n, 1, 1, 1)
+                adv = (images + delta * factor).clamp(0, 1).detach()
+            return adv
+
     class BestLossAPGD(torchattacks.APGD):
         """APGD returning its best-loss iterate for every image, fooled or not, wrong or right."""
+
+        image_seeds: list[int] | None = None
 
         def forward(self, images, labels):
             images = images.clone().detach().to(self.device)
             labels = labels.clone().detach().to(self.device)
             # best_loss=True attacks every image and does not reseed torch.
-            _, adv = self.perturb(images, labels, best_loss=True)
+            with _per_image_draws(apgd_module, self.image_seeds):
+                _, adv = self.perturb(images, labels, best_loss=True)
             return adv.detach()
 
     class BestSquare(torchattacks.Square):
@@ -83,6 +205,14 @@ def fixed() -> SimpleNamespace:
                 robust[idx[fooled]] = False
             return out.detach()
 
-    return SimpleNamespace(BestLossAPGD=BestLossAPGD, BestSquare=BestSquare, AutoAttack=AutoAttack)
+    return SimpleNamespace(PGD=PGD, EOTPGD=EOTPGD, PGDL2=PGDL2, BestLossAPGD=BestLossAPGD, BestSquare=BestSquare,
+                           AutoAttack=AutoAttack)
+
+
+def _gradient(attack, adv: Tensor, labels: Tensor) -> Tensor:
+    """The input gradient of the cross-entropy summed over the batch: each image's gradient is its own."""
+    adv = adv.clone().detach().requires_grad_(True)
+    cost = torch.nn.functional.cross_entropy(attack.get_logits(adv), labels, reduction="sum")
+    return torch.autograd.grad(cost, adv)[0]
 
 

@@ -13,6 +13,7 @@ Options (``defaults``) apply where they fit and are never an error.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,26 @@ def expand(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Case]
                 if worst:
                     cases.append(_worst_case(cases, codec, q, r, thresholds))
     return cases
+
+
+def work_group(case: Case) -> str:
+    """The name of the expensive work ``case`` shares with others, for ``pytest -n N --dist loadgroup``.
+
+    Cells that share an attack (every defense's oblivious cells; every threat on the undefended
+    model) or a chain of codec rounds (a defense's clean cells) get one group, so xdist runs them
+    on one worker and the shared work is done once. A worst-case cell goes with its oblivious part
+    (the most shared), else with its defense's clean cells.
+    """
+    if case.parts:
+        first = next((p for p in case.parts if p.threat == "oblivious"), case.parts[0])
+        return work_group(first)
+    if case.threat == "clean" or case.attack is None:
+        q = "" if case.quality is None else f"-q{case.quality}"
+        return f"hac-clean-{case.codec}{q}"
+    digest = hashlib.sha256(case.attack.key.encode()).hexdigest()[:8]
+    if case.codec == "identity" or case.threat == "oblivious":
+        return f"hac-{case.attack.name}-{digest}"
+    return f"hac-{case.threat}-{case.defense}-{case.attack.name}-{digest}"
 
 
 def _worst_case(cases: list[Case], codec: str, quality: int | None, rounds: int, thresholds: Any) -> Case:

@@ -11,7 +11,6 @@ from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
 from .stats import mcnemar_drop_pvalue
 
-
 # --- thresholds files ------------------------------------------------------------------------------
 
 

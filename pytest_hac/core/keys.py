@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..attacks import AttackSpec
+
 
 @dataclass(frozen=True)
 class CodecRef:
@@ -28,7 +30,7 @@ class CleanKey:
 
 @dataclass(frozen=True)
 class AdvKey:
-    """One run of an attack (``spec``: its full key, restart included) on the first ``n`` images.
+    """Restart ``restart`` of the attack ``spec`` (run once: its ``restarts`` is 1) on the first ``n`` images.
 
     ``path`` is "bare" (the undefended model: oblivious cells, the undefended probe),
     "approximate" (white-box), "bpda" (adaptive) or "real" (query); ``codec`` and
@@ -39,13 +41,22 @@ class AdvKey:
     codec: CodecRef | None
     rounds: int
     n: int
-    attack: str
-    spec: str
+    spec: AttackSpec
+    restart: int = 0
+
+    @property
+    def attack(self) -> str:
+        return self.spec.name
+
+    @property
+    def run(self) -> str:
+        """The attack with every parameter and the restart, as text (seeds and disk addresses use it)."""
+        return self.spec.key + (f",restart={self.restart}" if self.restart else "")
 
     def parts(self) -> tuple:
         if self.path == "bare":
-            return ("adv", "bare", self.n, self.spec)
-        return ("adv", self.path, self.codec, self.rounds, self.n, self.spec)
+            return ("adv", "bare", self.n, self.run)
+        return ("adv", self.path, self.codec, self.rounds, self.n, self.run)
 
 
 @dataclass(frozen=True)
@@ -61,8 +72,8 @@ class RoundKey:
 
 
 @dataclass(frozen=True)
-class LogitsKey:
-    """The classifier's logits of ``source`` after ``rounds`` of ``codec`` (None: undefended)."""
+class OutcomeKey:
+    """Per-image outcomes of ``source`` after ``rounds`` of ``codec`` (None: undefended)."""
 
     source: CleanKey | AdvKey
     codec: CodecRef | None
@@ -70,7 +81,30 @@ class LogitsKey:
     amp: bool
 
     def parts(self) -> tuple:
-        return ("logits", self.source.parts(), self.codec, self.rounds, self.amp)
+        return ("outcome", self.source.parts(), self.codec, self.rounds, self.amp)
+
+
+@dataclass(frozen=True)
+class NormKey:
+    """Per image, the L2 norm of an attack's perturbation (minimum-norm attacks report its median)."""
+
+    source: AdvKey
+
+    def parts(self) -> tuple:
+        return ("l2", self.source.parts())
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Images ``start:stop`` of the tensor ``key`` names: what the store holds of adversarial sets and codec
+    rounds, so memory is bounded by the chunk, not the data set."""
+
+    key: AdvKey | RoundKey
+    start: int
+    stop: int
+
+    def parts(self) -> tuple:
+        return self.key.parts() + (("images", self.start, self.stop),)
 
 
 @dataclass(frozen=True)
@@ -86,7 +120,7 @@ class GradientKey:
 
 
 SourceKey = CleanKey | AdvKey
-Key = CleanKey | AdvKey | RoundKey | LogitsKey | GradientKey
+Key = CleanKey | AdvKey | RoundKey | OutcomeKey | NormKey | GradientKey | Chunk
 
 
 def content(key: Key, codec_fingerprint: Callable[[CodecRef], str]) -> tuple:
@@ -104,4 +138,6 @@ def content(key: Key, codec_fingerprint: Callable[[CodecRef], str]) -> tuple:
 
 def model_free(key: Key) -> bool:
     """Codec rounds of the clean images do not depend on the model: models sharing the data share them."""
+    if isinstance(key, Chunk):
+        key = key.key
     return isinstance(key, RoundKey) and isinstance(key.source, CleanKey)

@@ -19,7 +19,6 @@ engine's ``counters["probe_batches"]`` and ``seconds["probe"]``, apart from the 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,7 +28,7 @@ from torch import Tensor
 from ..attacks import AttackSpec, make_spec
 from .cases import Case
 from .defended import gradient_path
-from .judged import Judged, worst_of
+from .judged import Outcome, worst_of
 from .keys import CodecRef, GradientKey
 
 if TYPE_CHECKING:
@@ -44,10 +43,10 @@ LARGE_EPS_IMAGES = 32
 UNDEFENDED_IMAGES = 64
 
 
-def measure(engine: Engine, case: Case, judged: list[Judged]) -> dict:
+def measure(engine: Engine, case: Case, outcomes: list[Outcome]) -> dict:
     """The diagnostics of an attacked cell (schema in the module docstring)."""
     spec = case.attack
-    out: dict = {"restarts": [int(j.correct.sum()) for j in judged]}
+    out: dict = {"restarts": [int(o.correct.sum()) for o in outcomes]}
     with engine.probing():
         if not spec.info.gradient_free:
             bad = zero_gradients(engine, case)
@@ -72,7 +71,7 @@ def zero_gradients(engine: Engine, case: Case) -> Tensor:
     target = engine.target(path, case.codec, case.quality, case.rounds)
 
     def run(start: int, stop: int) -> Tensor:
-        xb = engine.images[start:stop].to(engine.device).clone().requires_grad_(True)
+        xb = engine.dataset.pixels(start, stop).to(engine.device).requires_grad_(True)
         yb = engine.labels[start:stop].to(engine.device)
         with engine.seeded(key, start, stop), torch.enable_grad():
             loss = F.cross_entropy(target(xb), yb, reduction="sum")  # sum: each image's gradient is its own
@@ -91,7 +90,7 @@ def probe_spec(engine: Engine, spec: AttackSpec, linf_eps: float, *, eot: int = 
 
     For L2 the budget is ``linf_eps * sqrt(C*H*W)``: the smallest L2 ball that holds the L-inf ball.
     """
-    eps = linf_eps if spec.norm == "Linf" else linf_eps * math.sqrt(engine.images[0].numel())
+    eps = linf_eps if spec.norm == "Linf" else linf_eps * math.sqrt(engine.dataset.images[0].numel())
     return make_spec(spec.name, max(spec.eps, eps), steps=spec.steps if spec.info.takes_steps else None,
                      norm=spec.norm, eot=eot)
 
@@ -101,25 +100,23 @@ def large_eps(engine: Engine, case: Case) -> dict:
     m = min(len(engine.labels), LARGE_EPS_IMAGES)
     probe = probe_spec(engine, case.attack, LARGE_EPS, eot=case.attack.eot)
     path = gradient_path(case.threat, case.codec)
-    key, adv = engine.adversarial(path, case.codec, case.quality, case.rounds, probe, n=m)
-    judged = engine.judge(case.codec, case.quality, case.rounds, key, adv)
-    return {"eps": probe.eps, "correct": int(judged.correct.sum()), "n": m}
+    key = engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m)
+    outcome = engine.outcome(key, case.codec, case.quality, case.rounds)
+    return {"eps": probe.eps, "correct": int(outcome.correct.sum()), "n": m}
 
 
 def undefended_large_eps(engine: Engine, spec: AttackSpec) -> dict:
     """The cell's attack at a large eps against the bare model: it must break it."""
     m = min(len(engine.labels), UNDEFENDED_IMAGES)
     probe = probe_spec(engine, spec, LARGE_EPS)
-    key, adv = engine.adversarial("bare", "identity", None, 1, probe, n=m)
-    judged = engine.judge("identity", None, 1, key, adv)
-    return {"eps": probe.eps, "correct": int(judged.correct.sum()), "n": m}
+    key = engine.adversarial_key("bare", "identity", None, 1, probe, n=m)
+    outcome = engine.outcome(key, "identity", None, 1)
+    return {"eps": probe.eps, "correct": int(outcome.correct.sum()), "n": m}
 
 
 def steps_2x(engine: Engine, case: Case) -> dict:
     """The cell again with twice the steps (all restarts, all images)."""
-    twice = replace(case.attack, steps=2 * case.attack.steps)
-    path = gradient_path(case.threat, case.codec)
-    judged = [engine.judge(case.codec, case.quality, case.rounds,
-                           *engine.adversarial(path, case.codec, case.quality, case.rounds, twice, restart=i))
-              for i in range(twice.restarts)]
-    return {"steps": twice.steps, "correct": worst_of(judged)[0].tolist()}
+    steps = 2 * case.attack.steps
+    outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds)
+                for key in engine.source_keys(case, steps=steps)]
+    return {"steps": steps, "correct": worst_of(outcomes).correct.tolist()}

@@ -162,6 +162,10 @@ class DiskCache:
             return
         self.writes += 1
 
+    def remove(self, address: str) -> None:
+        """Delete the entry at ``address`` if there is one."""
+        self._path(address).unlink(missing_ok=True)
+
     def clear(self) -> int:
         """Remove every entry (only pytest-hac's own folder inside ``root``); returns how many."""
         if not self.folder.is_dir():
@@ -175,24 +179,32 @@ class DiskCache:
 
 
 class Store:
-    """A byte-bounded LRU of tensor tuples, optionally backed by a :class:`~pytest_hac.io.cache.DiskCache`.
+    """A byte-bounded LRU of tensor tuples over two disk layers: what memory cannot hold is never lost.
 
-    A memory miss consults the disk (when an address is given) and a put writes
-    through, so entries evicted from memory come back from disk, and a later
-    session starts where this one stopped.
+    * ``disk`` (``--hac-cache-dir``): content-addressed and shared across sessions; a
+      ``put`` with an address writes through, a memory miss reads it back.
+    * a session scratch folder: an entry evicted from memory that has no disk address is
+      spilled there and read back on the next ``get``, so nothing is recomputed because
+      memory filled up. ``discard`` drops an entry no later work needs (memory and scratch);
+      :meth:`close` removes the folder.
     """
 
-    def __init__(self, max_bytes: int = 2 << 30, disk: DiskCache | None = None) -> None:
+    def __init__(self, max_bytes: int = 2 << 30, disk: DiskCache | None = None, *, spill: bool = True) -> None:
         self.max_bytes = max_bytes
         self.disk = disk
-        self._items: OrderedDict[tuple, tuple[Tensor, ...]] = OrderedDict()
+        self.spill = spill
+        self._items: OrderedDict[object, tuple[Tensor, ...]] = OrderedDict()
+        self._addresses: dict[object, str | None] = {}
+        self._scratch: DiskCache | None = None
+        self._spilled: set[object] = set()
         self.nbytes = 0
         self.hits = 0
         self.disk_hits = 0
         self.misses = 0
+        self.spills = 0
 
-    def get(self, key: tuple, address: str | None = None) -> tuple[Tensor, ...] | None:
-        """The value under ``key`` from memory, else from disk at ``address``, else None."""
+    def get(self, key: object, address: str | None = None) -> tuple[Tensor, ...] | None:
+        """The value under ``key`` from memory, else from disk at ``address``, else from scratch, else None."""
         value = self._items.get(key)
         if value is not None:
             self.hits += 1
@@ -200,30 +212,69 @@ class Store:
             return value
         if address is not None and self.disk is not None:
             value = self.disk.get(address)
-            if value is not None:
-                self.disk_hits += 1
-                self._remember(key, value)
-                return value
+        if value is None and key in self._spilled:
+            value = self._scratch.get(_scratch_address(key))
+        if value is not None:
+            self.disk_hits += 1
+            self._remember(key, value, address)
+            return value
         self.misses += 1
         return None
 
-    def put(self, key: tuple, value: tuple[Tensor, ...], address: str | None = None) -> None:
-        """Keep ``value`` in memory (evicting the least recently used) and on disk at ``address``."""
-        self._remember(key, value)
+    def put(self, key: object, value: tuple[Tensor, ...], address: str | None = None) -> None:
+        """Keep ``value`` in memory (spilling the least recently used) and on disk at ``address``."""
+        self._remember(key, value, address)
         if address is not None and self.disk is not None:
             self.disk.put(address, value, label=repr(key))
 
-    def __contains__(self, key: tuple) -> bool:
-        return key in self._items
+    def discard(self, key: object) -> None:
+        """Forget ``key`` (memory and scratch; the cross-session disk keeps its copy)."""
+        value = self._items.pop(key, None)
+        if value is not None:
+            self.nbytes -= _nbytes(value)
+        self._addresses.pop(key, None)
+        if key in self._spilled:
+            self._spilled.discard(key)
+            self._scratch.remove(_scratch_address(key))
 
-    def _remember(self, key: tuple, value: tuple[Tensor, ...]) -> None:
+    def keys(self) -> list[object]:
+        """Every key held in memory or spilled to scratch."""
+        return list(self._items) + [k for k in self._spilled if k not in self._items]
+
+    def close(self) -> None:
+        """Remove the scratch folder (the session's spilled entries)."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch.root, ignore_errors=True)
+            self._scratch, self._spilled = None, set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items or key in self._spilled
+
+    def _remember(self, key: object, value: tuple[Tensor, ...], address: str | None) -> None:
         if key in self._items:
             self.nbytes -= _nbytes(self._items.pop(key))
         self._items[key] = value
+        self._addresses[key] = address
         self.nbytes += _nbytes(value)
         while self.nbytes > self.max_bytes and len(self._items) > 1:
-            _, old = self._items.popitem(last=False)
+            old_key, old = self._items.popitem(last=False)
             self.nbytes -= _nbytes(old)
+            on_disk = self._addresses.pop(old_key, None) is not None and self.disk is not None
+            if self.spill and not on_disk and old_key not in self._spilled:
+                self._spill(old_key, old)
+
+    def _spill(self, key: object, value: tuple[Tensor, ...]) -> None:
+        if self._scratch is None:
+            import tempfile
+
+            self._scratch = DiskCache(tempfile.mkdtemp(prefix="hac-scratch-"), versions={})
+        self._scratch.put(_scratch_address(key), value, label=repr(key))
+        self._spilled.add(key)
+        self.spills += 1
+
+
+def _scratch_address(key: object) -> str:
+    return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
 def _nbytes(value: tuple[Tensor, ...]) -> int:

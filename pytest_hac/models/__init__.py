@@ -6,7 +6,8 @@ theirs with :func:`pytest_hac.registry.register_model` or name a ``package.modul
 """
 from __future__ import annotations
 
-from .classifier import Classifier, Normalize, check_logits, restrict
+from .classifier import Classifier, Normalize, check_logits, describe_normalization, restrict
 from .loading import get_model, model_info, validate_model_name
 
-__all__ = ["Classifier", "Normalize", "check_logits", "get_model", "model_info", "restrict", "validate_model_name"]
+__all__ = ["Classifier", "Normalize", "check_logits", "describe_normalization", "get_model", "model_info", "restrict",
+           "validate_model_name"]

@@ -88,3 +88,14 @@ def check_logits(model: Classifier, logits: Tensor) -> None:
     if logits.shape[0] > 1 and (logits >= 0).all() and torch.allclose(logits.sum(-1), torch.ones(len(logits)), atol=1e-3):
         raise HacError(f"model {model.name!r} returns probabilities (rows sum to 1); return logits: softmax "
                        f"outputs weaken gradient attacks")
+
+
+def describe_normalization(model: Classifier) -> str:
+    """Where and how the model normalizes its [0, 1] inputs, for the report."""
+    norm = next((m for m in model.modules() if isinstance(m, Normalize)), None)
+    source = norm if norm is not None else model
+    mean, std = source.mean.flatten().tolist(), source.std.flatten().tolist()
+    if norm is None and mean == [0.0, 0.0, 0.0] and std == [1.0, 1.0, 1.0]:
+        return "the model's own, inside it (it takes pixels in [0, 1])"
+    return (f"inside the model: mean {', '.join(f'{v:.4g}' for v in mean)}, std {', '.join(f'{v:.4g}' for v in std)}"
+            f" (it takes pixels in [0, 1])")

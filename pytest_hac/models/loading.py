@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,29 +18,62 @@ MODEL_FILE_SUFFIXES = {".pt", ".pth", ".ts", ".pt2", ".jit"}
 
 
 def get_model(name: str, *, device: torch.device | str = "cpu", trust_files: bool = False,
-              offline: bool = False) -> Classifier:
+              offline: bool = False, input_size: int | None = None, resize_size: int | None = None) -> Classifier:
     """Load model ``name``: a registry key, ``timm:<name>``, ``module.path:factory``, or a model file.
 
     Model files (TorchScript, pickled modules) run code when loaded, so they need
     ``trust_files=True`` (``--hac-trust-model-file``). With ``offline`` nothing is downloaded:
     missing weights are an error that names the file and where to put it.
+    ``input_size`` and ``resize_size`` set the preprocessing of a user's module that does not
+    say it (``input_size``/``resize_size`` attributes); a model that has its own refuses them.
     """
+    sizes = Sizes(input_size, resize_size)
     if name in MODELS:
         entry = MODELS.entry(name)
         takes_offline = "offline" in inspect.signature(entry.factory).parameters
         module = entry.factory(offline=offline) if takes_offline else entry.factory()
         model = _as_classifier(module, entry.name, entry.info)
+        sizes.refuse_for(model, "a registered model")
     elif name.startswith("timm:"):
         model = _timm(name[5:], offline)
+        sizes.refuse_for(model, "a timm model (its pretrained configuration)")
     elif ":" in name and not Path(name).exists():
-        model = _from_factory(name)
+        model = _from_factory(name, sizes)
     elif Path(name).suffix in MODEL_FILE_SUFFIXES or Path(name).exists():
-        model = _from_file(Path(name), trust_files)
+        model = _from_file(Path(name), trust_files, sizes)
     else:
         from ..errors import unknown_name
 
         raise unknown_name("model", name, MODELS.names() + ["timm:<name>", "package.module:factory", "path/to/model.pt"])
     return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The preprocessing a user gave with ``--hac-input-size`` / ``--hac-resize-size`` (None: not given)."""
+
+    input_size: int | None = None
+    resize_size: int | None = None
+
+    def refuse_for(self, model: Classifier, what: str) -> None:
+        """A model that states its preprocessing keeps it: a different setting is a usage error, never ignored."""
+        for option, given, own in (("--hac-input-size", self.input_size, model.input_size),
+                                   ("--hac-resize-size", self.resize_size, model.resize_size)):
+            if given is not None and given != own:
+                raise HacError(f"{option}={given}: model {model.name!r} is {what} with its own preprocessing (input "
+                               f"size {model.input_size}, resize {model.resize_size}); drop {option}")
+
+    def of(self, module: nn.Module, name: str) -> tuple[int, int]:
+        """(input size, resize size) for a user's module: its attributes, else the options, else 224 and 256/224 of it."""
+        sizes = []
+        for attr, given in (("input_size", self.input_size), ("resize_size", self.resize_size)):
+            own = getattr(module, attr, None)
+            if own is not None and given is not None and int(own) != given:
+                raise HacError(f"--hac-{attr.replace('_', '-')}={given}: model {name!r} says {attr} = {own}; drop the "
+                               f"option or change the attribute")
+            sizes.append(int(own) if own is not None else given)
+        size = sizes[0] if sizes[0] is not None else 224
+        return size, sizes[1] if sizes[1] is not None else round(size * 256 / 224)
 
 
 def validate_model_name(name: str) -> str:
@@ -100,7 +134,7 @@ def _timm(arch: str, offline: bool) -> Classifier:
                       label_space="imagenet" if net.num_classes == 1000 else "index", name=f"timm:{arch}")
 
 
-def _from_factory(spec: str) -> Classifier:
+def _from_factory(spec: str, sizes: Sizes) -> Classifier:
     module_name, _, attr = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
@@ -111,10 +145,10 @@ def _from_factory(spec: str) -> Classifier:
     module = factory()
     if not isinstance(module, nn.Module):
         raise HacError(f"--hac-model={spec!r}: the factory returned {type(module).__name__}, not a torch.nn.Module")
-    return _infer(module, spec)
+    return _infer(module, spec, sizes)
 
 
-def _from_file(path: Path, trust: bool) -> Classifier:
+def _from_file(path: Path, trust: bool, sizes: Sizes) -> Classifier:
     if not path.is_file():
         raise HacError(f"--hac-model={str(path)!r}: no such model file and no registered model of that name; "
                        f"see --hac-list")
@@ -137,28 +171,28 @@ def _from_file(path: Path, trust: bool) -> Classifier:
     if not isinstance(module, nn.Module):
         raise HacError(f"{path} holds a {type(module).__name__}; save the whole model (TorchScript or torch.export), "
                        f"or use a 'package.module:factory' that builds it and loads the state dict")
-    return _infer(module, path.stem)
+    return _infer(module, path.stem, sizes)
 
 
-def _infer(module: nn.Module, name: str) -> Classifier:
+def _infer(module: nn.Module, name: str, sizes: Sizes) -> Classifier:
     """Wrap a user's module (taking [0, 1] inputs) after probing its output size."""
     if isinstance(module, Classifier):
+        sizes.refuse_for(module, "a Classifier")
         return module
-    size = int(getattr(module, "input_size", 224))
+    size, resize = sizes.of(module, name)
     module.eval()
     try:
         with torch.inference_mode():
             probe = module(torch.full((1, 3, size, size), 0.5))
     except Exception as exc:  # noqa: BLE001  a user's module: say which contract it broke
         raise HacError(f"model {name!r} fails on a probe batch of shape (1, 3, {size}, {size}) in [0, 1] "
-                       f"({type(exc).__name__}: {exc}); set an 'input_size' attribute on the module if it expects "
-                       f"another image size") from exc
+                       f"({type(exc).__name__}: {exc}); if it expects another image size, set an 'input_size' "
+                       f"attribute on the module or --hac-input-size") from exc
     if not isinstance(probe, torch.Tensor) or probe.ndim != 2:
         shape = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
         raise HacError(f"model {name!r} returned {shape}; a classifier returns (N, classes) logits")
     num = probe.shape[1]
-    return Classifier(module, mean=(0, 0, 0), std=(1, 1, 1), num_classes=num, input_size=size,
-                      resize_size=int(getattr(module, "resize_size", round(size * 256 / 224))),
+    return Classifier(module, mean=(0, 0, 0), std=(1, 1, 1), num_classes=num, input_size=size, resize_size=resize,
                       label_space="imagenet" if num == 1000 else "index", name=name)
 
 

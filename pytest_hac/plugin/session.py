@@ -13,10 +13,10 @@ import json
 import pytest
 import torch
 
-from ..core.cases import expand
+from ..core.cases import expand, work_group
 from ..core.result import GateFailure, Result
 from ..errors import HacError
-from ..report.schema import Scope
+from ..report.schema import Report, Scope
 from ..run import HacRun, Outcome
 
 PLUGIN_NAME = "hac-session"
@@ -26,8 +26,13 @@ PROPERTY = "hac_result"
 OUTCOME_PROPERTY = "hac_outcome"
 SCOPE_PROPERTY = "hac_scope"
 THREADS_PROPERTY = "hac_torch_threads"
-SKIPPED_PROPERTY = "hac_skipped_images"
+DATA_PROPERTY = "hac_data_info"
 FINISHED_PROPERTY = "hac_cell_finished"
+def test_id(nodeid: str) -> str:
+    """A test's node id without the ``@group`` suffix ``--dist loadgroup`` appends to it."""
+    return nodeid.split("@hac-", 1)[0]
+
+
 def _is_cell(item: pytest.Item) -> bool:
     return "hac_case" in getattr(item, "fixturenames", ())
 
@@ -42,6 +47,8 @@ class HacPlugin:
         self.all_cells: list[str] = []
         self.finished: set[str] = set()
         self.scope = Scope()
+        #: The report written at session end (the terminal summary prints it).
+        self.final: Report | None = None
 
     # --- collection ---------------------------------------------------------------------------------
 
@@ -74,16 +81,20 @@ class HacPlugin:
             if dropped:
                 config.hook.pytest_deselected(items=dropped)
                 items[:] = [it for it in items if it not in dropped]
+        for item in items:  # for `-n N --dist loadgroup`: cells sharing an attack run on one worker
+            if _is_cell(item) and hasattr(item, "callspec"):
+                item.add_marker(pytest.mark.xdist_group(work_group(item.callspec.params["hac_case"])))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """The run's scope, after every selection (-k, -m, --lf, node ids, shards) has happened."""
+        """The run's scope and plan, after every selection (-k, -m, --lf, node ids, shards) has happened."""
         everything = sorted(set(self.all_cells))
-        selected = sum(1 for item in session.items if _is_cell(item))
+        cells = [item for item in session.items if _is_cell(item)]
         digest = hashlib.sha256("\n".join(everything).encode()).hexdigest()[:16]
-        self.scope = Scope(selected=selected, total=len(everything), shard=self.run.settings.shard,
+        self.scope = Scope(selected=len(cells), total=len(everything), shard=self.run.settings.shard,
                            cells_hash=digest)
         if self.run.write_files:
             self.run.scope = self.scope
+        self.run.plan([item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")])
 
     # --- running ------------------------------------------------------------------------------------
 
@@ -107,8 +118,8 @@ class HacPlugin:
                                        (OUTCOME_PROPERTY, json.dumps(outcome)),
                                        (SCOPE_PROPERTY, json.dumps(self._scope_dict())),
                                        (THREADS_PROPERTY, torch.get_num_threads())]
-            if hasattr(item.config, "workerinput") and self.run.loaded and self.run.dataset.skipped:
-                report.user_properties.append((SKIPPED_PROPERTY, json.dumps(list(self.run.dataset.skipped))))
+            if hasattr(item.config, "workerinput") and self.run.loaded:
+                report.user_properties.append((DATA_PROPERTY, json.dumps(self.run.data_info())))
         return report
 
     def _scope_dict(self) -> dict:
@@ -126,17 +137,17 @@ class HacPlugin:
             return
         props = dict(report.user_properties)
         if report.when == "teardown" and FINISHED_PROPERTY in props:
-            self.finished.add(report.nodeid)
+            self.finished.add(test_id(report.nodeid))
         if report.when != "call" or PROPERTY not in props:
             return
         scope = json.loads(props[SCOPE_PROPERTY])
         scope["shard"] = tuple(scope["shard"]) if scope["shard"] else None
         self.run.scope = Scope(**scope)
         self.run.torch_threads = int(props.get(THREADS_PROPERTY, 0)) or None  # the worker's, under xdist
-        if SKIPPED_PROPERTY in props:
-            self.run.merged_skipped = sorted(set(self.run.merged_skipped) | set(json.loads(props[SKIPPED_PROPERTY])))
+        if DATA_PROPERTY in props:
+            self.run.worker_data_info = json.loads(props[DATA_PROPERTY])
         result = Result.from_dict(json.loads(props[PROPERTY]))
-        cell = self.run.verdict(report.nodeid, result, Outcome(**json.loads(props[OUTCOME_PROPERTY])))
+        cell = self.run.verdict(test_id(report.nodeid), result, Outcome(**json.loads(props[OUTCOME_PROPERTY])))
         extra = self.run.extra_reasons(cell)
         if extra and report.passed:
             report.outcome = "failed"
@@ -163,12 +174,12 @@ class HacPlugin:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         run = self.run
+        run.close()
         if not run.write_files or not run.cells:
             return
         report = run.report(self.complete(session, exitstatus))
         self.config.hook.pytest_hac_update_report(config=self.config, report=report)
-        run.notes = [n for n in report.notes if not n.startswith("attack weaker than its defaults")]
-        run.finish(report)
+        self.final = run.finish(report)
         if run.late_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -184,7 +195,7 @@ class HacPlugin:
 
         from ..report.markdown import matrix_table
 
-        report = run.report(complete=True)
+        report = self.final or run.report(complete=True)
         headers, body = matrix_table(report)
         terminalreporter.section("pytest-hac")
         terminalreporter.write_line(f"model {run.settings.model} · {len(run.cells)} cells · gate rule "

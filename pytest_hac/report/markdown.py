@@ -129,6 +129,14 @@ def markdown(report: Report, *, plot_name: str | None = None) -> str:
         f"- **cells** {c['cells']} · **passed** {c['passed']} · **failed** {c['failed']} · run {status_text}",
         f"- **gate rule** `{report.gate_rule}`: {GATE_RULES.get(report.gate_rule, report.gate_rule)}",
     ]
+    pre = meta.get("preprocessing")
+    if pre:
+        lines.append(f"- **preprocessing** shorter side resized to {pre['resize']} px, centre crop {pre['crop']} px; "
+                     f"normalization {pre['normalization']}")
+    labels = meta.get("labels")
+    if labels:
+        shown = "" if "map" not in labels else ": " + ", ".join(f"`{k}` → {v}" for k, v in labels["map"].items())
+        lines.append(f"- **labels** {labels['rule']}{shown}")
     mode = meta.get("soundness_mode")
     if mode in SOUNDNESS_MODES:
         lines.append(f"- **soundness** `{mode}`: {SOUNDNESS_MODES[mode]}")

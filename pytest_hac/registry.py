@@ -161,10 +161,35 @@ class Registry(Generic[T, I]):
         self._load()
         return sorted(self._entries)
 
+    def snapshot(self) -> Callable[[], None]:
+        """A function that puts the entries back as they are now (built-ins loaded first, so they stay)."""
+        self._load()
+        entries, aliases = dict(self._entries), dict(self._aliases)
+
+        def restore() -> None:
+            self._entries, self._aliases = dict(entries), dict(aliases)
+
+        return restore
+
 
 MODELS: Registry[Any, ModelInfo] = Registry("model", builtins="pytest_hac.models.builtin")
 CODECS: Registry[Any, CodecInfo] = Registry("codec", builtins="pytest_hac.codecs.builtin")
 ATTACKS: Registry[Any, AttackInfo] = Registry("attack", builtins="pytest_hac.attacks.builtin")
+
+
+def snapshot() -> Callable[[], None]:
+    """A function that undoes every registration made after this call.
+
+    A pytest session restores it when it ends, so the hook registrations of one in-process run
+    (pytester, an IDE) do not leak into the next.
+    """
+    restores = [registry.snapshot() for registry in (MODELS, CODECS, ATTACKS)]
+
+    def restore() -> None:
+        for undo in restores:
+            undo()
+
+    return restore
 
 
 def register_model(name: str, factory: Callable[[], Any] | None = None, *, input_size: int = 224,

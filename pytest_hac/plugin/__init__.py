@@ -52,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     from .. import registry
 
+    config.add_cleanup(registry.snapshot())
     config.hook.pytest_hac_register(registry=registry, config=config)
     if config.getoption("hac_list"):
         return

@@ -89,6 +89,16 @@ def test_hac_list_shows_what_the_register_hook_adds(pytester):
                                  "*team-attack*our own attack*"])
 
 
+def test_hook_registrations_end_with_their_session(pytester):
+    """An in-process run (pytester, an IDE) leaves the registries as it found them: the next run can register again."""
+    from pytest_hac.registry import ATTACKS, CODECS, MODELS
+
+    pytester.makeconftest(REGISTER_HOOK)
+    for _ in range(2):
+        assert pytester.runpytest("--hac-list").ret == 0
+        assert "team-net" not in MODELS and "team-codec" not in CODECS and "team-attack" not in ATTACKS
+
+
 def test_help_lists_every_option(pytester):
     """argparse formats help texts with %: one literal '95%' used to crash `pytest --help` everywhere."""
     from pytest_hac.settings import OPTIONS

@@ -104,7 +104,8 @@ def _all_corrupt(tmp):
     (_empty, "is empty or has no class folders: expected e.g. val/n01440764/*.JPEG"),
     (_loose, "holds 1 image(s) directly but no class folders; move them into one sub-folder per class"),
     (_a_file, "is a file; give a folder with one sub-folder per class"),
-    (_odd_names, "has 2 class folders named by word, labelled 0..1 in sorted order"),
+    (_odd_names, "has 2 class folders named by word, labelled 0..1 in sorted order (torchvision's ImageFolder "
+                 "convention), but model 'tiny-cnn' has 10 classes: give --hac-labels=FILE mapping each folder name"),
     (_no_images, "no readable images under"),
     (_all_corrupt, "all 3 image files are unreadable"),
 ], ids=["missing", "empty", "no-class-folders", "a-file", "unmappable-names", "no-images", "all-corrupt"])

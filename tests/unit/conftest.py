@@ -14,15 +14,10 @@ def photos() -> torch.Tensor:
 
 
 @pytest.fixture
-def registries(monkeypatch):
-    """Models, codecs and attacks registered in a test vanish after it.
+def registries():
+    """Models, codecs and attacks registered in a test vanish after it."""
+    from pytest_hac.registry import snapshot
 
-    The built-ins are loaded first: a registry loads them on first use, into whatever entries it holds then,
-    so a copy taken before that would take them along when the test ends and leave the registry empty.
-    """
-    from pytest_hac.registry import ATTACKS, CODECS, MODELS
-
-    for registry in (MODELS, CODECS, ATTACKS):
-        registry.names()
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-        monkeypatch.setattr(registry, "_aliases", dict(registry._aliases))
+    restore = snapshot()
+    yield
+    restore()

@@ -174,11 +174,9 @@ class Engine:
                 self._needs[part] = self._needs_of(part)
 
     def _needs_of(self, case: Case) -> set[tuple[SourceKey, Defense]]:
-        if case.threat == "clean" or case.attack is None:
-            return set()  # the clean images are the data set itself
         defense = (case.codec, case.quality, case.rounds)
         needs = {(key, defense) for key in self.source_keys(case)}
-        if self.soundness == "thorough" or case.thorough:
+        if case.attack is not None and (self.soundness == "thorough" or case.thorough):
             needs |= {(key, defense) for key in self.source_keys(case, steps=2 * case.attack.steps)}
         return needs
 

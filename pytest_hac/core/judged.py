@@ -61,7 +61,12 @@ def worst_of(outcomes: list[Outcome]) -> Outcome:
     return Outcome(correct, bpp, psnr)
 
 
+#: Images whose squared errors are summed in float64 at once (a whole chunk would need 8 bytes per value).
+PSNR_BATCH = 16
+
+
 def psnr_per_image(x: Tensor, ref: Tensor) -> Tensor:
     """PSNR (dB, peak 1.0) of each image of ``x`` against ``ref``, in float64."""
-    mse = (x.double() - ref.double()).pow(2).flatten(1).mean(1)
+    mse = torch.cat([(x[i:i + PSNR_BATCH].double() - ref[i:i + PSNR_BATCH].double()).pow(2).flatten(1).mean(1)
+                     for i in range(0, len(x), PSNR_BATCH)])
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))

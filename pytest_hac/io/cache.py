@@ -242,7 +242,10 @@ class Store:
         return list(self._items) + [k for k in self._spilled if k not in self._items]
 
     def close(self) -> None:
-        """Remove the scratch folder (the session's spilled entries)."""
+        """Forget every entry and remove the scratch folder (the cross-session disk keeps its copies)."""
+        self._items.clear()
+        self._addresses.clear()
+        self.nbytes = 0
         if self._scratch is not None:
             shutil.rmtree(self._scratch.root, ignore_errors=True)
             self._scratch, self._spilled = None, set()

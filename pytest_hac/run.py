@@ -90,6 +90,8 @@ class HacRun:
         self.notes: list[str] = []
         #: Cells that passed and were implicated later by a soundness finding: the run fails.
         self.late_failures: list[str] = []
+        #: Images attacked by the cells' attacks (soundness probes apart), summed over xdist workers.
+        self.attack_images = 0
         #: Under xdist the controller never loads the data: workers send what the report says of it.
         self.worker_data_info: dict = {}
         self.crashed: list[str] = []
@@ -311,6 +313,7 @@ class HacRun:
                 "soundness": {"status": soundness_status(results),
                               "findings": [f.__dict__ for f in soundness_check(results)]},
                 "thresholds": self.thresholds_lines() + self.threshold_warnings,
+                "attack_images": self.attack_images,
                 **{k: info.get(k) for k in ("image_size", "preprocessing", "labels")}}
         notes = list(self.notes) + self.weakened_attacks() + _upscaling(info, n)
         return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,

@@ -10,7 +10,7 @@ from ..core.cases import Case
 from ..core.result import Result
 from ..errors import HacError
 from ..run import HacRun
-from .session import PLUGIN_NAME, RESULT_KEY
+from .session import PLUGIN_NAME, RESULT_KEY, WORK_PROPERTY
 
 
 def _run(request: pytest.FixtureRequest) -> HacRun:
@@ -72,8 +72,10 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callabl
 
         engine = _usage(lambda: hac_session.engine)
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+        before = engine.counters["attack_images"]
         with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
             result = _usage(lambda: engine.evaluate(case))
+        request.node.user_properties.append((WORK_PROPERTY, engine.counters["attack_images"] - before))
         result = replace(result, rule=hac_session.settings.gate)
         request.node.stash[RESULT_KEY] = result
         for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):

@@ -27,6 +27,8 @@ OUTCOME_PROPERTY = "hac_outcome"
 SCOPE_PROPERTY = "hac_scope"
 THREADS_PROPERTY = "hac_torch_threads"
 DATA_PROPERTY = "hac_data_info"
+#: Images attacked while a cell ran (shared attacks count where they ran first): the run's attack work.
+WORK_PROPERTY = "hac_attack_images"
 FINISHED_PROPERTY = "hac_cell_finished"
 def test_id(nodeid: str) -> str:
     """A test's node id without the ``@group`` suffix ``--dist loadgroup`` appends to it."""
@@ -94,6 +96,13 @@ class HacPlugin:
                            cells_hash=digest)
         if self.run.write_files:
             self.run.scope = self.scope
+        if getattr(self.config.option, "loadgroup", False) and cells and not any("@hac-" in item.nodeid for item in cells):
+            import warnings
+
+            warnings.warn(pytest.PytestWarning(
+                "pytest-hac: --dist loadgroup did not group the cells (pytest-xdist's loadgroup does not work with "
+                "pytest 9.2, pytest-xdist#1386): cells that share an attack may each run it on another worker. "
+                "Install pytest<9.2 for the grouping"))
         self.run.plan([item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")])
 
     # --- running ------------------------------------------------------------------------------------
@@ -144,6 +153,7 @@ class HacPlugin:
         scope["shard"] = tuple(scope["shard"]) if scope["shard"] else None
         self.run.scope = Scope(**scope)
         self.run.torch_threads = int(props.get(THREADS_PROPERTY, 0)) or None  # the worker's, under xdist
+        self.run.attack_images += int(props.get(WORK_PROPERTY, 0))
         if DATA_PROPERTY in props:
             self.run.worker_data_info = json.loads(props[DATA_PROPERTY])
         result = Result.from_dict(json.loads(props[PROPERTY]))

@@ -31,6 +31,29 @@ def test_xdist_report_equals_serial(suite):
     assert parallel == serial and data["complete"] is True and data["n"] == 6
 
 
+SHARED = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [30, 60, 90]}, rounds=[1, 2], threats=["clean", "oblivious"], attack="pgd",
+                 eps="8/255", steps=2)
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+"""
+
+
+def test_loadgroup_keeps_each_shared_attack_on_one_worker(suite):
+    """With --dist loadgroup the six oblivious cells sharing one attack run on one worker: attacked once."""
+    p = suite(SHARED)
+    args = ["--hac-model=tiny-cnn", "--hac-samples=32", "--hac-soundness=warn"]
+    p.runpytest(*args, "--hac-report-dir=serial").assert_outcomes(passed=12)
+    result = p.runpytest_subprocess("-n", "2", "--dist", "loadgroup", *args, "--hac-report-dir=parallel")
+    result.assert_outcomes(passed=12)
+    serial, serial_data = _cells(p.path / "serial/tiny-cnn.json")
+    parallel, data = _cells(p.path / "parallel/tiny-cnn.json")
+    assert parallel == serial  # test ids without xdist's @group suffix, the same numbers
+    assert data["meta"]["attack_images"] == serial_data["meta"]["attack_images"] == 32  # one attack, once
+
+
 THREADS = """
 import os, pathlib
 import pytest, torch

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -247,7 +248,7 @@ class Store:
         self._addresses.clear()
         self.nbytes = 0
         if self._scratch is not None:
-            shutil.rmtree(self._scratch.root, ignore_errors=True)
+            self._removal()
             self._scratch, self._spilled = None, set()
 
     def __contains__(self, key: object) -> bool:
@@ -271,6 +272,9 @@ class Store:
             import tempfile
 
             self._scratch = DiskCache(tempfile.mkdtemp(prefix="hac-scratch-"), versions={})
+            # A store nobody closes (plain Python, a crashed run) still removes its folder when it is
+            # collected or the interpreter exits.
+            self._removal = weakref.finalize(self, shutil.rmtree, self._scratch.root, True)
         self._scratch.put(_scratch_address(key), value, label=repr(key))
         self._spilled.add(key)
         self.spills += 1

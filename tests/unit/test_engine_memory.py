@@ -62,6 +62,21 @@ def test_what_no_pending_cell_needs_is_dropped(model, data):
     engine.close()
 
 
+def test_a_store_nobody_closes_still_removes_its_scratch_folder():
+    """Plain-Python users who never call close() (or a run that crashed) leave no scratch folder behind."""
+    import gc
+
+    store = Store(0)
+    store.put("a", (torch.zeros(4),))
+    store.put("b", (torch.zeros(4),))  # over the budget: "a" spills to scratch
+    assert store.spills == 1 and store.get("a") is not None
+    folder = store._scratch.root
+    assert folder.exists()
+    del store
+    gc.collect()
+    assert not folder.exists()
+
+
 def test_codec_rounds_are_kept_as_8_bit_images(model, data):
     (r1, r2) = expand({"codecs": {"jpeg": [50]}, "rounds": [1, 2], "threats": ["clean"]}, {})
     engine = Engine(model, data, batch_size=8)

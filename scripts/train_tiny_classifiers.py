@@ -114,8 +114,10 @@ def main() -> None:
     text = cardfile.read_text() if cardfile.exists() else "# Embedded models\n"
     block = card(rows)
     # A function replacement, so backslashes in the block are not read as escapes.
-    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, count=1, flags=re.S) if START in text \
-        else text.rstrip() + "\n\n" + block + "\n"
+    if START in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, count=1, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
     cardfile.write_text(text)
 
 

@@ -10,8 +10,8 @@ Threats, with the paper's names as aliases:
 * ``query``: a gradient-free attack (Square) against the real defended pipeline.
 
 Every attack declares what it takes in an :class:`~pytest_hac.registry.AttackInfo` (its
-registry entry's ``info``; the built-ins are in :mod:`.builtin`), and :func:`make_spec` refuses a parameter the attack would ignore:
-no silent weakening. What holds for the built-in attacks:
+registry entry's ``info``; the built-ins are in :mod:`.builtin`), and :func:`make_spec` refuses a
+parameter the attack would ignore: no silent weakening. What holds for the built-in attacks:
 
 * ``restarts`` are run by the engine, one seeded run per restart, for attacks with a
   random start (pgd, pgdl2, apgd, apgd-dlr, square, autoattack); the others refuse them.

@@ -277,7 +277,8 @@ def _threshold(spec: Any, threat: str, case_id: str, min_norm: bool = False) -> 
         if threat in spec and not min_norm:
             value = spec[threat]
         else:
-            matches = [v for k, v in spec.items() if k not in THREATS and k != WORST and fnmatch.fnmatchcase(case_id, k)]
+            matches = [v for k, v in spec.items()
+                       if k not in THREATS and k != WORST and fnmatch.fnmatchcase(case_id, k)]
             if not matches:
                 return None
             value = matches[-1]

@@ -64,8 +64,7 @@ from . import probes
 from .cases import Case
 from .defended import Defended, gradient_path
 from .judged import Outcome, psnr_per_image, worst_of
-from .keys import (AdvKey, Chunk, CleanKey, CodecRef, Key, NormKey, OutcomeKey, RoundKey, SourceKey, content,
-                   model_free)
+from .keys import AdvKey, Chunk, CleanKey, CodecRef, Key, NormKey, OutcomeKey, RoundKey, SourceKey, content, model_free
 from .result import Result
 
 #: Stages with their own batch size: an attack needs several times the memory of a forward pass.

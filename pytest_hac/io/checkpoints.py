@@ -20,7 +20,8 @@ def hub_checkpoint_dir() -> Path:
 def check_checkpoint_file(path: Path, what: str = "checkpoint", why_html: str = "") -> None:
     """Fail early, naming the fix, on a missing or empty file or a failed download saved as the checkpoint."""
     if not path.is_file():
-        raise WeightsNotFound(f"{what} not found: {path}. Place the file there (or point --hac-weights-dir at its folder)")
+        raise WeightsNotFound(f"{what} not found: {path}. Place the file there "
+                              f"(or point --hac-weights-dir at its folder)")
     if path.stat().st_size == 0:
         raise WeightsNotFound(f"{what} {path} is empty (0 bytes): a failed or interrupted download. Delete it and "
                               f"download it again")
@@ -53,7 +54,8 @@ def load_state_dict(path: Path | str, *, expected_keys: Iterable[str] | None = N
             ) from None
         raise WeightsNotFound(
             f"cannot load {what} {path} with torch.load(weights_only=True): {type(exc).__name__}: {exc}. "
-            f"The file is corrupt, truncated, or needs arbitrary code to load; re-download it or re-save it as a state dict"
+            f"The file is corrupt, truncated, or needs arbitrary code to load; re-download it or re-save it as a "
+            f"state dict"
         ) from exc
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

@@ -72,7 +72,8 @@ def _place_hint(name: str, filename: str, url: str, why: str) -> str:
 
 #: Registry name -> (torchvision architecture, weights enum member).
 TORCHVISION = {"resnet50": ("resnet50", "IMAGENET1K_V2"), "vit": ("vit_b_16", "IMAGENET1K_V1")}
-register_model("resnet50", lambda offline=False: torchvision_model(*TORCHVISION["resnet50"], "resnet50", offline=offline),
+register_model("resnet50",
+               lambda offline=False: torchvision_model(*TORCHVISION["resnet50"], "resnet50", offline=offline),
                input_size=224, resize_size=232, description="torchvision ResNet-50, IMAGENET1K_V2 weights")
 register_model("vit", lambda offline=False: torchvision_model(*TORCHVISION["vit"], "vit", offline=offline),
                input_size=224, resize_size=256, description="torchvision ViT-B/16, IMAGENET1K_V1 weights")

@@ -85,7 +85,8 @@ def check_logits(model: Classifier, logits: Tensor) -> None:
         raise HacError(f"model {model.name!r} produced NaN or inf logits; check its weights and input range ([0, 1])")
     if logits.shape[-1] != model.num_classes:
         raise HacError(f"model {model.name!r} returned {logits.shape[-1]} logits, expected {model.num_classes}")
-    if logits.shape[0] > 1 and (logits >= 0).all() and torch.allclose(logits.sum(-1), torch.ones(len(logits)), atol=1e-3):
+    sums_to_one = torch.allclose(logits.sum(-1), torch.ones(len(logits)), atol=1e-3)
+    if logits.shape[0] > 1 and (logits >= 0).all() and sums_to_one:
         raise HacError(f"model {model.name!r} returns probabilities (rows sum to 1); return logits: softmax "
                        f"outputs weaken gradient attacks")
 

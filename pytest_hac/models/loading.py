@@ -44,7 +44,8 @@ def get_model(name: str, *, device: torch.device | str = "cpu", trust_files: boo
     else:
         from ..errors import unknown_name
 
-        raise unknown_name("model", name, MODELS.names() + ["timm:<name>", "package.module:factory", "path/to/model.pt"])
+        forms = ["timm:<name>", "package.module:factory", "path/to/model.pt"]
+        raise unknown_name("model", name, MODELS.names() + forms)
     return model.to(device).eval()
 
 
@@ -64,7 +65,7 @@ class Sizes:
                                f"size {model.input_size}, resize {model.resize_size}); drop {option}")
 
     def of(self, module: nn.Module, name: str) -> tuple[int, int]:
-        """(input size, resize size) for a user's module: its attributes, else the options, else 224 and 256/224 of it."""
+        """(input size, resize size) of a user's module: its attributes, else the options, else 224 and 256/224."""
         sizes = []
         for attr, given in (("input_size", self.input_size), ("resize_size", self.resize_size)):
             own = getattr(module, attr, None)

@@ -18,4 +18,4 @@ def pytest_hac_register(registry, config) -> None:
 
 @pytest.hookspec
 def pytest_hac_update_report(config, report) -> None:
-    """Change the session's :class:`~pytest_hac.report.schema.Report` (e.g. add ``report.notes``) before it is written."""
+    """Change the session's :class:`~pytest_hac.report.schema.Report` (e.g. add ``report.notes``) before writing."""

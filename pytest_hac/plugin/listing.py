@@ -15,8 +15,9 @@ def listing() -> str:
         lines.append(f"  {e.name:<20} {info.label_space}, {info.input_size}px  {e.description}")
     lines += ["  timm:<name>           any timm model (needs timm)",
               "  package.module:fn     a factory returning an nn.Module that takes [0, 1] inputs", "", "data sets:"]
-    lines += [f"  {name}" for name in DATASETS] + ["  PATH                 an ImageFolder (ImageNet WordNet-id or index "
-                                                   "class folders)", "", "codecs:"]
+    lines += [f"  {name}" for name in DATASETS]
+    lines += ["  PATH                 an ImageFolder (WordNet-id, index or word-named class folders;",
+              "                       --hac-labels=FILE maps named folders to a model's classes)", "", "codecs:"]
     for e in CODECS:
         lines.append(f"  {e.name:<20} {quality_text(e.name):<18} {e.description}")
     lines += ["", "attacks:"]

@@ -30,6 +30,8 @@ DATA_PROPERTY = "hac_data_info"
 #: Images attacked while a cell ran (shared attacks count where they ran first): the run's attack work.
 WORK_PROPERTY = "hac_attack_images"
 FINISHED_PROPERTY = "hac_cell_finished"
+
+
 def test_id(nodeid: str) -> str:
     """A test's node id without the ``@group`` suffix ``--dist loadgroup`` appends to it."""
     return nodeid.split("@hac-", 1)[0]
@@ -96,7 +98,8 @@ class HacPlugin:
                            cells_hash=digest)
         if self.run.write_files:
             self.run.scope = self.scope
-        if getattr(self.config.option, "loadgroup", False) and cells and not any("@hac-" in item.nodeid for item in cells):
+        grouped = any("@hac-" in item.nodeid for item in cells)
+        if getattr(self.config.option, "loadgroup", False) and cells and not grouped:
             import warnings
 
             warnings.warn(pytest.PytestWarning(
@@ -120,7 +123,8 @@ class HacPlugin:
             gate = excinfo.value if excinfo is not None and isinstance(excinfo.value, GateFailure) else None
             error = None
             if excinfo is not None and gate is None:
-                error = f"{excinfo.typename}: {str(excinfo.value).strip().splitlines()[0] if str(excinfo.value).strip() else ''}"
+                text = str(excinfo.value).strip()
+                error = f"{excinfo.typename}: {text.splitlines()[0] if text else ''}"
             outcome = {"passed": report.passed, "gate_threshold": gate.threshold if gate else None,
                        "gate_rule": gate.rule if gate else None, "error": error}
             report.user_properties += [(PROPERTY, json.dumps(result.to_dict())),

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from pytest_hac.attacks import THREAT_ALIASES, THREATS
 from pytest_hac.core.cases import expand
 from pytest_hac.core.engine import Engine
-from pytest_hac.data import load_dataset
 from pytest_hac.core.result import GATE_RULES
+from pytest_hac.data import load_dataset
 from pytest_hac.errors import HacError
 from pytest_hac.settings import OPTIONS, Settings, settings_from
 

@@ -89,16 +89,7 @@ def _build(torchattacks) -> SimpleNamespace:
         image_seeds: list[int] | None = None
 
         def forward(self, images, labels):
-            images = images.clone().detach().to(self.device)
-            labels = labels.clone().detach().to(self.device)
-            adv = images.clone().detach()
-            if self.random_start:
-                start = per_image("rand", images.shape, self.image_seeds or [0] * len(images), self.device)
-                adv = (adv + (2 * start - 1) * self.eps).clamp(0, 1).detach()
-            for _ in range(self.steps):
-                adv = adv + self.alpha * _gradient(self, adv, labels).sign()
-                adv = (images + (adv - images).clamp(-self.eps, self.eps)).clamp(0, 1).detach()
-            return adv
+            return _pgd_linf(self, images, labels, eot_iter=1)
 
     class EOTPGD(torchattacks.EOTPGD):
         """EOT-PGD (gradients averaged over ``eot_iter`` passes of a random defense), per-image start."""
@@ -106,17 +97,7 @@ def _build(torchattacks) -> SimpleNamespace:
         image_seeds: list[int] | None = None
 
         def forward(self, images, labels):
-            images = images.clone().detach().to(self.device)
-            labels = labels.clone().detach().to(self.device)
-            adv = images.clone().detach()
-            if self.random_start:
-                start = per_image("rand", images.shape, self.image_seeds or [0] * len(images), self.device)
-                adv = (adv + (2 * start - 1) * self.eps).clamp(0, 1).detach()
-            for _ in range(self.steps):
-                grad = sum(_gradient(self, adv, labels) for _ in range(self.eot_iter))
-                adv = adv + self.alpha * grad.sign()
-                adv = (images + (adv - images).clamp(-self.eps, self.eps)).clamp(0, 1).detach()
-            return adv
+            return _pgd_linf(self, images, labels, eot_iter=self.eot_iter)
 
     class PGDL2(torchattacks.PGDL2):
         """PGD (L2) with a per-image random start (a random direction at a uniform radius) and a summed loss."""
@@ -124,8 +105,7 @@ def _build(torchattacks) -> SimpleNamespace:
         image_seeds: list[int] | None = None
 
         def forward(self, images, labels):
-            images = images.clone().detach().to(self.device)
-            labels = labels.clone().detach().to(self.device)
+            images, labels = _on_device(self, images, labels)
             n = len(images)
             adv = images.clone().detach()
             if self.random_start:
@@ -148,8 +128,7 @@ def _build(torchattacks) -> SimpleNamespace:
         image_seeds: list[int] | None = None
 
         def forward(self, images, labels):
-            images = images.clone().detach().to(self.device)
-            labels = labels.clone().detach().to(self.device)
+            images, labels = _on_device(self, images, labels)
             # best_loss=True attacks every image and does not reseed torch.
             with _per_image_draws(apgd_module, self.image_seeds):
                 _, adv = self.perturb(images, labels, best_loss=True)
@@ -184,8 +163,7 @@ def _build(torchattacks) -> SimpleNamespace:
             self.targets = targets
 
         def forward(self, images, labels):
-            images = images.clone().detach().to(self.device)
-            labels = labels.clone().detach().to(self.device)
+            images, labels = _on_device(self, images, labels)
             first, *rest = self.attacks
             out = first(images, labels)
             with torch.no_grad():
@@ -207,6 +185,24 @@ def _build(torchattacks) -> SimpleNamespace:
 
     return SimpleNamespace(PGD=PGD, EOTPGD=EOTPGD, PGDL2=PGDL2, BestLossAPGD=BestLossAPGD, BestSquare=BestSquare,
                            AutoAttack=AutoAttack)
+
+
+def _on_device(attack, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    return images.clone().detach().to(attack.device), labels.clone().detach().to(attack.device)
+
+
+def _pgd_linf(attack, images: Tensor, labels: Tensor, eot_iter: int) -> Tensor:
+    """torchattacks' L-inf PGD steps from a per-image random start, ``eot_iter`` gradients summed per step."""
+    images, labels = _on_device(attack, images, labels)
+    adv = images.clone().detach()
+    if attack.random_start:
+        start = per_image("rand", images.shape, attack.image_seeds or [0] * len(images), attack.device)
+        adv = (adv + (2 * start - 1) * attack.eps).clamp(0, 1).detach()
+    for _ in range(attack.steps):
+        grad = sum(_gradient(attack, adv, labels) for _ in range(eot_iter))
+        adv = adv + attack.alpha * grad.sign()
+        adv = (images + (adv - images).clamp(-attack.eps, attack.eps)).clamp(0, 1).detach()
+    return adv
 
 
 def _gradient(attack, adv: Tensor, labels: Tensor) -> Tensor:

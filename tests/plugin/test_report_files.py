@@ -4,26 +4,12 @@ Runs that stop halfway and report folders that cannot be written are in reliabil
 """
 import json
 
-CELLS = """
-import json, pathlib
-import pytest
-
-@pytest.mark.hac(codecs={"jpeg": [50, 75]}, threats=["clean"], min_accuracy={"clean": 0.5})
-def test_a(hac_case, hac_evaluate):
-    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
-
-def test_b_report_already_holds_finished_cells():
-    data = json.loads(pathlib.Path("reports/efficientnet-lite0.json").read_text())
-    assert {r["case_id"] for r in data["results"]} == {"jpeg-q50-r1-clean", "jpeg-q75-r1-clean"}
-    assert data["complete"] is False
-"""
-
 RESULT_KEYS = {"codec", "quality", "rounds", "threat", "attack", "eps", "accuracy", "ci_low", "ci_high", "n", "bpp",
                "psnr", "seconds", "passed", "test", "reasons", "attack_params"}
 
 
-def test_report_files_after_a_full_run(suite):
-    p = suite(CELLS)
+def test_report_files_after_a_full_run(suite, live_report_cells):
+    p = suite(live_report_cells)
     result = p.runpytest("--hac-samples=6")
     result.assert_outcomes(passed=3)
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
@@ -126,24 +112,15 @@ def test_a_selection_is_complete_and_keeps_the_full_report(suite):
     assert "run complete (selected 1 of 2 cells)" in md and "INCOMPLETE" not in md
 
 
-def test_junit_properties_carry_the_result(suite):
-    p = suite(CELLS.split("def test_b")[0])
+def test_junit_properties_carry_the_result(suite, live_report_cells):
+    p = suite(live_report_cells.split("def test_b")[0])
     p.runpytest("--hac-samples=4", "--junitxml=out.xml").assert_outcomes(passed=2)
     xml = (p.path / "out.xml").read_text()
     assert 'name="hac_accuracy"' in xml and 'name="hac_ci_low"' in xml
 
 
-FOUR_CELLS = """
-import pytest
-
-@pytest.mark.hac(codecs={"jpeg": [30, 60, 90], "identity": []}, threats=["clean"], min_accuracy=0.3)
-def test_cells(hac_case, hac_evaluate):
-    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
-"""
-
-
-def test_selected_run_writes_a_selection_report_beside_the_full_one(suite):
-    p = suite(FOUR_CELLS)
+def test_selected_run_writes_a_selection_report_beside_the_full_one(suite, four_clean_cells):
+    p = suite(four_clean_cells)
     p.runpytest("--hac-samples=4").assert_outcomes(passed=4)
     full = p.path / "reports/efficientnet-lite0.json"
     before, mtime = full.read_bytes(), full.stat().st_mtime_ns

@@ -1,33 +1,17 @@
 """CI shards (--hac-shard) write side-by-side reports that merge into the full run; merge refuses what does not fit."""
-import json
-
 import pytest
 
 from pytest_hac.__main__ import main as hac_main
 
-CELLS = """
-import pytest
-
-@pytest.mark.hac(codecs={"jpeg": [30, 60, 90], "identity": []}, threats=["clean"], min_accuracy=0.3)
-def test_cells(hac_case, hac_evaluate):
-    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
-"""
 MODEL = "efficientnet-lite0"
-
-
-def _cells(path):
-    """test id -> what a run measured and decided, and the whole JSON."""
-    data = json.loads(path.read_text())
-    cells = {r["test"]: (r["case_id"], r["accuracy"], r["correct"], r["bpp"], r["passed"]) for r in data["results"]}
-    return cells, data
 
 
 def _merge(*args) -> int:
     return hac_main(["merge", *map(str, args)])
 
 
-def test_shards_side_by_side_merge_into_the_full_run(suite, capsys):
-    p = suite(CELLS)
+def test_shards_side_by_side_merge_into_the_full_run(suite, capsys, four_clean_cells, report_cells):
+    p = suite(four_clean_cells)
     p.runpytest("--hac-samples=4", "--hac-report-dir=full").assert_outcomes(passed=4)
     p.runpytest("--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
     p.runpytest("--hac-samples=4", "--hac-shard=2/2").assert_outcomes(passed=2)
@@ -36,15 +20,15 @@ def test_shards_side_by_side_merge_into_the_full_run(suite, capsys):
     assert [s.name for s in shards] == [f"{MODEL}.shard-1-of-2.json", f"{MODEL}.shard-2-of-2.json"]
     assert not (reports / f"{MODEL}.json").exists()  # a shard never poses as the full report
     for i, shard in enumerate(shards, 1):
-        cells, data = _cells(shard)
+        cells, data = report_cells(shard)
         assert data["scope"]["shard"] == [i, 2] and data["scope"]["selected"] == 2 and data["scope"]["total"] == 4
         assert len(cells) == 2 and data["complete"] is True
     assert "shard 1 of 2 (2 of 4 cells)" in (reports / f"{MODEL}.shard-1-of-2.md").read_text()
 
     assert _merge(*shards, "-o", p.path / "merged") == 0
     assert "4 cells, 4 passed, 0 failed, run complete" in capsys.readouterr().out
-    full, full_data = _cells(p.path / f"full/{MODEL}.json")
-    merged, data = _cells(p.path / f"merged/{MODEL}.json")
+    full, full_data = report_cells(p.path / f"full/{MODEL}.json")
+    merged, data = report_cells(p.path / f"merged/{MODEL}.json")
     assert merged == full and len(merged) == 4
     assert data["complete"] is True and data["ids"] == full_data["ids"]
     assert data["scope"]["shard"] is None and data["scope"]["selected"] == data["scope"]["total"] == 4
@@ -52,8 +36,8 @@ def test_shards_side_by_side_merge_into_the_full_run(suite, capsys):
     assert (p.path / f"merged/{MODEL}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_merge_of_a_missing_or_repeated_shard_fails(suite, capsys):
-    p = suite(CELLS)
+def test_merge_of_a_missing_or_repeated_shard_fails(suite, capsys, four_clean_cells):
+    p = suite(four_clean_cells)
     p.runpytest("--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
     shard1 = p.path / f"reports/{MODEL}.shard-1-of-2.json"
 
@@ -66,10 +50,10 @@ def test_merge_of_a_missing_or_repeated_shard_fails(suite, capsys):
     assert not (p.path / "merged").exists()
 
 
-def test_merge_refuses_shards_of_runs_with_different_cells(suite, capsys):
-    p = suite(CELLS)
+def test_merge_refuses_shards_of_runs_with_different_cells(suite, capsys, four_clean_cells):
+    p = suite(four_clean_cells)
     p.runpytest("--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
-    p.makepyfile(test_cells=CELLS.replace("[30, 60, 90]", "[30, 60, 80]"))
+    p.makepyfile(test_cells=four_clean_cells.replace("[30, 60, 90]", "[30, 60, 80]"))
     p.runpytest("--hac-samples=4", "--hac-shard=2/2").assert_outcomes(passed=2)
     shards = sorted((p.path / "reports").glob("*.shard-*.json"))
     assert len(shards) == 2
@@ -78,7 +62,7 @@ def test_merge_refuses_shards_of_runs_with_different_cells(suite, capsys):
 
 
 @pytest.mark.parametrize("shard", ["0/2", "3/2", "x"])
-def test_bad_shard_is_a_usage_error(suite, shard):
-    result = suite(CELLS).runpytest(f"--hac-shard={shard}")
+def test_bad_shard_is_a_usage_error(suite, shard, four_clean_cells):
+    result = suite(four_clean_cells).runpytest(f"--hac-shard={shard}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hac-shard*"])

@@ -4,30 +4,16 @@ import os
 
 import pytest
 
-CELLS = """
-import pytest
-
-@pytest.mark.hac(codecs={"jpeg": [30, 60, 90], "identity": []}, threats=["clean"], min_accuracy=0.3)
-def test_cells(hac_case, hac_evaluate):
-    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
-"""
 MODEL = "efficientnet-lite0"
 
 
-def _cells(path):
-    """test id -> what a run measured and decided, and the whole JSON."""
-    data = json.loads(path.read_text())
-    cells = {r["test"]: (r["case_id"], r["accuracy"], r["correct"], r["bpp"], r["passed"]) for r in data["results"]}
-    return cells, data
-
-
-def test_xdist_report_equals_serial(suite):
-    p = suite(CELLS)
+def test_xdist_report_equals_serial(suite, four_clean_cells, report_cells):
+    p = suite(four_clean_cells)
     p.runpytest("--hac-samples=6", "--hac-report-dir=serial").assert_outcomes(passed=4)
     result = p.runpytest_subprocess("-n", "2", "--hac-samples=6", "--hac-report-dir=parallel")
     result.assert_outcomes(passed=4)
-    serial, _ = _cells(p.path / f"serial/{MODEL}.json")
-    parallel, data = _cells(p.path / f"parallel/{MODEL}.json")
+    serial, _ = report_cells(p.path / f"serial/{MODEL}.json")
+    parallel, data = report_cells(p.path / f"parallel/{MODEL}.json")
     assert parallel == serial and data["complete"] is True and data["n"] == 6
 
 
@@ -41,15 +27,15 @@ def test_cells(hac_case, hac_evaluate):
 """
 
 
-def test_loadgroup_keeps_each_shared_attack_on_one_worker(suite):
+def test_loadgroup_keeps_each_shared_attack_on_one_worker(suite, report_cells):
     """With --dist loadgroup the six oblivious cells sharing one attack run on one worker: attacked once."""
     p = suite(SHARED)
     args = ["--hac-model=tiny-cnn", "--hac-samples=32", "--hac-soundness=warn"]
     p.runpytest(*args, "--hac-report-dir=serial").assert_outcomes(passed=12)
     result = p.runpytest_subprocess("-n", "2", "--dist", "loadgroup", *args, "--hac-report-dir=parallel")
     result.assert_outcomes(passed=12)
-    serial, serial_data = _cells(p.path / "serial/tiny-cnn.json")
-    parallel, data = _cells(p.path / "parallel/tiny-cnn.json")
+    serial, serial_data = report_cells(p.path / "serial/tiny-cnn.json")
+    parallel, data = report_cells(p.path / "parallel/tiny-cnn.json")
     assert parallel == serial  # test ids without xdist's @group suffix, the same numbers
     assert data["meta"]["attack_images"] == serial_data["meta"]["attack_images"] == 32  # one attack, once
 
@@ -75,7 +61,7 @@ def _threads_run(p):
     result.assert_outcomes(passed=2)
     seen = {f.name: int(f.read_text()) for f in p.path.glob("threads-*.txt")}
     assert len(seen) == 2 and not any(name.startswith("threads-main") for name in seen)
-    _, data = _cells(p.path / "reports/tiny-cnn.json")
+    data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
     return seen, data["meta"]["torch_threads"]
 
 

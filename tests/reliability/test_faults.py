@@ -22,27 +22,11 @@ import pytest
 def test_cell(hac_case, hac_evaluate):
     hac_evaluate(hac_case)
 """
-#: Two clean cells on EfficientNet-Lite0, and a test that reads the report while the run goes on.
-LITE0_CELLS = """
-import json, pathlib
-import pytest
-
-@pytest.mark.hac(codecs={"jpeg": [50, 75]}, threats=["clean"], min_accuracy={"clean": 0.5})
-def test_a(hac_case, hac_evaluate):
-    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
-
-def test_b_report_already_holds_finished_cells():
-    data = json.loads(pathlib.Path("reports/efficientnet-lite0.json").read_text())
-    assert {r["case_id"] for r in data["results"]} == {"jpeg-q50-r1-clean", "jpeg-q75-r1-clean"}
-    assert data["complete"] is False
-"""
-
-
 # --- interrupted and killed runs, killed workers --------------------------------------------------------
 
 
-def test_interrupted_run_leaves_a_valid_incomplete_report(suite):
-    p = suite(LITE0_CELLS + "\ndef test_c_interrupt():\n    raise KeyboardInterrupt\n")
+def test_interrupted_run_leaves_a_valid_incomplete_report(suite, live_report_cells):
+    p = suite(live_report_cells + "\ndef test_c_interrupt():\n    raise KeyboardInterrupt\n")
     result = p.runpytest_subprocess("--hac-samples=4")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
@@ -173,8 +157,8 @@ def test_read_only_report_dir_is_reported_and_results_still_printed(suite):
     result.stdout.fnmatch_lines(["*jpeg*30*", f"*could not write reports to {target}*"])
 
 
-def test_unwritable_report_dir_is_reported_and_results_still_printed(suite):
-    p = suite(LITE0_CELLS.split("def test_b")[0])
+def test_unwritable_report_dir_is_reported_and_results_still_printed(suite, live_report_cells):
+    p = suite(live_report_cells.split("def test_b")[0])
     (p.path / "blocked").write_text("a file, not a folder")
     result = p.runpytest("--hac-samples=4", "--hac-report-dir=blocked")
     result.assert_outcomes(passed=2)

@@ -16,10 +16,14 @@ from torch import Tensor
 MAX_WORKERS = 8
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_workers() -> int:
     """The machine's cores (those this process may use), at most :data:`MAX_WORKERS`."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(MAX_WORKERS, cores))
+    return max(1, min(MAX_WORKERS, available_cores()))
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,9 @@ def _set_threads(threads: int | str, worker: dict | None) -> None:
     if threads != "auto":
         torch.set_num_threads(int(threads))
     elif worker is not None and not any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        from ..data.decode import available_cores
+
+        cores = available_cores()
         torch.set_num_threads(max(1, cores // max(1, int(worker.get("workercount", 1)))))
 
 

@@ -5,10 +5,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from .core.soundness import check, status
 from .errors import HacError
 from .report.markdown import markdown
 from .report.output import write_report
 from .report.schema import Report, Scope, load_report
+from .report.summary import append_step_summary
 
 
 def _describe(values: list) -> str:
@@ -63,13 +65,48 @@ def merge(reports: list[Report]) -> Report:
             if cell.test in cells:
                 raise HacError(f"test {cell.test} appears in two reports: merge shards of one run, each once")
             cells[cell.test] = cell
+    own = {c.case_id for c in cells.values()}
+    references = {r.case_id: r for rep in reports for r in rep.references if r.case_id not in own}
     scope = Scope(selected=sum(r.scope.selected for r in reports), total=max(r.scope.total for r in reports),
                   cells_hash=first.scope.cells_hash)
-    return Report(model=first.model, dataset=first.dataset, n=first.n, device=first.device, seed=first.seed,
-                  gate_rule=first.gate_rule, ids=first.ids, cells=list(cells.values()),
-                  complete=all(r.complete for r in reports), scope=scope, meta=first.meta,
-                  skipped_images=sorted({i for r in reports for i in r.skipped_images}),
-                  notes=sorted({n for r in reports for n in r.notes}))
+    merged = Report(model=first.model, dataset=first.dataset, n=first.n, device=first.device, seed=first.seed,
+                    gate_rule=first.gate_rule, ids=first.ids, cells=list(cells.values()),
+                    complete=all(r.complete for r in reports), scope=scope,
+                    skipped_images=sorted({i for r in reports for i in r.skipped_images}),
+                    notes=sorted({n for r in reports for n in r.notes}),
+                    references=[r for _, r in sorted(references.items())])
+    _check_verdicts(merged, first.meta.get("soundness_mode", "fail"))
+    merged.meta = _merged_meta(reports, merged)
+    return merged
+
+
+def _check_verdicts(merged: Report, mode: str) -> None:
+    """Each shard decided its cells with every cell they depend on; the merged findings must agree.
+
+    Nothing is re-decided here: a finding on the merged results that implicates a cell its shard
+    passed means the shards were not of one run (or were edited), and is an error.
+    """
+    if mode == "warn":
+        return
+    by_id = {c.case_id: c for c in merged.cells}
+    for finding in check(merged.checked):
+        for case_id in finding.implicated or finding.cells:
+            cell = by_id.get(case_id)
+            if cell is not None and not cell.failed:
+                raise HacError(f"shard verdicts disagree with the merged soundness findings: {finding.check} "
+                               f"implicates {case_id}, which its shard did not fail; merge reports of one run, "
+                               f"written by one pytest-hac version")
+
+
+def _merged_meta(reports: list[Report], merged: Report) -> dict:
+    """The first shard's meta, with what differs per shard recomputed over all of them."""
+    meta = dict(reports[0].meta)
+    results = merged.checked
+    meta["soundness"] = {"status": status(results), "findings": [f.__dict__ for f in check(results)]}
+    meta["attack_images"] = sum(int(r.meta.get("attack_images", 0)) for r in reports)
+    meta["probe_seconds"] = round(sum(float(r.meta.get("probe_seconds", 0.0)) for r in reports), 3)
+    meta["thresholds"] = sorted({line for r in reports for line in r.meta.get("thresholds", [])})
+    return meta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,10 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pytest-hac: {exc}", file=sys.stderr)
         return 2
     paths = write_report(merged, args.output, plot=True)
+    append_step_summary(markdown(merged, plot_name=None))
     counts = merged.counts
-    print(markdown(merged).split("## Cells")[0].rstrip())
-    print(f"\nmerged {len(args.reports)} reports: {counts['cells']} cells, {counts['passed']} passed, "
-          f"{counts['failed']} failed, run {merged.status} -> {paths['md']}")
+    for cell in merged.cells:
+        if cell.failed:
+            print(f"FAILED {cell.case_id}: " + "; ".join(str(r) for r in cell.reasons))
+    print(f"merged {len(args.reports)} reports: {counts['cells']} cells, {counts['passed']} passed, "
+          f"{counts['failed']} failed, {counts['measured']} measured, run {merged.status} -> {paths['md']}")
     return 1 if counts["failed"] or not merged.complete else 0
 
 

@@ -1,15 +1,17 @@
-"""State across a run, without pytest: model, data and engine (loaded lazily), verdicts, the report.
+"""State across a run, without pytest: model, data and engine, the cells recorded, the report.
 
 :class:`HacRun` is what the pytest plugin drives and what a notebook can use directly:
-``run.engine.evaluate(case)`` measures, ``run.verdict(...)`` decides (threshold, baseline,
-soundness) and ``run.record(cell)`` keeps the cell and rewrites the report at once.
+``run.evaluate(case)`` measures (memoized per cell), ``run.decide(test, case, result)`` gathers what
+the cell's verdict depends on (the cells the soundness checks compare it with, evaluated on demand;
+the baseline) and asks :func:`pytest_hac.core.verdict.decide`, and ``run.record(cell)`` keeps the
+cell and rewrites the report at once. It never re-decides a recorded cell.
 """
 from __future__ import annotations
 
 import platform
 import sys
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,18 +19,19 @@ import torch
 from .core.cases import Case
 from .core.engine import Engine
 from .core.gates import Comparison, Thresholds, compare, describe_attack, version_drift
-from .core.result import GATE_RULES, Result, format_threshold
-from .core.soundness import Finding
+from .core.result import GATE_RULES, Result
 from .core.soundness import check as soundness_check
+from .core.soundness import dependencies
 from .core.soundness import status as soundness_status
+from .core.verdict import Reason, decide
 from .data import Dataset, load_dataset
 from .errors import HacError
 from .io.cache import DiskCache, Store, package_versions
 from .models import Classifier, describe_normalization, get_model, model_info, restrict
 from .report.baselines import load_baseline, save_baseline
 from .report.markdown import markdown
-from .report.output import write_report
-from .report.schema import Cell, Reason, Report, Scope
+from .report.output import discard, restore_aside, set_aside, write_report
+from .report.schema import Cell, Report, Scope
 from .report.summary import append_step_summary
 from .settings import Settings
 
@@ -66,17 +69,6 @@ def dataset_name(spec: str) -> str:
     return spec if spec in ("embedded", "digits") else Path(spec).expanduser().name
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What the test itself did with its result: passed, failed its gate (with the threshold and rule
-    it used) or failed otherwise (``error``)."""
-
-    passed: bool
-    gate_threshold: float | None = None
-    gate_rule: str | None = None
-    error: str | None = None
-
-
 class HacRun:
     """One run's evaluation state. Loads nothing until asked; writes reports only with ``write_files``."""
 
@@ -84,12 +76,12 @@ class HacRun:
         self.settings = settings
         self.write_files = write_files
         self.cells: dict[str, Cell] = {}
+        #: Results the checks compared cells with that are not cells of this run (by case id).
+        self.references: dict[str, Result] = {}
         self.scope = Scope()
         self.report_paths: dict[str, Path] = {}
         self.write_error: str | None = None
         self.notes: list[str] = []
-        #: Cells that passed and were implicated later by a soundness finding: the run fails.
-        self.late_failures: list[str] = []
         #: Images attacked by the cells' attacks (soundness probes apart), summed over xdist workers.
         self.attack_images = 0
         #: Under xdist the controller never loads the data: workers send what the report says of it.
@@ -99,19 +91,46 @@ class HacRun:
         self.torch_threads: int | None = None
         self._thresholds: dict[Path, Thresholds | None] = {}
         self.threshold_use: dict[Path, list[str]] = {}
-        #: Thresholds files without a table for the model (set at collection; shown in terminal and report).
+        #: What the report says of the thresholds files (set at collection; under xdist sent by a worker).
+        self.threshold_lines: list[str] = []
         self.threshold_warnings: list[str] = []
         self._loaded: tuple[Classifier, Dataset] | None = None
         self._load_error: str | None = None
         self._engine: Engine | None = None
         self._plan: list[Case] | None = None
+        #: Every cell collected in the session (before any selection): where dependencies are found.
+        self.universe: list[Case] = []
+        self._results: dict[str, Result] = {}
         self.baseline: Report | None = None
-        if settings.compare is not None:
-            required = settings.compare_fail is not None and not settings.allow_missing_baseline
-            self.baseline = load_baseline(settings.baseline_dir, settings.compare, model=settings.model,
-                                          dataset=dataset_name(default_data(settings)), required=required)
+        self._set_aside: list[Path] = []
+        #: The stem the in-progress report was written under at the start.
+        self._marker: str | None = None
+
+    # --- the start ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Set yesterday's report aside (so no stale report survives this run) and load the baseline.
+
+        Raises :class:`HacError` for a baseline that is required and missing (after writing a report
+        that says so).
+        """
+        s = self.settings
+        if self.write_files:
+            stem = Report(model=s.model, dataset="", n=0, device=s.device, seed=s.seed, gate_rule=s.gate,
+                          scope=Scope(shard=s.shard)).stem
+            self._marker = stem
+            self._set_aside = set_aside(s.report_dir, stem)
+            self._write(self.report(), plot=False)  # "INCOMPLETE: no cell finished yet" until the first cell
+        if s.compare is not None:
+            required = s.compare_fail is not None and not s.allow_missing_baseline
+            try:
+                self.baseline = load_baseline(s.baseline_dir, s.compare, model=s.model,
+                                              dataset=dataset_name(default_data(s)), required=required)
+            except HacError as exc:
+                self.fail(f"usage error: {exc}")
+                raise
             if self.baseline is None:
-                self.notes.append(f"no baseline {settings.compare!r} in {settings.baseline_dir}: nothing compared "
+                self.notes.append(f"no baseline {s.compare!r} in {s.baseline_dir}: nothing compared "
                                   f"(save one with --hac-save-baseline)")
             else:
                 drift = version_drift(self.baseline.meta.get("versions", {}), versions())
@@ -120,10 +139,11 @@ class HacRun:
 
     # --- model, data, engine ------------------------------------------------------------------------
 
-    def _load(self) -> tuple[Classifier, Dataset]:
+    def load(self) -> tuple[Classifier, Dataset]:
+        """The model and the data, loaded once; a failure is one :class:`HacError`, said once."""
         if self._loaded is not None:
             return self._loaded
-        if self._load_error is not None:  # said once in full; every later cell points back to it
+        if self._load_error is not None:
             raise HacError(f"not evaluated: loading the model or data failed ({self._load_error.splitlines()[0]})")
         s = self.settings
         try:
@@ -148,11 +168,11 @@ class HacRun:
 
     @property
     def model(self) -> Classifier:
-        return self._load()[0]
+        return self.load()[0]
 
     @property
     def dataset(self) -> Dataset:
-        return self._load()[1]
+        return self.load()[1]
 
     @property
     def engine(self) -> Engine:
@@ -166,11 +186,60 @@ class HacRun:
                 self._engine.plan(self._plan)
         return self._engine
 
-    def plan(self, cases: list[Case]) -> None:
-        """The cases this run will evaluate, so the engine keeps what they share and drops the rest."""
-        self._plan = list(cases)
+    def plan(self, cases: list[Case], universe: list[Case] | None = None) -> None:
+        """The cases this run will evaluate (and ``universe``, every case collected), so the engine keeps
+        what they and the cells their verdicts depend on share, and drops the rest."""
+        if universe is not None:
+            self.universe = list(universe)
+        needed = list(cases)
+        for case in cases:
+            needed += dependencies(case, self.universe)
+        self._plan = list(dict.fromkeys(needed))
         if self._engine is not None:
             self._engine.plan(self._plan)
+
+    # --- measuring and deciding ---------------------------------------------------------------------
+
+    def evaluate(self, case: Case) -> Result:
+        """The cell's result, evaluated once per session whoever asks (its test, or a cell that depends on it)."""
+        result = self._results.get(case.identity)
+        if result is None:
+            result = replace(self.engine.evaluate(case), rule=self.settings.gate)
+            self._results[case.identity] = result
+        return replace(result, threshold=case.threshold)
+
+    def compare(self, result: Result, parts: list[Result] | None = None) -> Comparison | None:
+        """The cell against the baseline (None without a baseline or without the cell in it)."""
+        if self.baseline is None:
+            return None
+        return compare(result, self.baseline.results, self.settings.compare_fail, parts=parts,
+                       hashes=(self.baseline.meta.get("image_hashes"), self.image_hashes()))
+
+    def attack_work(self) -> int:
+        """Images attacked so far by this process's cells (soundness probes apart)."""
+        return 0 if self._engine is None else self._engine.counters["attack_images"]
+
+    def decide(self, test: str, case: Case, result: Result,
+               test_failure: Reason | None = None) -> tuple[Cell, list[Result]]:
+        """The cell's verdict, final, and the results of the cells it depends on: every one is evaluated
+        now (memoized), so the same verdict comes out whatever ran before, in which order, in which shard
+        or selection."""
+        s = self.settings
+        deps = [self.evaluate(d) for d in dependencies(case, self.universe)]
+        for dep in deps:
+            self.references.setdefault(dep.case_id, dep)
+        comparison = self.compare(result, deps if case.parts else None)
+        verdict = decide(result, threshold=case.threshold, rule=s.gate, test_failure=test_failure,
+                         comparison=comparison, compare_fail=s.compare_fail, baseline=s.compare,
+                         findings=soundness_check([result] + deps), soundness=s.soundness)
+        return Cell(test=test, result=result, verdict=verdict, comparison=comparison, threshold=case.threshold), deps
+
+    def record(self, cell: Cell, references: list[Result] = ()) -> None:
+        """Keep ``cell`` (decided already) and rewrite the report at once, so an interruption loses nothing."""
+        self.cells[cell.test] = cell
+        for ref in references:
+            self.references.setdefault(ref.case_id, ref)
+        self.flush(complete=False)
 
     # --- thresholds files ---------------------------------------------------------------------------
 
@@ -191,101 +260,35 @@ class HacRun:
         self.threshold_use.setdefault(thresholds.path, []).extend(c.id for c in cases)
         return out
 
-    def check_thresholds(self) -> list[str]:
-        """Problems with the thresholds files in use: raises for patterns that match no cell (and, with
-        ``--hac-strict``, for a file without a table for the model); returns the warnings."""
-        model, found = self.settings.model, []
+    def check_thresholds(self) -> None:
+        """Check the thresholds files in use: patterns that match no cell are a usage error (a warning with
+        ``--hac-allow-unused-thresholds``), a file without a table for the model a warning (an error with
+        ``--hac-strict``). Sets :attr:`threshold_lines` and :attr:`threshold_warnings`."""
+        s, found, lines = self.settings, [], []
         for path, case_ids in self.threshold_use.items():
             thresholds = self._thresholds[path]
-            unused = thresholds.unused(model, case_ids)
+            unused = thresholds.unused(s.model, case_ids)
+            if unused and not s.allow_unused_thresholds:
+                raise HacError(f"{path}: [{s.model}] patterns {unused} match no cell; fix or remove them (or pass "
+                               f"--hac-allow-unused-thresholds for a reduced matrix)")
             if unused:
-                raise HacError(f"{path}: [{model}] patterns {unused} match no cell; fix or remove them")
-            missing = thresholds.missing_table(model)
-            if missing and self.settings.strict:
+                found.append(f"{path}: patterns {unused} match no cell of this run")
+            missing = thresholds.missing_table(s.model)
+            if missing and s.strict:
                 raise HacError(missing + " (an error under --hac-strict)")
             if missing:
                 found.append(missing)
-        return found
-
-    def thresholds_lines(self) -> list[str]:
-        """For the report: which tables of which file applied to this run."""
-        lines = []
-        for path, case_ids in self.threshold_use.items():
-            thresholds = self._thresholds[path]
-            tables = thresholds.tables_for(self.settings.model)
-            shown = ", ".join(f"[{t}]" for t in tables) or "none"
-            lines.append(f"`{path}`: tables {shown} applied to {len(set(case_ids))} cells")
-        return lines
-
-    # --- verdicts -----------------------------------------------------------------------------------
-
-    def compare(self, result: Result) -> Comparison | None:
-        """The cell against the baseline (None without a baseline or without the cell in it)."""
-        if self.baseline is None:
-            return None
-        return compare(result, self.baseline.results, self.settings.compare_fail)
-
-    def findings(self, extra: Result | None = None) -> list[Finding]:
-        results = {c.case_id: c.result for c in self.cells.values()}
-        if extra is not None:
-            results[extra.case_id] = extra
-        return soundness_check(list(results.values()))
-
-    def verdict(self, test: str, result: Result, outcome: Outcome) -> Cell:
-        """Decide a cell: its own test's outcome, then the baseline and the soundness findings.
-
-        Every reason is kept (a cell can fail its threshold and regress); only the
-        reasons beyond the test's own failure are new to pytest (see :meth:`extra_reasons`).
-        """
-        s = self.settings
-        reasons: list[Reason] = []
-        threshold = result.threshold
-        if outcome.gate_threshold is not None:
-            threshold = outcome.gate_threshold
-            reasons.append(Reason("threshold", f"{result.accuracy:.3f} < {format_threshold(threshold)} "
-                                               f"({outcome.gate_rule} rule)"))
-        elif not outcome.passed:
-            reasons.append(Reason("error", outcome.error or "the test failed"))
-        comp = self.compare(result)
-        if comp is not None and comp.regression:
-            reasons.append(Reason("regression", f"dropped {-comp.delta_points:.1f} points against baseline "
-                                                f"{s.compare!r} ({comp.baseline:.3f} -> {comp.current:.3f} on "
-                                                f"{comp.compared} shared images, one-sided paired p={comp.p_drop:.3g})"
-                                                f", more than the allowed {s.compare_fail:g} points"))
-        if comp is not None and not comp.comparable and s.compare_fail is not None:
-            reasons.append(Reason("baseline", f"not comparable with baseline {s.compare!r}: {comp.why}"))
-        if s.soundness != "warn":
-            reasons += [Reason("soundness", f"{f.check}: {f.message}") for f in self.findings(result)
-                        if f.implicates(result.case_id)]
-        passed = outcome.passed and not any(r.kind in ("regression", "baseline", "soundness") for r in reasons)
-        return Cell(test=test, result=result, passed=passed, reasons=tuple(reasons), comparison=comp,
-                    threshold=threshold)
-
-    @staticmethod
-    def extra_reasons(cell: Cell) -> list[str]:
-        """The reasons pytest has not shown yet: all but the test's own failure."""
-        return [f"{cell.case_id}: {r.kind}: {r.message}" for r in cell.reasons if r.kind not in ("threshold", "error")]
-
-    def record(self, cell: Cell) -> None:
-        """Keep ``cell`` and rewrite the report at once, so an interruption loses nothing finished.
-
-        A soundness finding that implicates a cell recorded earlier fails that cell now
-        (it is marked in the report and the run's exit status turns to failed).
-        """
-        self.cells[cell.test] = cell
-        if self.settings.soundness != "warn":
-            findings = self.findings()
-            for test, old in list(self.cells.items()):
-                if test == cell.test or old.passed is not True:
-                    continue
-                late = [Reason("soundness", f"{f.check} (found after the cell ran): {f.message}") for f in findings
-                        if f.implicates(old.case_id)]
-                if late:
-                    self.cells[test] = replace(old, passed=False, reasons=old.reasons + tuple(late))
-                    self.late_failures.append(f"{test}: " + "; ".join(r.message for r in late))
-        self.flush(complete=False)
+            tables = ", ".join(f"[{t}]" for t in thresholds.tables_for(s.model)) or "none"
+            lines.append(f"`{path}`: tables {tables} applied to {len(set(case_ids))} "
+                         f"cell{'s' if len(set(case_ids)) != 1 else ''}")
+        self.threshold_lines, self.threshold_warnings = lines, found
 
     # --- the report -----------------------------------------------------------------------------------
+
+    def image_hashes(self) -> list[str] | None:
+        if self.loaded:
+            return list(self.dataset.content_hashes())
+        return self.worker_data_info.get("image_hashes")
 
     def data_info(self) -> dict:
         """What the report says about the images and how the model sees them (xdist workers send it along)."""
@@ -296,9 +299,10 @@ class HacRun:
         return {"image_size": list(data.images.shape[-2:]), "skipped": list(data.skipped),
                 "preprocessing": {"resize": model.resize_size, "crop": model.input_size,
                                   "normalization": describe_normalization(model)},
-                "labels": labels, "upscaled": data.upscaled, "source_size": data.source_size}
+                "labels": labels, "upscaled": data.upscaled, "source_size": data.source_size,
+                "image_hashes": list(data.content_hashes())}
 
-    def report(self, complete: bool = False) -> Report:
+    def report(self, complete: bool = False, error: str | None = None) -> Report:
         s = self.settings
         if self.loaded:
             name, n, ids, info = self.dataset.name, len(self.dataset), list(self.dataset.ids), self.data_info()
@@ -308,17 +312,33 @@ class HacRun:
                             list(first.result.ids) if first else [])
             info = self.worker_data_info
         results = list({c.case_id: c.result for c in self.cells.values()}.values())
+        refs = [r for i, r in sorted(self.references.items()) if i not in {c.case_id for c in self.cells.values()}]
+        checked = results + refs
+        seconds = self._engine.seconds.get("probe", 0.0) if self._engine is not None else 0.0
         meta = {"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],
                 "torch_threads": self.torch_threads or torch.get_num_threads(), "soundness_mode": s.soundness,
-                "soundness": {"status": soundness_status(results),
-                              "findings": [f.__dict__ for f in soundness_check(results)]},
-                "thresholds": self.thresholds_lines() + self.threshold_warnings,
-                "attack_images": self.attack_images,
-                **{k: info.get(k) for k in ("image_size", "preprocessing", "labels")}}
-        notes = list(self.notes) + self.weakened_attacks() + _upscaling(info, n)
+                "soundness": {"status": soundness_status(checked),
+                              "findings": [f.__dict__ for f in soundness_check(checked)]},
+                "thresholds": self.threshold_lines + self.threshold_warnings,
+                "attack_images": self.attack_images, "probe_seconds": round(seconds, 3),
+                **{k: info.get(k) for k in ("image_size", "preprocessing", "labels", "image_hashes")}}
+        notes = list(self.notes) + self.weakened_attacks() + _upscaling(info, n) + self.baseline_gaps()
         return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
                       cells=list(self.cells.values()), complete=complete, scope=self.scope,
-                      skipped_images=list(info.get("skipped", [])), meta=meta, notes=notes)
+                      skipped_images=list(info.get("skipped", [])), meta=meta, notes=notes, references=refs,
+                      error=error)
+
+    def baseline_gaps(self) -> list[str]:
+        """Baseline cells this run did not evaluate: a gate that silently lost cells must say so."""
+        if self.baseline is None or not self.cells:
+            return []
+        ran = {c.case_id for c in self.cells.values()}
+        missing = sorted({r.case_id for r in self.baseline.results} - ran)
+        if not missing:
+            return []
+        shown = ", ".join(f"`{m}`" for m in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10
+                                                               else "")
+        return [f"{len(missing)} baseline cell{'s' if len(missing) != 1 else ''} not in this run: {shown}"]
 
     def weakened_attacks(self) -> list[str]:
         """Cells whose attack runs fewer steps than the attack's default: visible, never hidden."""
@@ -333,17 +353,21 @@ class HacRun:
             default = ATTACKS.info(name).steps
             if params.get("steps") is not None and params["steps"] < default:
                 weak.setdefault(describe_attack(params) + f" (default steps {default})", []).append(cell.case_id)
-        return [f"attack weaker than its defaults: {attack} in {len(cells)} cell(s)" for attack, cells in weak.items()]
+        return [f"attack weaker than its defaults: {attack} in {len(cells)} cell{'s' if len(cells) != 1 else ''}"
+                for attack, cells in weak.items()]
+
+    def _write(self, rep: Report, *, plot: bool) -> None:
+        try:
+            self.report_paths = write_report(rep, self.settings.report_dir, plot=plot)
+            self.write_error = None
+        except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
+            self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
+            warnings.warn(f"pytest-hac: {self.write_error}", stacklevel=3)
 
     def flush(self, *, complete: bool, plot: bool = False) -> Report:
         rep = self.report(complete)
         if self.write_files:
-            try:
-                self.report_paths = write_report(rep, self.settings.report_dir, plot=plot)
-                self.write_error = None
-            except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
-                self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
-                warnings.warn(f"pytest-hac: {self.write_error}", stacklevel=2)
+            self._write(rep, plot=plot)
         return rep
 
     def close(self) -> None:
@@ -351,14 +375,33 @@ class HacRun:
         if self._engine is not None:
             self._engine.close()
 
-    def finish(self, rep: Report) -> Report:
-        """Write the final report (with the plot), the baseline if asked, and GitHub's step summary."""
+    def fail(self, error: str) -> Report:
+        """The run ended without a verdict (usage, collection or internal error): a report that says so,
+        with the error in one line, and the same in GitHub's step summary."""
+        rep = self.report(complete=False, error=" ".join(error.split())[:500])
         if self.write_files:
-            try:
-                self.report_paths = write_report(rep, self.settings.report_dir, plot=True)
-                self.write_error = None
-            except OSError as exc:
-                self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
+            self._write(rep, plot=False)
+            self._put_back(rep)
+            append_step_summary(markdown(rep, plot_name=None))
+        return rep
+
+    def _put_back(self, rep: Report) -> None:
+        """A selection's report has its own name: the full report set aside at the start comes back."""
+        selection = rep.stem != self._marker
+        if selection and self._marker is not None:
+            discard(self.settings.report_dir, self._marker)
+        restore_aside(self._set_aside, keep=selection)
+        self._set_aside = []
+
+    def finish(self, rep: Report) -> Report:
+        """Write the final report (with the plot), the baseline if asked, and GitHub's step summary.
+
+        A selection (``-k``, node ids) writes ``<model>.selection.*`` and puts the full report it set
+        aside at the start back in place; any other run replaces it.
+        """
+        if self.write_files:
+            self._write(rep, plot=True)
+            self._put_back(rep)
             if rep.cells and self.settings.save_baseline is not None:
                 try:
                     self.report_paths["baseline"] = save_baseline(rep, self.settings.baseline_dir,
@@ -370,4 +413,4 @@ class HacRun:
         return rep
 
 
-__all__ = ["GATE_RULES", "HacRun", "Outcome", "default_data", "versions"]
+__all__ = ["GATE_RULES", "HacRun", "default_data", "versions"]

@@ -68,7 +68,10 @@ class Settings:
                                     "out-of-memory)")
     report_dir: Path = setting(Path("reports"), "where <model>.md, .json and .png go", "path")
     attack: str = setting("pgd", "the attack of markers that name none")
-    eps: float = setting(4 / 255, "the attack budget of markers that name none", shown="`4/255`")
+    eps: float = setting(4 / 255, "the L-inf attack budget of markers that name none", shown="`4/255`")
+    eps_l2: float | None = setting(None, "the L2 attack budget of markers that name none (L2 radii depend on the "
+                                   "image size: RobustBench uses 0.5 at 32 px, 3.0 at 224 px)",
+                                   shown="none: an L2 marker without eps is a usage error")
     steps: int | None = setting(None, "attack steps of markers that name none", "int", shown="the attack's own")
     queries: int | None = setting(None, "query budget of the 'query' threat's gradient-free attack", "int",
                                   shown="5000, as the reference Square attack")
@@ -96,6 +99,9 @@ class Settings:
                                 "or -q)", "bool")
     thresholds: Path | None = setting(None, "TOML thresholds file ([model] \"cell-pattern\" = accuracy)", "path",
                                       shown="`hac_thresholds.toml` beside the test module")
+    allow_unused_thresholds: bool = setting(False, "let thresholds-file patterns match no cell of this run (a "
+                                            "reduced pull-request matrix): a warning instead of a usage error",
+                                            "bool")
     save_baseline: str | None = setting(None, "save this run's results as baseline NAME (default: the model's "
                                         "name)", "optional", metavar="NAME", shown="off")
     compare: str | None = setting(None, "compare with baseline NAME (default: the model's name) and add a delta "
@@ -113,7 +119,8 @@ class Settings:
 
     @property
     def marker_defaults(self) -> dict[str, Any]:
-        return {"attack": self.attack, "eps": self.eps, "steps": self.steps, "queries": self.queries}
+        return {"attack": self.attack, "eps": self.eps, "eps_l2": self.eps_l2, "steps": self.steps,
+                "queries": self.queries}
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,8 @@ def _validate(v: dict[str, Any]) -> None:
     v["batch_size"] = "auto" if str(bs).lower() == "auto" else bs
     v["attack"] = ATTACKS.canonical(v["attack"])
     v["eps"] = parse_eps(v["eps"])  # the marker's attacks check it against their norms and budgets
+    if v["eps_l2"] is not None:
+        v["eps_l2"] = parse_eps(v["eps_l2"])
     if v["eps"] > 1 and attack_info(v["attack"]).norm == "Linf":
         make_spec(v["attack"], v["eps"])  # raises with the hint that budgets look like 4/255
     if v["steps"] is not None and v["steps"] < 1:

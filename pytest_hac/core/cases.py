@@ -13,12 +13,13 @@ Options (``defaults``) apply where they fit and are never an error.
 """
 from __future__ import annotations
 
-import hashlib
+import difflib
+import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..attacks import THREATS, AttackSpec, attack_info, canonical_threat, make_spec
+from ..attacks import DEFAULT_QUERIES, THREATS, AttackSpec, attack_info, canonical_threat, make_spec
 from ..codecs import validate_quality
 from ..errors import HacError
 from ..registry import ATTACKS, CODECS, AttackInfo
@@ -47,7 +48,8 @@ class Case:
     rounds: int
     threat: str
     attack: AttackSpec | None
-    threshold: float | None = None
+    #: The gate (the marker's ``min_accuracy``, or the thresholds file's): not part of the cell's identity.
+    threshold: float | None = field(default=None, compare=False)
     id: str = field(default="", compare=False)
     thorough: bool = False
     #: For the ``worst`` threat: the defense's cells whose per-image outcomes it combines.
@@ -58,6 +60,15 @@ class Case:
         q = "" if self.quality is None else f"-q{self.quality}"
         return f"{self.codec}{q}-r{self.rounds}"
 
+    @property
+    def identity(self) -> str:
+        """What the cell measures, whatever its id says: defense, threat and the whole attack (and, for a
+        worst cell, its parts). Two cells with one identity are the same measurement."""
+        if self.parts:
+            return f"{self.defense}|{WORST}|" + ";".join(sorted(p.identity for p in self.parts))
+        attack = "" if self.attack is None or self.threat == "clean" else self.attack.key
+        return f"{self.defense}|{self.threat}|{attack}"
+
 
 def _as_list(value: Any) -> list:
     if value is None:
@@ -67,16 +78,62 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-def _eps_tag(spec: AttackSpec) -> str:
-    return "eps" + spec.eps_label.replace("/255", "")
+#: Attack parameters a cell id names when they differ from the run's defaults or between the marker's
+#: attacks of one name, in this order, with their id tags (``-pgd-eps8``, ``-square-q1500``).
+ID_PARAMS = ("eps", "norm", "steps", "alpha", "restarts", "eot")
+
+
+def _tag(spec: AttackSpec, param: str) -> str:
+    if param == "eps":
+        return "eps" + spec.eps_label.replace("/255", "")
+    if param == "norm":
+        return spec.norm
+    if param == "steps":
+        return f"q{spec.steps}" if spec.info.gradient_free else f"s{spec.steps}"
+    if param == "alpha":
+        return "a" + (AttackSpec(spec.name, spec.alpha).eps_label.replace("/255", "") if spec.alpha else "auto")
+    return f"{param}{getattr(spec, param)}"
+
+
+def _reference(spec: AttackSpec, defaults: Mapping[str, Any]) -> AttackSpec | None:
+    """The attack ``spec.name`` as the run's defaults would build it (None where they cannot)."""
+    info = spec.info
+    eps = None if info.min_norm else defaults.get("eps_l2" if spec.norm == "L2" else "eps", "4/255")
+    if eps is None and not info.min_norm:
+        return None
+    kw: dict[str, Any] = {"norm": spec.norm}
+    if info.gradient_free:
+        kw["queries"] = defaults.get("queries") or DEFAULT_QUERIES
+    elif info.takes_steps and defaults.get("steps") is not None:
+        kw["steps"] = defaults["steps"]
+    try:
+        return make_spec(spec.name, eps, **kw)
+    except HacError:
+        return None
+
+
+def _attack_ids(specs: list[AttackSpec], defaults: Mapping[str, Any]) -> dict[AttackSpec, str]:
+    """Each attack's part of a cell id: its name, then every parameter that differs from the run's
+    defaults or from another of the marker's attacks of the same name (so no two attacks share an id)."""
+    out: dict[AttackSpec, str] = {}
+    for spec in specs:
+        same = [s for s in specs if s.name == spec.name]
+        ref = _reference(spec, defaults)
+        tags = [_tag(spec, p) for p in ID_PARAMS
+                if (ref is None and p == "eps") or (ref is not None and getattr(ref, p) != getattr(spec, p))
+                or len({getattr(s, p) for s in same}) > 1]
+        out[spec] = "-".join([spec.name] + tags)
+    return out
 
 
 def expand(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Case]:
     """Turn ``@pytest.mark.hac(...)`` arguments into the list of cases, ids included.
 
-    ``defaults`` supplies ``attack``, ``eps``, ``steps`` and ``queries`` (from options and
-    ini) for markers that do not name them. Clean cells do not depend on the attack, so
-    they appear once per defense.
+    ``defaults`` supplies ``attack``, ``eps``, ``eps_l2``, ``steps`` and ``queries`` (from options
+    and ini) for markers that do not name them. Clean cells do not depend on the attack, so they
+    appear once per defense. A cell id names the defense, the threat and the attack with every
+    parameter that differs from the defaults (:data:`ID_PARAMS`); thresholds are resolved last
+    (:func:`resolve_thresholds`).
     """
     unknown = set(kwargs) - MARKER_KEYS
     if unknown:
@@ -97,65 +154,62 @@ def expand(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Case]
     thorough = _thorough(kwargs.get("soundness"))
     specs = _attack_specs(kwargs, defaults, threats)
     query_specs = _query_specs(specs, kwargs, defaults) if "query" in threats else []
-    multi_eps = len({s.eps for s in specs + query_specs if s.eps is not None}) > 1
+    ids = _attack_ids(list(dict.fromkeys(specs + query_specs)), defaults)
 
     cases: list[Case] = []
-    seen: set[str] = set()
     for name, qualities in codecs.items():
         codec = CODECS.canonical(name)
         qs = [validate_quality(codec, q) for q in (_as_list(qualities) or [None])]
         for q in qs:
             for r in ([1] if codec == "identity" else rounds):
+                defense: list[Case] = []
                 for threat in threats:
-                    cell_specs = {"clean": [None], "query": query_specs}.get(threat, specs)
-                    for spec in cell_specs:
+                    for spec in {"clean": [None], "query": query_specs}.get(threat, specs):
                         _check_eot(spec, threat, codec)
                         parts = [codec] + ([f"q{q}"] if q is not None else []) + [f"r{r}", threat]
                         if spec is not None:
-                            parts.append(spec.name)
-                            if multi_eps and spec.eps is not None:
-                                parts.append(_eps_tag(spec))
-                        case_id = "-".join(parts)
-                        if case_id in seen:
-                            continue
-                        seen.add(case_id)
-                        cases.append(Case(codec, q, r, threat, spec,
-                                          _threshold(thresholds, threat, case_id, spec is not None and spec.min_norm),
-                                          case_id, thorough=thorough))
+                            parts.append(ids[spec])
+                        case = Case(codec, q, r, threat, spec, None, "-".join(parts), thorough=thorough)
+                        if case not in defense:  # eps=["4/255", "4/255"] is one cell
+                            defense.append(case)
+                cases += defense
                 if worst:
-                    cases.append(_worst_case(cases, codec, q, r, thresholds))
-    return cases
+                    cases += _worst_cases(defense)
+    check_unique([("this marker", c) for c in cases])
+    return resolve_thresholds(thresholds, cases)
 
 
-def work_group(case: Case) -> str:
-    """The name of the expensive work ``case`` shares with others, for ``pytest -n N --dist loadgroup``.
-
-    Cells that share an attack (every defense's oblivious cells; every threat on the undefended
-    model) or a chain of codec rounds (a defense's clean cells) get one group, so xdist runs them
-    on one worker and the shared work is done once. A worst-case cell goes with its oblivious part
-    (the most shared), else with its defense's clean cells.
-    """
-    if case.parts:
-        first = next((p for p in case.parts if p.threat == "oblivious"), case.parts[0])
-        return work_group(first)
-    if case.threat == "clean" or case.attack is None:
-        q = "" if case.quality is None else f"-q{case.quality}"
-        return f"hac-clean-{case.codec}{q}"
-    digest = hashlib.sha256(case.attack.key.encode()).hexdigest()[:8]
-    if case.codec == "identity" or case.threat == "oblivious":
-        return f"hac-{case.attack.name}-{digest}"
-    return f"hac-{case.threat}-{case.defense}-{case.attack.name}-{digest}"
+def check_unique(cells: list[tuple[str, Case]]) -> None:
+    """Two different measurements under one id would overwrite each other in reports: a usage error
+    naming both tests (``cells`` pairs each case with the test it came from)."""
+    seen: dict[str, tuple[str, Case]] = {}
+    for test, case in cells:
+        other_test, other = seen.setdefault(case.id, (test, case))
+        if other.identity != case.identity:
+            raise HacError(f"two different cells share the id {case.id!r}: {other.identity} in {other_test} and "
+                           f"{case.identity} in {test}; the report would keep one of them. Give the attacks "
+                           f"different parameters in one marker, or set them explicitly so the ids name them")
 
 
-def _worst_case(cases: list[Case], codec: str, quality: int | None, rounds: int, thresholds: Any) -> Case:
-    """The defense's worst case per image over every cell of the marker (minimum-norm attacks left out)."""
-    parts = tuple(c for c in cases if (c.codec, c.quality, c.rounds) == (codec, quality, rounds)
-                  and c.threat != WORST and not (c.attack is not None and c.attack.min_norm))
-    if not any(c.threat != "clean" for c in parts):
-        raise HacError(f"the worst case of {parts[0].defense if parts else codec} needs at least one attacked cell "
-                       f"(threats oblivious, whitebox, adaptive or query)")
-    case_id = f"{parts[0].defense}-{WORST}"
-    return Case(codec, quality, rounds, WORST, None, _threshold(thresholds, WORST, case_id), case_id, parts=parts)
+def _worst_cases(defense: list[Case]) -> list[Case]:
+    """The defense's worst case per image, one per eps: its clean cell and every attacked cell at that
+    eps (minimum-norm attacks, which have no budget, left out). The id names the eps when the marker has
+    several, or one that is not the run's default."""
+    attacked = [c for c in defense if c.attack is not None and c.threat != "clean" and not c.attack.min_norm]
+    if not attacked:
+        first = defense[0].defense if defense else "the defense"
+        raise HacError(f"the worst case of {first} needs at least one attacked cell (threats oblivious, whitebox, "
+                       f"adaptive or query)")
+    clean = [c for c in defense if c.threat == "clean"]
+    budgets = list(dict.fromkeys(c.attack.eps for c in attacked))
+    out = []
+    for eps in budgets:
+        parts = tuple(clean + [c for c in attacked if c.attack.eps == eps])
+        label = "eps" + next(c.attack for c in attacked if c.attack.eps == eps).eps_label.replace("/255", "")
+        named = len(budgets) > 1 or any(f"-{label}" in c.id for c in parts)
+        case_id = f"{parts[0].defense}-{WORST}" + (f"-{label}" if named else "")
+        out.append(Case(parts[0].codec, parts[0].quality, parts[0].rounds, WORST, None, None, case_id, parts=parts))
+    return out
 
 
 def _thorough(value: Any) -> bool:
@@ -186,26 +240,53 @@ def _attack_specs(kwargs: Mapping[str, Any], defaults: Mapping[str, Any], threat
     names = _attack_names(kwargs, defaults)
     infos = {n: attack_info(n) for n in names}
     bounded = [n for n in names if not infos[n].min_norm]
-    eps_values = _as_list(kwargs["eps"] if "eps" in kwargs else defaults.get("eps", "4/255"))
+    eps_values = _as_list(kwargs["eps"]) if "eps" in kwargs else None
     if "eps" in kwargs and not bounded:
         make_spec(names[0], kwargs["eps"])  # raises: says the attack has no eps
-    if bounded and not eps_values:
+    if bounded and eps_values == []:
         raise HacError("hac marker: eps must not be empty")
     for param in SHARED_PARAMS:
         if kwargs.get(param) is not None and not any(_takes(infos[n], param) for n in names):
             # make_spec's message names the attack, the parameter and what to use instead
-            make_spec(names[0], None if infos[names[0]].min_norm else eps_values[0], **{param: kwargs[param]})
+            eps = None if infos[names[0]].min_norm else (eps_values or [_default_eps(names[0], infos[names[0]],
+                                                                                     defaults)])[0]
+            make_spec(names[0], eps, **{param: kwargs[param]})
             raise HacError(f"hac marker: no attack of {names} takes {param}; drop it")  # pragma: no cover
     queries = kwargs.get("queries")
     if queries is not None and "query" not in threats and not any(i.gradient_free for i in infos.values()):
         raise HacError(f"hac marker: queries={queries!r} is the budget of the 'query' threat and of gradient-free "
                        f"attacks; the marker has neither (add threats=[..., 'query'] or drop queries)")
+    free = [n for n in names if infos[n].gradient_free]
+    if free and kwargs.get("steps") is not None:
+        if queries is not None and len(free) == len(names):
+            raise HacError(f"hac marker: {free[0]!r} is gradient-free: its steps are its queries, so steps="
+                           f"{kwargs['steps']!r} and queries={queries!r} say the same thing twice; keep queries")
+        if queries is None and len(free) < len(names):
+            raise HacError(f"hac marker: steps={kwargs['steps']!r} would be the steps of "
+                           f"{', '.join(n for n in names if n not in free)} and the query budget of "
+                           f"{', '.join(free)}; give the gradient-free budget as queries= (e.g. queries=5000)")
     specs: list[AttackSpec] = []
     for name in names:
         kw = _params_for(infos[name], kwargs, defaults)
-        for eps in ([None] if infos[name].min_norm else eps_values):
+        for eps in ([None] if infos[name].min_norm else eps_values or [_default_eps(name, infos[name], defaults)]):
             specs.append(make_spec(name, eps, **kw))
     return specs
+
+
+def _default_eps(name: str, info: AttackInfo, defaults: Mapping[str, Any]) -> Any:
+    """The run's eps for a marker that names none: ``--hac-eps`` for L-inf, ``--hac-eps-l2`` for L2.
+
+    An L2 radius depends on the image size (RobustBench: 0.5 on 32-px CIFAR-10, 3.0 on 224-px
+    ImageNet), so an L2 attack never falls back on the L-inf budget.
+    """
+    if info.norm != "L2":
+        return defaults.get("eps", "4/255")
+    eps = defaults.get("eps_l2")
+    if eps is None:
+        raise HacError(f"attack {name!r} is an L2 attack and neither the marker nor --hac-eps-l2 gives its eps; L2 "
+                       f"radii depend on the image size (RobustBench: 0.5 on 32-px CIFAR-10, 3.0 on 224-px "
+                       f"ImageNet): set eps= in the marker or --hac-eps-l2")
+    return eps
 
 
 def _params_for(info: AttackInfo, kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,7 +296,7 @@ def _params_for(info: AttackInfo, kwargs: Mapping[str, Any], defaults: Mapping[s
         value = kwargs.get(param)
         if value is None and param == "steps" and not info.gradient_free:
             value = defaults.get("steps")  # --hac-steps counts gradient steps, not queries
-        if value is not None and _takes(info, param):
+        if value is not None and _takes(info, param) and not (info.gradient_free and kwargs.get("queries")):
             kw[param] = value
     if info.gradient_free:
         queries = kwargs.get("queries")
@@ -261,31 +342,84 @@ def _check_eot(spec: AttackSpec | None, threat: str, codec: str) -> None:
                        f"whose threats are whitebox/adaptive on a stochastic codec")
 
 
-def _threshold(spec: Any, threat: str, case_id: str, min_norm: bool = False) -> float | None:
-    """``min_accuracy`` may be one number or a dict keyed by threat (or by case id glob).
+def parse_fraction(value: Any, where: str) -> float:
+    """A threshold: a number (or a numeric string such as "0.9") in [0, 1]."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise HacError(f"{where}: threshold {value!r} is not a number; write a fraction such as 0.9") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise HacError(f"{where}: thresholds are fractions in [0, 1]; got {value!r}")
+    return float(value)
 
-    A minimum-norm attack's cell (cw) has no eps budget, so thresholds meant for the
-    eps-bounded cells of a threat do not apply to it: only a pattern naming its id does.
+
+def _literal(pattern: str) -> int:
+    """How specific a glob is: its characters that are not wildcards."""
+    return sum(1 for ch in pattern if ch not in "*?[]")
+
+
+def resolve_thresholds(spec: Any, cases: list[Case]) -> list[Case]:
+    """The marker's ``min_accuracy`` on each of its cells: one number, or a dict whose keys are cell ids,
+    id patterns (globs), threats the marker runs or ``worst``.
+
+    The most specific key wins: an exact cell id, then the pattern with the most literal characters,
+    then the threat, then a plain number. A key that is none of these (a typo, a threat the marker does
+    not run, a pattern that matches no cell) is a usage error naming what it could have meant. A
+    minimum-norm attack's cell (cw) has no eps budget: only its exact id gates it.
     """
-    import fnmatch
-
     if spec is None:
-        return None
-    if min_norm and not isinstance(spec, Mapping):
-        return None
-    if isinstance(spec, Mapping):
-        if threat in spec and not min_norm:
-            value = spec[threat]
+        return cases
+    if not isinstance(spec, Mapping):
+        value = parse_fraction(spec, "hac marker min_accuracy")
+        return [c if c.attack is not None and c.attack.min_norm and c.threat != "clean"
+                else _with_threshold(c, value) for c in cases]
+    ids = {c.id for c in cases}
+    threats = {c.threat for c in cases}
+    exact, by_threat, patterns = {}, {}, {}
+    for key, raw in spec.items():
+        value = parse_fraction(raw, f"hac marker min_accuracy[{key!r}]")
+        if not isinstance(key, str):
+            raise HacError(f"hac marker min_accuracy: keys are cell ids, patterns or threats; got {key!r}")
+        if key in ids:
+            exact[key] = value
+        elif key in threats:
+            by_threat[key] = value
+        elif key in THREATS or key == WORST:
+            raise HacError(f"hac marker min_accuracy[{key!r}]: the marker runs no {key!r} cells (its threats: "
+                           f"{', '.join(sorted(threats))}); add {key!r} to threats= or drop the key")
+        elif any(_reaches(key, c) for c in cases):
+            patterns[key] = value
         else:
-            matches = [v for k, v in spec.items()
-                       if k not in THREATS and k != WORST and fnmatch.fnmatchcase(case_id, k)]
-            if not matches:
-                return None
-            value = matches[-1]
-    else:
-        value = spec
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise HacError(f"min_accuracy must be a fraction in [0, 1]; got {value!r}")
-    return value
+            close = difflib.get_close_matches(key, sorted(ids | threats), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise HacError(f"hac marker min_accuracy[{key!r}] matches no cell of the marker and is no threat it "
+                           f"runs.{hint} Keys are cell ids (e.g. {sorted(ids)[0]!r}), glob patterns over them, or "
+                           f"threats ({', '.join(sorted(threats))}); a pattern reaches a minimum-norm (cw) cell only "
+                           f"when it names the attack")
+    out = []
+    for case in cases:
+        value = exact.get(case.id)
+        if value is None:
+            matching = [(p, v) for p, v in patterns.items() if _reaches(p, case)]
+            if matching:
+                value = max(matching, key=lambda pv: _literal(pv[0]))[1]  # ties: the first written
+            elif not _min_norm(case):
+                value = by_threat.get(case.threat)
+        out.append(case if value is None else _with_threshold(case, value))
+    return out
 
+
+def _reaches(pattern: str, case: Case) -> bool:
+    """A glob gates a minimum-norm cell only when it names the attack: its accuracy has no eps budget."""
+    if _min_norm(case) and case.attack.name not in pattern:
+        return False
+    return fnmatch.fnmatchcase(case.id, pattern)
+
+
+def _min_norm(case: Case) -> bool:
+    return case.attack is not None and case.attack.min_norm and case.threat != "clean"
+
+
+def _with_threshold(case: Case, value: float) -> Case:
+    return replace(case, threshold=value)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HacError
+from .cases import parse_fraction
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
 from .stats import mcnemar_drop_pvalue
@@ -38,10 +39,7 @@ class Thresholds:
             if not isinstance(cells, dict):
                 raise HacError(f"{path}: {model!r} = {cells!r} is outside a table: put \"cell-pattern\" = accuracy "
                                f"lines under a [model] or [\"*\"] table header")
-            for pattern, value in cells.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                    raise HacError(f"{path}: [{model}] {pattern!r} = {value!r}: thresholds are fractions in [0, 1]")
-            table[model] = {p: float(v) for p, v in cells.items()}
+            table[model] = {p: parse_fraction(v, f"{path}: [{model}] {p!r}") for p, v in cells.items()}
         return cls(Path(path), table)
 
     def patterns(self, model: str) -> dict[str, float]:
@@ -133,21 +131,34 @@ def describe_attack(params: dict) -> str:
     return " ".join(p for p in parts if p)
 
 
-def compare(result: Result, baseline: list[Result], margin_points: float | None = None) -> Comparison | None:
+def compare(result: Result, baseline: list[Result], margin_points: float | None = None, *,
+            parts: list[Result] | None = None,
+            hashes: tuple[list[str] | None, list[str] | None] = (None, None)) -> Comparison | None:
     """Compare with the baseline's cell of the same id, on the images both runs share.
 
     None when the baseline has no such cell. A cell whose attack differs from the
     baseline's (any parameter) is not comparable: a weakened attack must not show up
-    as an improvement. Δ and the one-sided exact McNemar p-values use only the shared
-    images, so a run on fewer (or other) images is compared like with like.
+    as an improvement; a worst cell is comparable only when it covers the same cells and
+    each of its ``parts`` is. Images are shared when their ids and their content (``hashes``:
+    the baseline's and this run's per-image hashes, in the order of each run's ids) agree: a
+    folder of other photos under the same names is other data. Δ and the one-sided exact
+    McNemar p-values use only the shared images, so a run on fewer (or other) images is
+    compared like with like.
     """
     old = next((r for r in baseline if r.case_id == result.case_id), None)
     if old is None:
         return None
-    if old.attack_params != result.attack_params:
-        return Comparison(of=old.n, why=f"the attack differs: baseline {describe_attack(old.attack_params)}, "
-                                        f"this run {describe_attack(result.attack_params)}")
+    why = _not_comparable(old, result, baseline, parts)
+    if why is not None:
+        return Comparison(of=old.n, why=why)
     mine = dict(zip(result.ids, result.correct))
+    base_hash, my_hash = hashes
+    if base_hash is not None and my_hash is not None:
+        theirs, ours = dict(zip(old.ids, base_hash)), dict(zip(result.ids, my_hash))
+        other = [i for i in mine if i in theirs and theirs[i] != ours.get(i)]
+        if other:
+            return Comparison(of=old.n, why=f"different data: {len(other)} of the shared image ids hold other "
+                                            f"pixels or labels than in the baseline (e.g. {other[0]!r})")
     shared = [(was, mine[i]) for i, was in zip(old.ids, old.correct) if i in mine]
     if not shared:
         return Comparison(of=old.n, why="no image of this run is in the baseline (other data or subset)")
@@ -159,6 +170,22 @@ def compare(result: Result, baseline: list[Result], margin_points: float | None 
                   and 100 * (base_acc - cur_acc) > margin_points)
     return Comparison(baseline=base_acc, current=cur_acc, compared=len(shared), of=old.n, p_drop=p_drop,
                       p_gain=p_gain, regression=regression)
+
+
+def _not_comparable(old: Result, new: Result, baseline: list[Result], parts: list[Result] | None) -> str | None:
+    if old.attack_params != new.attack_params:
+        return (f"the attack differs: baseline {describe_attack(old.attack_params)}, this run "
+                f"{describe_attack(new.attack_params)}")
+    if new.threat != "worst":
+        return None
+    covered, was = new.diagnostics.get("cells", []), old.diagnostics.get("cells", [])
+    if sorted(covered) != sorted(was):
+        return f"the worst case covers other cells: baseline {sorted(was)}, this run {sorted(covered)}"
+    for part in parts or []:
+        base_part = next((r for r in baseline if r.case_id == part.case_id), None)
+        if base_part is None or base_part.attack_params != part.attack_params:
+            return f"its part {part.case_id} is not comparable with the baseline's"
+    return None
 
 
 def version_drift(recorded: dict[str, str], versions: dict[str, str]) -> list[str]:

@@ -33,6 +33,13 @@ def format_threshold(value: float) -> str:
     return f"{value:.6g}"
 
 
+def gate_message(result: "Result", threshold: float, rule: str) -> str:
+    """The one wording of a missed threshold (pytest's message, the report's reason)."""
+    return (f"{result.case_id}: accuracy {result.accuracy:.3f} (95% CI {result.ci_low:.3f}-{result.ci_high:.3f}, "
+            f"n={result.n}) is below the threshold {format_threshold(threshold)} [gate rule {rule}: "
+            f"{GATE_RULES[rule]}]")
+
+
 @dataclass(frozen=True)
 class Result:
     """Accuracy of one case on ``n`` images, with its 95% Wilson interval and the defense's cost.
@@ -103,10 +110,7 @@ class Result:
         threshold = self.threshold if threshold is None else threshold
         rule = rule or self.rule
         if not self.gate(threshold, rule):
-            raise GateFailure(
-                f"{self.case_id}: accuracy {self.accuracy:.3f} (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}, "
-                f"n={self.n}) is below the threshold {format_threshold(threshold)} [gate rule {rule}: "
-                f"{GATE_RULES[rule]}]", threshold=threshold, rule=rule)
+            raise GateFailure(gate_message(self, threshold, rule), threshold=threshold, rule=rule)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -12,8 +12,10 @@ have no eps budget and stay out of every eps series.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from .cases import WORST, Case
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL, mcnemar_drop_pvalue, wilson_interval
 
@@ -21,6 +23,15 @@ from .stats import SIGNIFICANCE_LEVEL, mcnemar_drop_pvalue, wilson_interval
 LARGE_EPS = 8 / 255 - 1e-9
 #: Accuracy an attack must push below (lower end of the 95% interval) where it must break the model.
 NEAR_ZERO = 0.1
+#: Share of images that may survive the 64/255 attack through the defense. A sound differentiable path
+#: drives accuracy to about 0 at that budget (Carlini et al., 2019), so more than a few percent surviving
+#: is masking: on the probe's 32 images, 2 or more (1 is tolerated: a last-step rounding can save one).
+LARGE_EPS_SURVIVORS = 0.05
+#: What to try when a check finds gradient masking in a user's defense.
+MASKING_HINT = ("to attack it properly try more steps (steps=), restarts=, eot= for a random codec, or the "
+                "'adaptive' threat (BPDA with the identity gradient)")
+#: Threats whose attacker differentiates through the defense.
+INFORMED = ("whitebox", "adaptive")
 #: Share of images whose input gradient may be zero or not finite before a gradient attack is suspect.
 ZERO_GRADIENT_SHARE = 0.01
 #: The reference Square attack uses 5,000 queries; below this a query attack is too weak to say much.
@@ -121,23 +132,25 @@ def check(results: list[Result]) -> list[Finding]:
                                             f"{hi.case_id} is more accurate than {lo.case_id} at a smaller eps: the "
                                             f"attack is not converging (more steps or restarts)", (hi.case_id,)))
         for r in bounded:
-            if r.threat not in ("whitebox", "adaptive"):
+            if r.threat not in INFORMED:
                 continue
             for o in bounded:
                 if o.threat == "oblivious" and _attack_key(o) == _attack_key(r) and _significantly_higher(r, o):
                     findings.append(Finding("informed-not-weaker", (r.case_id, o.case_id),
                                             f"{r.case_id} ({r.accuracy:.2f}) is above {o.case_id} ({o.accuracy:.2f}): "
-                                            f"the defense-aware attack is weaker, a sign of gradient masking",
+                                            f"the defense-aware attack is weaker, a sign of gradient masking; "
+                                            f"{MASKING_HINT}",
                                             (r.case_id,)))
         for q in bounded:
             if q.threat != "query":
                 continue
             for g in bounded:
-                if (g.threat in ("whitebox", "adaptive") and g.eps == q.eps
+                if (g.threat in INFORMED and g.eps == q.eps
                         and g.attack_params.get("norm") == q.attack_params.get("norm") and _significantly_higher(g, q)):
                     findings.append(Finding("gradient-free-not-stronger", (q.case_id, g.case_id),
                                             f"gradient-free {q.case_id} ({q.accuracy:.2f}) beats gradient attack "
-                                            f"{g.case_id} ({g.accuracy:.2f}): possible gradient masking",
+                                            f"{g.case_id} ({g.accuracy:.2f}): possible gradient masking; "
+                                            f"{MASKING_HINT}",
                                             (g.case_id,)))
     findings += _undefended_breaks(results)
     for r in results:
@@ -175,13 +188,13 @@ def _own_measurements(r: Result) -> list[Finding]:
     """Checks on what the engine measured while this one cell ran."""
     out = []
     d = r.diagnostics
-    if "large_eps" in d and _near_zero_missed(d["large_eps"]["correct"], d["large_eps"]["n"]):
+    if "large_eps" in d and d["large_eps"]["correct"] > LARGE_EPS_SURVIVORS * d["large_eps"]["n"]:
         p = d["large_eps"]
         eps = f"{p['eps'] * 255:.0f}/255" if r.attack_params.get("norm", "Linf") == "Linf" else f"{p['eps']:.3g}"
         out.append(Finding("large-eps-through-defense", (r.case_id,),
                            f"{r.case_id}: the same attack at eps {eps} leaves {p['correct']}/"
-                           f"{p['n']} images correct; expected near 0: the gradient through the defense is broken "
-                           f"(gradient masking)"))
+                           f"{p['n']} images correct (more than {LARGE_EPS_SURVIVORS:.0%}); expected near 0: the "
+                           f"gradient through the defense is broken (gradient masking); {MASKING_HINT}"))
     if "zero_gradient" in d:
         z = d["zero_gradient"]
         if z["of"] and z["images"] / z["of"] > ZERO_GRADIENT_SHARE:
@@ -242,6 +255,49 @@ def status(results: list[Result], findings: list[Finding] | None = None) -> dict
     did = ran(results)
     return {c.name: "flagged" if c.name in flagged else "ok" if did[c.name] else f"not run: {c.needs}"
             for c in CHECKS}
+
+
+def dependencies(case: Case, universe: Sequence[Case]) -> list[Case]:
+    """The cells whose results the checks need to judge ``case`` (the cells a finding on it compares with).
+
+    A verdict is final when its cell's test ends, so these are evaluated on demand inside that test,
+    whether or not they are selected, in this shard or run later (the engine memoizes them, so a full
+    run does no extra work). ``universe`` is every cell collected in the session; a reference cell it
+    lacks is built (the oblivious twin of an informed cell, the clean twin of an eps-0 cell).
+
+    * informed-not-weaker: a white-box or adaptive cell, against the oblivious cell of its defense and attack;
+    * gradient-free-not-stronger: a white-box or adaptive cell, against the query cells of its defense, eps, norm;
+    * monotone-in-eps: a cell, against the same defense, threat and attack at smaller eps;
+    * eps0-equals-clean: an eps-0 cell, against its defense's clean cell;
+    * worst cells: their parts.
+    """
+    if case.parts:
+        return list(case.parts)
+    spec = case.attack
+    if spec is None or case.threat == "clean" or spec.min_norm:
+        return []
+    same = [c for c in universe if (c.codec, c.quality, c.rounds) == (case.codec, case.quality, case.rounds)
+            and c.threat != WORST and c.identity != case.identity]
+    deps: list[Case] = []
+    if case.threat in INFORMED and case.codec != "identity" and spec.eot == 1:
+        twin = Case(case.codec, case.quality, case.rounds, "oblivious", spec,
+                    id=case.id.replace(f"-{case.threat}-", "-oblivious-", 1))
+        deps.append(next((c for c in same if c.identity == twin.identity), twin))
+    if case.threat in INFORMED:
+        deps += [c for c in same if c.threat == "query" and c.attack.eps == spec.eps and c.attack.norm == spec.norm]
+    if case.threat != "query":
+        key = replace(spec, eps=0.0).key
+        deps += [c for c in same if c.threat == case.threat and c.attack is not None and not c.attack.min_norm
+                 and replace(c.attack, eps=0.0).key == key and c.attack.eps < spec.eps]
+    if spec.eps == 0:
+        clean = Case(case.codec, case.quality, case.rounds, "clean", None, id=f"{case.defense}-clean")
+        deps.append(next((c for c in same if c.identity == clean.identity), clean))
+    return list(dict.fromkeys(deps))
+
+
+def findings_for(case_id: str, results: list[Result]) -> list[Finding]:
+    """The findings over ``results`` (a cell's and its dependencies') that implicate ``case_id``."""
+    return [f for f in check(results) if f.implicates(case_id)]
 
 
 def worst_case(results: list[Result]) -> list[Result]:

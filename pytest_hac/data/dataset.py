@@ -45,6 +45,13 @@ class Dataset:
         """Images ``start:stop`` as float in [0, 1] (converted per call: only a batch at a time is float)."""
         return self.images[start:stop].float().div(255)
 
+    def content_hashes(self) -> tuple[str, ...]:
+        """Per image, a hash of its pixels and label: data identity is content, not a folder's name."""
+        import hashlib
+
+        return tuple(hashlib.sha256(img.contiguous().numpy().tobytes() + str(int(y)).encode()).hexdigest()[:16]
+                     for img, y in zip(self.images, self.labels))
+
 
 def to_uint8(images: Tensor) -> Tensor:
     """Float images in [0, 1] as 8-bit, as an image file would hold them."""

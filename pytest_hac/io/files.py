@@ -15,12 +15,19 @@ def safe_stem(name: str) -> str:
     return stem[:100]
 
 
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, content: str | bytes | Callable[[BinaryIO], object]) -> None:
     """Write text, bytes, or what ``content(file)`` writes to a binary file, to ``path`` atomically:
     a temporary file beside it, then ``os.replace``. Readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from the rest of a CI job
         if isinstance(content, str):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(content)

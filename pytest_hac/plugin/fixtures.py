@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import pytest
 
@@ -10,7 +9,7 @@ from ..core.cases import Case
 from ..core.result import Result
 from ..errors import HacError
 from ..run import HacRun
-from .session import PLUGIN_NAME, RESULT_KEY, WORK_PROPERTY
+from .session import PLUGIN_NAME, RESULT_KEY
 
 
 def _run(request: pytest.FixtureRequest) -> HacRun:
@@ -65,21 +64,18 @@ def hac_case(request: pytest.FixtureRequest) -> Case:
 
 @pytest.fixture
 def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callable[[Case], Result]:
-    """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work) and record it for the report."""
+    """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work). The cell's verdict is decided when
+    its test ends, from the marker's threshold whether or not the body asserts it; an assertion in the body
+    can only add a stricter check."""
 
     def evaluate(case: Case) -> Result:
         from .progress import live_status
 
         engine = _usage(lambda: hac_session.engine)
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-        before = engine.counters["attack_images"]
         with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
-            result = _usage(lambda: engine.evaluate(case))
-        request.node.user_properties.append((WORK_PROPERTY, engine.counters["attack_images"] - before))
-        result = replace(result, rule=hac_session.settings.gate)
+            result = _usage(lambda: hac_session.evaluate(case))
         request.node.stash[RESULT_KEY] = result
-        for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
-            request.node.user_properties.append((f"hac_{key}", getattr(result, key)))
         return result
 
     return evaluate

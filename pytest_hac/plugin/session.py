@@ -3,7 +3,10 @@
 Like pytest-benchmark's ``BenchmarkSession`` and pytest-xdist's ``DSession``, one
 :class:`HacPlugin` is created in ``pytest_configure`` and registered with the plugin
 manager. It only translates between pytest and the library's
-:class:`~pytest_hac.run.HacRun`, which measures, decides and writes the report.
+:class:`~pytest_hac.run.HacRun`: a cell's verdict is decided inside the cell's own test
+call (``pytest_runtest_call``) by :func:`pytest_hac.core.verdict.decide`, so pytest's outcome,
+JUnit, the terminal, the report and the exit status carry one verdict; the controller (also
+under xdist) only records it.
 """
 from __future__ import annotations
 
@@ -13,52 +16,73 @@ import json
 import pytest
 import torch
 
-from ..core.cases import expand, work_group
+from ..core.cases import check_unique
+from ..core.grouping import work_groups
 from ..core.result import GateFailure, Result
+from ..core.verdict import Reason, ReasonKind
 from ..errors import HacError
-from ..report.schema import Report, Scope
-from ..run import HacRun, Outcome
+from ..report.schema import Cell, Report, Scope
+from ..run import HacRun
+from .cells import CellMessage, is_cell, test_id
 
 PLUGIN_NAME = "hac-session"
 RESULT_KEY = pytest.StashKey[Result]()
-#: user_properties that carry a cell from an xdist worker to the controller.
-PROPERTY = "hac_result"
-OUTCOME_PROPERTY = "hac_outcome"
-SCOPE_PROPERTY = "hac_scope"
-THREADS_PROPERTY = "hac_torch_threads"
-DATA_PROPERTY = "hac_data_info"
-#: Images attacked while a cell ran (shared attacks count where they ran first): the run's attack work.
-WORK_PROPERTY = "hac_attack_images"
+CELL_KEY = pytest.StashKey[Cell]()
+REFERENCES_KEY = pytest.StashKey[list]()
+#: Images the cell's call attacked (shared attacks count where they ran first): the run's attack work.
+WORK_KEY = pytest.StashKey[int]()
+#: user_property that carries a decided cell from an xdist worker to the controller.
+PROPERTY = "hac_cell"
 FINISHED_PROPERTY = "hac_cell_finished"
 
 
-def test_id(nodeid: str) -> str:
-    """A test's node id without the ``@group`` suffix ``--dist loadgroup`` appends to it."""
-    return nodeid.split("@hac-", 1)[0]
+class VerdictFailure(AssertionError):
+    """The cell's verdict is failed although its test body passed: the reasons are the message."""
 
 
-def _is_cell(item: pytest.Item) -> bool:
-    return "hac_case" in getattr(item, "fixturenames", ())
+def _test_failure(exc: BaseException) -> Reason:
+    if isinstance(exc, GateFailure):
+        return Reason(ReasonKind.ASSERTION, str(exc))
+    text = str(exc).strip()
+    return Reason(ReasonKind.ERROR, f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
 
 
 class HacPlugin:
-    """The run's pytest side: turns markers into cells, outcomes into verdicts, the session into a report."""
+    """The run's pytest side: turns markers into cells, a cell's test into its verdict, the session into a report."""
 
     def __init__(self, config: pytest.Config, run: HacRun) -> None:
         self.config = config
         self.run = run
-        #: Node ids of every cell the markers expand to, before any selection (-k, --lf, shards).
-        self.all_cells: list[str] = []
+        #: (node id, case) of every cell the markers expand to, before any selection (-k, --lf, shards).
+        self.universe: list = []
         self.finished: set[str] = set()
         self.scope = Scope()
         #: The report written at session end (the terminal summary prints it).
         self.final: Report | None = None
+        self.error: str | None = None
 
-    # --- collection ---------------------------------------------------------------------------------
+    @property
+    def worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def _usage_error(self, exc: HacError) -> pytest.UsageError:
+        """A usage error, said once; the report on disk says it too."""
+        self.error = f"usage error: {exc}"
+        return pytest.UsageError(f"pytest-hac: {exc}")
+
+    # --- the start and collection -------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        try:
+            self.run.start()
+        except HacError as exc:
+            raise pytest.UsageError(f"pytest-hac: {exc}") from None
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "hac_case" not in metafunc.fixturenames:
             return
+        from ..core.cases import expand
+
         marker = metafunc.definition.get_closest_marker("hac")
         if marker is None:
             pytest.fail(f"{metafunc.definition.nodeid} uses hac_case but has no @pytest.mark.hac(...) marker",
@@ -68,36 +92,43 @@ class HacPlugin:
             cases = self.run.apply_thresholds(cases, metafunc.definition.path.parent)
         except HacError as exc:
             pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
-        self.all_cells += [f"{metafunc.definition.nodeid}[{c.id}]" for c in cases]
+        self.universe += [(f"{metafunc.definition.nodeid}[{c.id}]", c) for c in cases]
         metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and self.error is None:
+            text = str(report.longrepr).strip().splitlines()
+            self.error = f"collection error in {report.nodeid or 'the session'}: {text[-1] if text else ''}"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         try:
-            self.run.threshold_warnings = self.run.check_thresholds()
+            self.run.check_thresholds()
+            check_unique(self.universe)
         except HacError as exc:
-            raise pytest.UsageError(f"pytest-hac: {exc}") from None
+            raise self._usage_error(exc) from None
         if self.run.settings.shard is not None:
             index, count = self.run.settings.shard
-            cells = sorted(item.nodeid for item in items if _is_cell(item))
+            cells = sorted(item.nodeid for item in items if is_cell(item))
             keep = {nodeid for i, nodeid in enumerate(cells) if i % count == index - 1}
-            dropped = [it for it in items if _is_cell(it) and it.nodeid not in keep]
+            dropped = [it for it in items if is_cell(it) and it.nodeid not in keep]
             if dropped:
                 config.hook.pytest_deselected(items=dropped)
                 items[:] = [it for it in items if it not in dropped]
-        for item in items:  # for `-n N --dist loadgroup`: cells sharing an attack run on one worker
-            if _is_cell(item) and hasattr(item, "callspec"):
-                item.add_marker(pytest.mark.xdist_group(work_group(item.callspec.params["hac_case"])))
+        groups = work_groups([case for _, case in self.universe])
+        for item in items:  # for `-n N --dist loadgroup`: cells that share attack work run on one worker
+            if is_cell(item) and hasattr(item, "callspec"):
+                item.add_marker(pytest.mark.xdist_group(groups[item.callspec.params["hac_case"].identity]))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """The run's scope and plan, after every selection (-k, -m, --lf, node ids, shards) has happened."""
-        everything = sorted(set(self.all_cells))
-        cells = [item for item in session.items if _is_cell(item)]
+        """The run's scope and plan, after every selection (-k, -m, --lf, node ids, shards) has happened;
+        then the model and data, once: a failure there is one usage error, not one failure per cell."""
+        everything = sorted({nodeid for nodeid, _ in self.universe})
+        cells = [item for item in session.items if is_cell(item)]
         digest = hashlib.sha256("\n".join(everything).encode()).hexdigest()[:16]
         self.scope = Scope(selected=len(cells), total=len(everything), shard=self.run.settings.shard,
                            cells_hash=digest)
-        if self.run.write_files:
-            self.run.scope = self.scope
+        self.run.scope = self.scope
         grouped = any("@hac-" in item.nodeid for item in cells)
         if getattr(self.config.option, "loadgroup", False) and cells and not grouped:
             import warnings
@@ -106,46 +137,84 @@ class HacPlugin:
                 "pytest-hac: --dist loadgroup did not group the cells (pytest-xdist's loadgroup does not work with "
                 "pytest 9.2, pytest-xdist#1386): cells that share an attack may each run it on another worker. "
                 "Install pytest<9.2 for the grouping"))
-        self.run.plan([item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")])
+        self.run.plan([item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")],
+                      [case for _, case in self.universe])
+        if cells and not self.config.option.collectonly and not self.worker:
+            try:
+                self.run.load()
+            except HacError as exc:
+                raise self._usage_error(exc) from None
 
-    # --- running ------------------------------------------------------------------------------------
+    # --- running: the verdict is final when the cell's test ends --------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        if not is_cell(item) or not hasattr(item, "callspec"):
+            return (yield)
+        case = item.callspec.params["hac_case"]
+        work = self.run.attack_work()
+        try:
+            outcome = yield
+        except (pytest.skip.Exception, pytest.xfail.Exception, pytest.exit.Exception, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._decide(item, case, _test_failure(exc), work)
+            raise
+        cell = self._decide(item, case, None, work)
+        if cell is not None and cell.failed:
+            __tracebackhide__ = True
+            raise VerdictFailure("\n".join(f"{cell.case_id}: {r}" for r in cell.reasons))
+        return outcome
+
+    def _decide(self, item: pytest.Item, case, failure: Reason | None, work: int) -> Cell | None:
+        """Evaluate the cell if its body did not, decide it with everything it depends on, stash it."""
+        result = item.stash.get(RESULT_KEY, None)
+        try:
+            if result is None:
+                if failure is not None:
+                    return None  # the body failed before it evaluated: nothing was measured
+                result = self.run.evaluate(case)
+            cell, references = self.run.decide(test_id(item.nodeid), case, result, failure)
+        except HacError as exc:
+            if failure is not None:
+                return None
+            pytest.fail(f"pytest-hac: {exc}", pytrace=False)
+        item.stash[CELL_KEY] = cell
+        item.stash[REFERENCES_KEY] = references
+        item.stash[WORK_KEY] = self.run.attack_work() - work
+        return cell
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report = yield
-        if not _is_cell(item):
+        if not is_cell(item):
             return report
         if report.when == "teardown":
             report.user_properties.append((FINISHED_PROPERTY, True))  # ran to the end: passed, failed or skipped
-        result = item.stash.get(RESULT_KEY, None)
-        if result is not None and report.when == "call":
+        cell = item.stash.get(CELL_KEY, None)
+        if cell is not None and report.when == "call":
             excinfo = call.excinfo
-            gate = excinfo.value if excinfo is not None and isinstance(excinfo.value, GateFailure) else None
-            error = None
-            if excinfo is not None and gate is None:
-                text = str(excinfo.value).strip()
-                error = f"{excinfo.typename}: {text.splitlines()[0] if text else ''}"
-            outcome = {"passed": report.passed, "gate_threshold": gate.threshold if gate else None,
-                       "gate_rule": gate.rule if gate else None, "error": error}
-            report.user_properties += [(PROPERTY, json.dumps(result.to_dict())),
-                                       (OUTCOME_PROPERTY, json.dumps(outcome)),
-                                       (SCOPE_PROPERTY, json.dumps(self._scope_dict())),
-                                       (THREADS_PROPERTY, torch.get_num_threads())]
-            if hasattr(item.config, "workerinput") and self.run.loaded:
-                report.user_properties.append((DATA_PROPERTY, json.dumps(self.run.data_info())))
+            if excinfo is not None and isinstance(excinfo.value, VerdictFailure):
+                report.longrepr = str(excinfo.value)  # the reasons, without the plugin's own frames
+            elif excinfo is not None:
+                extra = [f"{cell.case_id}: {r}" for r in cell.reasons if r.kind not in (ReasonKind.ASSERTION,
+                                                                                        ReasonKind.ERROR)]
+                if extra:
+                    report.sections.append(("pytest-hac: further reasons this cell failed", "\n".join(extra)))
+            message = CellMessage(cell=cell, references=item.stash.get(REFERENCES_KEY, []),
+                                  scope=self.scope, torch_threads=torch.get_num_threads(),
+                                  attack_images=item.stash.get(WORK_KEY, 0),
+                                  threshold_lines=self.run.threshold_lines + self.run.threshold_warnings,
+                                  data_info=self.run.data_info() if self.worker and self.run.loaded else None)
+            report.user_properties.append((PROPERTY, json.dumps(message.to_dict())))
+            for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
+                report.user_properties.append((f"hac_{key}", getattr(cell.result, key)))
+            report.user_properties.append(("hac_verdict", cell.status.value))
         return report
-
-    def _scope_dict(self) -> dict:
-        s = self.scope
-        return {"selected": s.selected, "total": s.total, "shard": s.shard, "cells_hash": s.cells_hash}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Runs on the controller for its own and every xdist worker's reports: one place decides.
-
-        Baseline regressions and soundness findings fail the cell here, before pytest
-        counts the outcome; every reason is shown, the test's own failure included.
-        """
+        """On the controller, for its own and every xdist worker's reports: record, never re-decide."""
         if not self.run.write_files:
             return
         props = dict(report.user_properties)
@@ -153,22 +222,15 @@ class HacPlugin:
             self.finished.add(test_id(report.nodeid))
         if report.when != "call" or PROPERTY not in props:
             return
-        scope = json.loads(props[SCOPE_PROPERTY])
-        scope["shard"] = tuple(scope["shard"]) if scope["shard"] else None
-        self.run.scope = Scope(**scope)
-        self.run.torch_threads = int(props.get(THREADS_PROPERTY, 0)) or None  # the worker's, under xdist
-        self.run.attack_images += int(props.get(WORK_PROPERTY, 0))
-        if DATA_PROPERTY in props:
-            self.run.worker_data_info = json.loads(props[DATA_PROPERTY])
-        result = Result.from_dict(json.loads(props[PROPERTY]))
-        cell = self.run.verdict(test_id(report.nodeid), result, Outcome(**json.loads(props[OUTCOME_PROPERTY])))
-        extra = self.run.extra_reasons(cell)
-        if extra and report.passed:
-            report.outcome = "failed"
-            report.longrepr = "\n".join(extra)
-        elif extra:
-            report.sections.append(("pytest-hac: further reasons this cell failed", "\n".join(extra)))
-        self.run.record(cell)
+        message = CellMessage.from_dict(json.loads(props[PROPERTY]))
+        self.run.scope = message.scope
+        self.run.torch_threads = message.torch_threads
+        self.run.attack_images += message.attack_images
+        if not self.run.threshold_use:  # xdist: the controller collects nothing, a worker says what applied
+            self.run.threshold_lines, self.run.threshold_warnings = message.threshold_lines, []
+        if message.data_info is not None:
+            self.run.worker_data_info = message.data_info
+        self.run.record(message.cell, message.references)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -189,40 +251,24 @@ class HacPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         run = self.run
         run.close()
-        if not run.write_files or not run.cells:
-            return
-        report = run.report(self.complete(session, exitstatus))
-        self.config.hook.pytest_hac_update_report(config=self.config, report=report)
-        self.final = run.finish(report)
-        if run.late_failures and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-        run = self.run
         if not run.write_files:
             return
-        for warning in run.threshold_warnings:
-            terminalreporter.write_line(f"pytest-hac: {warning}", yellow=True)
+        if exitstatus == pytest.ExitCode.INTERNAL_ERROR and self.error is None:
+            self.error = "internal error (pytest's output has the traceback)"
+        if exitstatus == pytest.ExitCode.USAGE_ERROR and self.error is None:
+            self.error = "usage error (pytest's output says which)"
+        if self.error is not None and not run.cells:
+            self.final = run.fail(self.error)
+            return
         if not run.cells:
             return
-        from tabulate import tabulate
+        report = run.report(self.complete(session, exitstatus), error=self.error)
+        self.config.hook.pytest_hac_update_report(config=self.config, report=report)
+        self.final = run.finish(report)
 
-        from ..report.markdown import matrix_table
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        from .summary import terminal_summary
 
-        report = self.final or run.report(complete=True)
-        headers, body = matrix_table(report)
-        terminalreporter.section("pytest-hac")
-        terminalreporter.write_line(f"model {run.settings.model} · {len(run.cells)} cells · gate rule "
-                                    f"{run.settings.gate} · soundness {run.settings.soundness}")
-        terminalreporter.write_line(tabulate(body, headers, tablefmt="simple", disable_numparse=True))
-        for line in run.thresholds_lines():
-            terminalreporter.write_line(f"thresholds: {line}")
-        if run.write_error:
-            terminalreporter.write_line(f"pytest-hac: {run.write_error}", red=True)
-        for late in run.late_failures:
-            terminalreporter.write_line(f"pytest-hac: failed after it passed, on a soundness finding: {late}",
-                                        red=True)
-        for note in report.notes:
-            terminalreporter.write_line(f"pytest-hac: {note}", yellow=True)
-        for kind, path in run.report_paths.items():
-            terminalreporter.write_line(f"report ({kind}): {path}")
+        terminal_summary(terminalreporter, self.run, self.final)
+
+

@@ -9,16 +9,21 @@ from ..core.gates import describe_attack
 from ..core.result import GATE_RULES, Result, format_threshold
 from ..core.soundness import CHECKS, check, status, worst_case
 from ..core.stats import SIGNIFICANCE_LEVEL
+from ..core.verdict import Status
 from .schema import Cell, Report
+
+VERDICT_SHOWN = {Status.PASSED: "pass", Status.FAILED: "**FAIL**", Status.MEASURED: "measured"}
 
 #: Below this side a JPEG's ~600-byte header dominates its bits per pixel.
 SMALL_IMAGE = 64
 THREAT_ORDER = ("clean", "oblivious", "whitebox", "adaptive", "query", "worst")
 LEGEND = ("Accuracy is top-1 with its 95% Wilson interval in brackets. ❌ marks a failed cell (its reasons are in the "
-          "Cells tables). Δ is the change against the baseline in percentage points, on the images both runs share; "
-          "⚠ marks a significant drop beyond `--hac-compare-fail`. *worst case* counts an image only if the defense "
-          "gets it right clean and under every attack tried (robust accuracy). bpp and PSNR are measured on the "
-          "decoded images of each defense's clean cell (PSNR against the clean originals).")
+          "Cells tables), ⚑ a cell a soundness check flagged under `--hac-soundness=warn`; a cell without a threshold "
+          "is *measured*: reported, not gated. *partial* marks a worst case computed before all of its cells ran (an "
+          "incomplete run, a shard or a selection). Δ is the change against the baseline in percentage points, on "
+          "the images both runs share; ⚠ marks a significant drop beyond `--hac-compare-fail`. *worst case* counts "
+          "an image only if the defense gets it right clean and under every attack tried (robust accuracy). bpp and "
+          "PSNR are measured on the decoded images of each defense's clean cell (PSNR against the clean originals).")
 SOUNDNESS_MODES = {
     "fail": "a finding fails the cells it implicates (`--hac-soundness=warn` makes findings report lines only)",
     "thorough": "a finding fails the cells it implicates; attacked cells are also rerun with twice the steps",
@@ -74,22 +79,35 @@ def _column_key(r: Result) -> tuple:
     return (r.threat, tuple(sorted((k, repr(v)) for k, v in r.attack_params.items())))
 
 
+def computed_worst(report: Report) -> list[Cell]:
+    """Worst cases of defenses without a worst cell of their own, computed from the report's cells."""
+    gated = {c.result.defense for c in report.cells if c.result.threat == "worst"}
+    return [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated]
+
+
+def partial(report: Report) -> bool:
+    """Worst cases computed from this report may lack cells that did not run (yet, or here)."""
+    return not report.complete or report.scope.partial
+
+
 def matrix_table(report: Report) -> tuple[list[str], list[list[str]]]:
     """Rows codec/quality/rounds; columns bpp, PSNR, one accuracy column per threat x attack, worst case."""
     cells = list(report.cells)
-    gated_worst = {c.result.defense for c in cells if c.result.threat == "worst"}
-    extra = [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated_worst]
+    extra = computed_worst(report)
     cells += extra
     cols = columns([c.result for c in cells])
-    failed = defaultdict(bool)
+    failed, warned = defaultdict(bool), defaultdict(bool)
     for c in cells:
-        failed[c.case_id] |= c.passed is False
+        failed[c.case_id] |= c.failed
+        warned[c.case_id] |= bool(c.verdict.warnings)
+    unfinished = partial(report)
     rows: dict[tuple, dict[str, Any]] = defaultdict(dict)
     for c in cells:
         r = c.result
         row = rows[_defense_key(r)]
         row[cols[_column_key(r)]] = (f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{_delta(c)}"
-                                     + (" ❌" if failed[c.case_id] else ""))
+                                     + (" ❌" if failed[c.case_id] else "") + (" ⚑" if warned[c.case_id] else "")
+                                     + (" *partial*" if c in extra and unfinished else ""))
         source = r.threat
         if r.bpp is not None and (r.threat == "clean" or "bpp" not in row):
             row["bpp"], row["psnr"], row["source"] = r.bpp, r.psnr, source
@@ -105,7 +123,7 @@ def matrix_table(report: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def _reasons(cell: Cell) -> str:
-    return "; ".join(f"{r.kind}: {r.message}" for r in cell.reasons)
+    return "; ".join(str(r) for r in cell.reasons)
 
 
 def _test_name(test: str) -> str:
@@ -119,14 +137,17 @@ def markdown(report: Report, *, plot_name: str | None = None) -> str:
     c = report.counts
     meta = report.meta
     status_text = report.status if report.complete else \
-        "**INCOMPLETE** (interrupted, stopped early or crashed: the cells below finished)"
+        "**INCOMPLETE** (running, interrupted, stopped early or crashed: the cells below finished)"
+    if report.error:
+        status_text = f"**ERROR**: {report.error} (no verdict of this run counts as passed)"
     threads = f" · **torch threads** {meta['torch_threads']}" if "torch_threads" in meta else ""
     lines = [
         f"# pytest-hac robustness report: {report.model}",
         "",
         f"- **model** `{report.model}` · **data** `{report.dataset}` · **n** {report.n} images · "
         f"**device** {report.device} · **seed** {report.seed}{threads}",
-        f"- **cells** {c['cells']} · **passed** {c['passed']} · **failed** {c['failed']} · run {status_text}",
+        f"- **cells** {c['cells']} · **passed** {c['passed']} · **failed** {c['failed']} · **measured** "
+        f"{c['measured']} (no threshold) · run {status_text}",
         f"- **gate rule** `{report.gate_rule}`: {GATE_RULES.get(report.gate_rule, report.gate_rule)}",
     ]
     pre = meta.get("preprocessing")
@@ -139,7 +160,12 @@ def markdown(report: Report, *, plot_name: str | None = None) -> str:
         lines.append(f"- **labels** {labels['rule']}{shown}")
     mode = meta.get("soundness_mode")
     if mode in SOUNDNESS_MODES:
-        lines.append(f"- **soundness** `{mode}`: {SOUNDNESS_MODES[mode]}")
+        probe = f" (probes took {meta['probe_seconds']:.1f} s)" if meta.get("probe_seconds") else ""
+        lines.append(f"- **soundness** `{mode}`: {SOUNDNESS_MODES[mode]}{probe}")
+    warned = [cell for cell in report.cells if cell.verdict.warnings]
+    if warned:
+        lines.append("- **flagged, not failed** (`--hac-soundness=warn`): " + ", ".join(
+            f"`{cell.case_id}`" for cell in warned[:10]))
     for line in meta.get("thresholds", []):
         lines.append(f"- **thresholds** {line}")
     if report.skipped_images:
@@ -150,7 +176,7 @@ def markdown(report: Report, *, plot_name: str | None = None) -> str:
     if below:
         lines.append("- **below their threshold**: " + ", ".join(
             f"`{cell.case_id}` {cell.result.accuracy:.3f} < {format_threshold(cell.threshold)}" for cell in below[:5]))
-    other = [cell for cell in report.cells if cell.passed is False and cell not in below]
+    other = [cell for cell in report.cells if cell.failed and cell not in below]
     if other:
         lines.append("- **failed for other reasons**: " + ", ".join(
             f"`{cell.case_id}` ({', '.join(sorted({r.kind for r in cell.reasons}) or {'test error'})})"
@@ -192,8 +218,8 @@ def markdown(report: Report, *, plot_name: str | None = None) -> str:
 
 
 def soundness_section(report: Report) -> str:
-    """Every check with its state (ok, FLAGGED, not run: why) and every finding."""
-    results = report.results
+    """Every check with its state (ok, FLAGGED, not run: why), then every finding under its own heading."""
+    results = report.checked
     findings = check(results)
     states = status(results, findings)
     lines = ["## Soundness checks", ""]
@@ -201,8 +227,11 @@ def soundness_section(report: Report) -> str:
         state = states[chk.name]
         shown = "**FLAGGED**" if state == "flagged" else state
         lines.append(f"- `{chk.name}` ({chk.meaning}): {shown}")
-    for f in findings:
-        lines.append(f"  - {f.message}")
+    if findings:
+        lines += ["", "### Findings", ""] + [f"- `{f.check}`: {f.message}" for f in findings]
+    if report.references:
+        lines += ["", "Compared with cells outside this run's cells (evaluated for the checks): "
+                  + ", ".join(f"`{r.case_id}` {r.accuracy:.2f}" for r in report.references[:10])]
     return "\n".join(lines)
 
 
@@ -211,19 +240,23 @@ def cells_section(report: Report) -> list[str]:
     from tabulate import tabulate
 
     several_tests = len({_test_name(cell.test) for cell in report.cells}) > 1
-    computed = [Cell(test="", result=r) for r in worst_case(report.results)
-                if r.defense not in {c.result.defense for c in report.cells if c.result.threat == "worst"}]
+    computed = computed_worst(report)
     cells = list(report.cells) + computed
+    unfinished = partial(report)
     lines = ["## Cells", ""]
     for threat in sorted({cell.result.threat for cell in cells}, key=_threat_rank):
         rows = []
         for cell in sorted((x for x in cells if x.result.threat == threat), key=lambda x: (x.case_id, x.test)):
             r = cell.result
-            verdict = {True: "pass", False: "**FAIL**", None: "–"}[cell.passed]
+            verdict = "–" if not cell.test else VERDICT_SHOWN[cell.status]
+            if cell.verdict.warnings:
+                verdict += " ⚑"
             comp = cell.comparison
             delta = "–" if comp is None else "n/a" if not comp.comparable else f"{comp.delta_points:+.1f}"
             threshold = cell.threshold if cell.test else None
-            why = _reasons(cell)
+            why = _reasons(cell) or "; ".join(str(w) for w in cell.verdict.warnings)
+            if cell in computed and unfinished:
+                why = "partial: computed from the cells that ran (the run is incomplete, a shard or a selection)"
             if comp is not None and not comp.comparable and "baseline" not in why:
                 why = (why + "; " if why else "") + f"not comparable with the baseline: {comp.why}"
             attack = "–" if r.threat in ("clean", "worst") else describe_attack(r.attack_params)

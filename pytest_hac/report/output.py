@@ -1,7 +1,12 @@
-"""A report's files: ``<stem>.json``, ``<stem>.md`` and ``<stem>.png``, each written atomically."""
+"""A report's files: ``<stem>.json``, ``<stem>.md`` and ``<stem>.png``, each written atomically.
+
+A run sets the files of its name aside when it starts (:func:`set_aside`), so a run that fails
+before it writes its own report never leaves yesterday's green one in place.
+"""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..io.files import atomic_write
@@ -27,3 +32,41 @@ def write_report(report: Report, directory: Path, *, plot: bool = False) -> dict
     atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
     atomic_write(paths["md"], markdown(report, plot_name=plot_name))
     return paths
+
+
+#: The files of one report, by kind.
+SUFFIXES = (".json", ".md", ".png")
+
+
+def set_aside(directory: Path, stem: str) -> list[Path]:
+    """Move ``<stem>.json/.md/.png`` to ``<stem>.previous.*``; returns the moved files' new paths."""
+    moved = []
+    for suffix in SUFFIXES:
+        path = Path(directory) / f"{stem}{suffix}"
+        if path.exists():
+            target = path.with_name(f"{stem}.previous{suffix}")
+            try:
+                os.replace(path, target)
+            except OSError:  # a read-only folder: the run's own writes will say so
+                continue
+            moved.append(target)
+    return moved
+
+
+def restore_aside(moved: list[Path], *, keep: bool) -> None:
+    """Put files set aside back (``keep``: this run did not replace them, e.g. a selection), else delete them."""
+    for path in moved:
+        original = path.with_name(path.name.replace(".previous", "", 1))
+        try:
+            if keep:
+                os.replace(path, original)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def discard(directory: Path, stem: str) -> None:
+    """Remove ``<stem>.json/.md/.png`` (the in-progress marker of a run that wrote under another name)."""
+    for suffix in SUFFIXES:
+        (Path(directory) / f"{stem}{suffix}").unlink(missing_ok=True)

@@ -66,7 +66,7 @@ def _panels(report: Report) -> dict[str, dict[str, _Point]]:
         point = panels[r.threat].setdefault(r.case_id, _Point(r))
         if cell.threshold is not None:
             point.thresholds.add(float(cell.threshold))
-        point.failed |= cell.passed is False
+        point.failed |= cell.failed
     gated_worst = {c.result.defense for c in report.cells if c.result.threat == "worst"}
     for r in worst_case(report.results):
         if r.defense not in gated_worst and r.bpp is not None and math.isfinite(r.bpp):

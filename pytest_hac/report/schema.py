@@ -12,49 +12,61 @@ from typing import Any
 
 from ..core.gates import Comparison
 from ..core.result import Result
+from ..core.verdict import Reason, ReasonKind, Status, Verdict
 from ..errors import HacError
 from ..io.files import safe_stem
 
-SCHEMA = 2
-#: Why a cell failed: its threshold, a regression against the baseline, a baseline it cannot be
-#: compared with, a soundness finding, or an error in the test itself.
-REASON_KINDS = ("threshold", "regression", "baseline", "soundness", "error")
+SCHEMA = 3
+#: Older schemas this version reads (2: a cell's verdict was ``passed``: true, false or null).
+READABLE_SCHEMAS = (2, SCHEMA)
 
 
-@dataclass(frozen=True)
-class Reason:
-    """One reason a cell failed, with its numbers."""
-
-    kind: str
-    message: str
+def _reasons(items: list[dict[str, Any]]) -> tuple[Reason, ...]:
+    return tuple(Reason(ReasonKind(r["kind"]), r["message"]) for r in items)
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One test's evaluation of one case: what was measured and what the run decided about it."""
+    """One test's evaluation of one case: what was measured and the verdict decided in its test."""
 
     test: str
     result: Result
-    passed: bool | None = None
-    reasons: tuple[Reason, ...] = ()
+    verdict: Verdict = Verdict(Status.MEASURED)
     comparison: Comparison | None = None
-    #: The threshold the cell was held to: the one its assertion used, else the cell's own.
+    #: The threshold the cell was held to (the thresholds file's, else the marker's).
     threshold: float | None = None
 
     @property
     def case_id(self) -> str:
         return self.result.case_id
 
+    @property
+    def status(self) -> Status:
+        return self.verdict.status
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return self.verdict.reasons
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict.failed
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.result.to_dict(), "test": self.test, "passed": self.passed, "applied_threshold": self.threshold,
-                "reasons": [asdict(r) for r in self.reasons],
+        return {**self.result.to_dict(), "test": self.test, "verdict": self.status.value,
+                "applied_threshold": self.threshold,
+                "reasons": [{"kind": r.kind.value, "message": r.message} for r in self.reasons],
+                "warnings": [{"kind": r.kind.value, "message": r.message} for r in self.verdict.warnings],
                 "baseline": None if self.comparison is None else asdict(self.comparison)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Cell":
         base = data.get("baseline")
-        return cls(test=data.get("test", data["case_id"]), result=Result.from_dict(data), passed=data.get("passed"),
-                   reasons=tuple(Reason(**r) for r in data.get("reasons", [])),
+        status = data.get("verdict")
+        if status is None:  # schema 2
+            status = {True: "passed", False: "failed"}.get(data.get("passed"), "measured")
+        verdict = Verdict(Status(status), _reasons(data.get("reasons", [])), _reasons(data.get("warnings", [])))
+        return cls(test=data.get("test", data["case_id"]), result=Result.from_dict(data), verdict=verdict,
                    comparison=None if base is None else Comparison(**base), threshold=data.get("applied_threshold"))
 
 
@@ -98,6 +110,11 @@ class Report:
     skipped_images: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Results the soundness checks compared cells with that are not cells of this run (an informed
+    #: cell's oblivious twin when the marker has none, cells outside a selection or shard).
+    references: list[Result] = field(default_factory=list)
+    #: Why the run ended without evaluating (a usage, collection or internal error), in one line.
+    error: str | None = None
 
     @property
     def results(self) -> list[Result]:
@@ -113,13 +130,22 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        passed = sum(1 for c in self.cells if c.passed is True)
-        failed = sum(1 for c in self.cells if c.passed is False)
-        return {"cells": len(self.cells), "passed": passed, "failed": failed}
+        """Cells by verdict; a run that ended in an error counts none as passed."""
+        count = {s: sum(1 for c in self.cells if c.status is s) for s in Status}
+        passed = 0 if self.error else count[Status.PASSED]
+        return {"cells": len(self.cells), "passed": passed, "failed": count[Status.FAILED],
+                "measured": count[Status.MEASURED]}
+
+    @property
+    def checked(self) -> list[Result]:
+        """What the soundness checks look at: the cells' results and the references they were compared with."""
+        return self.results + [r for r in self.references if r.case_id not in {c.case_id for c in self.cells}]
 
     @property
     def status(self) -> str:
-        """``complete``, ``complete (selected N of M cells)``, ``shard I of N`` or ``INCOMPLETE``."""
+        """``ERROR: ...``, ``complete``, ``complete (selected N of M cells)``, ``shard I of N`` or ``INCOMPLETE``."""
+        if self.error:
+            return f"ERROR: {self.error}"
         if not self.complete:
             return "INCOMPLETE"
         if self.scope.shard is not None:
@@ -136,6 +162,8 @@ class Report:
             "seed": self.seed, "gate_rule": self.gate_rule, "complete": self.complete, "scope": scope,
             "ids": self.ids, "skipped_images": self.skipped_images, "meta": self.meta, "notes": self.notes,
             "results": [c.to_dict() for c in sorted(self.cells, key=lambda c: (c.case_id, c.test))],
+            "references": [r.to_dict() for r in sorted(self.references, key=lambda r: r.case_id)],
+            "error": self.error,
         }
 
     @classmethod
@@ -143,7 +171,7 @@ class Report:
         if not isinstance(data, dict):
             raise HacError(f"a report is a JSON object with 'schema', 'model' and 'results'; got a "
                            f"{type(data).__name__}")
-        if data.get("schema") != SCHEMA:
+        if data.get("schema") not in READABLE_SCHEMAS:
             raise HacError(f"report schema {data.get('schema')!r} is not supported (this pytest-hac reads schema "
                            f"{SCHEMA}); regenerate it with this version")
         try:
@@ -154,8 +182,9 @@ class Report:
             return cls(**fields_, ids=data.get("ids", []), cells=[Cell.from_dict(r) for r in data["results"]],
                        complete=data.get("complete", False), scope=Scope(**scope),
                        skipped_images=data.get("skipped_images", []), meta=data.get("meta", {}),
-                       notes=data.get("notes", []))
-        except (KeyError, TypeError, AttributeError) as exc:
+                       notes=data.get("notes", []), error=data.get("error"),
+                       references=[Result.from_dict(r) for r in data.get("references", [])])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise HacError(f"report is damaged or hand-edited (schema {SCHEMA} but {type(exc).__name__}: {exc}); "
                            f"regenerate it") from None
 

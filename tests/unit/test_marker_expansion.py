@@ -24,7 +24,8 @@ def test_thresholds_by_threat_and_by_cell_pattern():
 
 def test_query_threat_uses_a_gradient_free_attack_at_the_reference_budget():
     (case,) = expand({"codecs": {"jpeg": [50]}, "threats": ["query"], "attack": "pgd", "steps": 7, "restarts": 2}, {})
-    assert case.attack.name == "square" and case.id == "jpeg-q50-r1-query-square"
+    # the id names what differs from the defaults: restarts (no two attacks share an id)
+    assert case.attack.name == "square" and case.id == "jpeg-q50-r1-query-square-restarts2"
     # not torchattacks' 100 queries, not the gradient attack's steps; restarts carry over
     assert case.attack.queries == DEFAULT_QUERIES == 5000 and case.attack.restarts == 2
     assert case.attack.as_dict() == {"name": "square", "norm": "Linf", "eps": 4 / 255, "steps": 5000, "alpha": None,
@@ -35,7 +36,7 @@ def test_query_threat_uses_a_gradient_free_attack_at_the_reference_budget():
     ({"attack": "pgd", "queries": 300}, {}, 300),
     ({"attack": "pgd"}, {"queries": 1000, "steps": 20}, 1000),  # --hac-queries; --hac-steps counts gradient steps
     ({"attack": "square", "steps": 300}, {"queries": 1000}, 300),  # square's steps are its queries
-    ({"attack": "square", "steps": 10, "queries": 300}, {}, 300),
+    ({"attack": "square", "queries": 300}, {}, 300),
 ])
 def test_query_budget_follows_the_marker(kwargs, defaults, queries):
     import torchattacks
@@ -53,11 +54,13 @@ def test_parameters_apply_to_the_attacks_that_take_them():
     cases = expand({"codecs": {"jpeg": [50]}, "threats": ["oblivious"], "attack": ["fgsm", "pgd", "apgd", "cw"],
                     "eps": ["2/255", "8/255"], "steps": 3, "alpha": "1/255"}, {"steps": 20})
     specs = {c.id: c.attack for c in cases}
+    # ids name what differs from the defaults (eps; steps 3 instead of --hac-steps 20; alpha)
     assert list(specs) == ["jpeg-q50-r1-oblivious-fgsm-eps2", "jpeg-q50-r1-oblivious-fgsm-eps8",
-                           "jpeg-q50-r1-oblivious-pgd-eps2", "jpeg-q50-r1-oblivious-pgd-eps8",
-                           "jpeg-q50-r1-oblivious-apgd-eps2", "jpeg-q50-r1-oblivious-apgd-eps8",
-                           "jpeg-q50-r1-oblivious-cw"]  # cw is minimum-norm: no eps, no eps tag
-    fgsm, pgd, apgd, cw = (specs[f"jpeg-q50-r1-oblivious-{a}"] for a in ("fgsm-eps2", "pgd-eps2", "apgd-eps2", "cw"))
+                           "jpeg-q50-r1-oblivious-pgd-eps2-s3-a1", "jpeg-q50-r1-oblivious-pgd-eps8-s3-a1",
+                           "jpeg-q50-r1-oblivious-apgd-eps2-s3", "jpeg-q50-r1-oblivious-apgd-eps8-s3",
+                           "jpeg-q50-r1-oblivious-cw-s3"]  # cw is minimum-norm: no eps, no eps tag
+    fgsm, pgd, apgd, cw = (specs[f"jpeg-q50-r1-oblivious-{a}"] for a in ("fgsm-eps2", "pgd-eps2-s3-a1",
+                                                                         "apgd-eps2-s3", "cw-s3"))
     assert (fgsm.steps, fgsm.alpha) == (1, None)
     assert (pgd.steps, pgd.alpha) == (3, 1 / 255)
     assert (apgd.steps, apgd.alpha) == (3, None)
@@ -84,7 +87,7 @@ def test_marker_soundness_thorough_reaches_the_case():
         ({"codecs": {"jpeg": [50]}, "attack": "pgdd"}, "unknown attack 'pgdd'"),
         ({"codecs": {"jpeg": [50]}, "eps": -0.1}, "eps must be >= 0"),
         ({"codecs": {"jpeg": [50]}, "eps": 1.5}, "exceeds 1"),
-        ({"codecs": {"jpeg": [50]}, "min_accuracy": 1.5}, "min_accuracy must be a fraction in [0, 1]"),
+        ({"codecs": {"jpeg": [50]}, "min_accuracy": 1.5}, "min_accuracy: thresholds are fractions in [0, 1]"),
         ({"codecs": {"jpeg": [50]}, "epsilon": 0.1}, "unknown hac marker argument(s) ['epsilon']"),
         ({"codecs": {"identity": [3]}}, "codec 'identity' has no quality setting"),
         # no silent substitution: a parameter no attack of the marker takes is refused, naming both

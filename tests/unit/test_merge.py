@@ -3,6 +3,7 @@ import pytest
 
 from pytest_hac.__main__ import main as hac_main
 from pytest_hac.core.result import Result
+from pytest_hac.core.verdict import Status, Verdict
 from pytest_hac.report.output import write_report
 from pytest_hac.report.schema import Cell, Report, Scope
 
@@ -19,7 +20,7 @@ def _report(ids, cells=(), **kw) -> Report:
 def _cell(case_id, ids, passed=True) -> Cell:
     r = Result.from_correct([True] * len(ids), case_id=case_id, codec="jpeg", quality=50, rounds=1, threat="clean",
                             attack=None, eps=None, bpp=1.0, psnr=30.0, seconds=0.1, ids=ids)
-    return Cell(test=f"t.py::test[{case_id}]", result=r, passed=passed)
+    return Cell(test=f"t.py::test[{case_id}]", result=r, verdict=verdict_of(passed))
 
 
 def test_merge_error_on_different_images_is_short(tmp_path, capsys):
@@ -57,3 +58,7 @@ def test_merge_refuses_reports_of_different_models(tmp_path, capsys):
         write_report(Report(model=name, dataset="embedded", n=1, device="cpu", seed=0, gate_rule="ci"), tmp_path)
     assert _merge(tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "m") == 2
     assert "different model" in capsys.readouterr().err
+
+
+def verdict_of(passed: bool | None) -> Verdict:
+    return Verdict({True: Status.PASSED, False: Status.FAILED, None: Status.MEASURED}[passed])

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from pytest_hac.core.result import Result
+from pytest_hac.core.verdict import Status, Verdict
 from pytest_hac.report.plot import FAILED_GID, THRESHOLD_GID, figure, style, write_plot
 from pytest_hac.report.schema import Cell, Report
 
@@ -19,7 +20,7 @@ def cell(codec="jpeg", quality=50, rounds=1, threat="clean", correct=(1, 1, 1, 1
                             attack="pgd" if attacked else None, eps=PGD["eps"] if attacked else None, bpp=bpp,
                             psnr=None if bpp is None else 30.0, seconds=0.1, ids=IDS,
                             attack_params=dict(PGD) if attacked else {}, threshold=threshold)
-    return Cell(test=f"test_cells.py::{test}[{r.case_id}]", result=r, passed=passed, threshold=threshold)
+    return Cell(test=f"test_cells.py::{test}[{r.case_id}]", result=r, verdict=verdict_of(passed), threshold=threshold)
 
 
 def report(cells):
@@ -159,3 +160,7 @@ def test_write_report_links_the_plot(tmp_path):
     paths = write_report(report([cell(bpp=1.0)]), tmp_path, plot=True)
     assert paths["png"] == tmp_path / "tiny-cnn.png" and paths["png"].is_file()
     assert "](tiny-cnn.png)" in Path(paths["md"]).read_text()
+
+
+def verdict_of(passed: bool | None) -> Verdict:
+    return Verdict({True: Status.PASSED, False: Status.FAILED, None: Status.MEASURED}[passed])

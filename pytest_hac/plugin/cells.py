@@ -1,0 +1,49 @@
+"""What the plugin knows of a test item that is a cell, and the message that carries a decided cell
+from an xdist worker to the controller (one typed object; JSON only on the wire)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pytest
+
+from ..core.result import Result
+from ..report.schema import Cell, Scope
+
+
+def test_id(nodeid: str) -> str:
+    """A test's node id without the ``@group`` suffix ``--dist loadgroup`` appends to it."""
+    return nodeid.split("@hac-", 1)[0]
+
+
+def is_cell(item: pytest.Item) -> bool:
+    return "hac_case" in getattr(item, "fixturenames", ())
+
+
+@dataclass(frozen=True)
+class CellMessage:
+    """A decided cell and what the controller's report needs from the process that evaluated it."""
+
+    cell: Cell
+    references: list[Result] = field(default_factory=list)
+    scope: Scope = field(default_factory=Scope)
+    torch_threads: int | None = None
+    attack_images: int = 0
+    threshold_lines: list[str] = field(default_factory=list)
+    #: What the report says of the data (only from an xdist worker: the controller never loads it).
+    data_info: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cell": self.cell.to_dict(), "references": [r.to_dict() for r in self.references],
+                "scope": asdict(self.scope), "torch_threads": self.torch_threads,
+                "attack_images": self.attack_images, "threshold_lines": self.threshold_lines,
+                "data_info": self.data_info}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellMessage:
+        scope = dict(data["scope"])
+        scope["shard"] = tuple(scope["shard"]) if scope.get("shard") else None
+        return cls(cell=Cell.from_dict(data["cell"]), references=[Result.from_dict(r) for r in data["references"]],
+                   scope=Scope(**scope), torch_threads=data.get("torch_threads"),
+                   attack_images=int(data.get("attack_images", 0)), threshold_lines=list(data["threshold_lines"]),
+                   data_info=data.get("data_info"))

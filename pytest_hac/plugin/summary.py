@@ -1,0 +1,48 @@
+"""pytest-hac's section of pytest's terminal summary: the matrix, counts by verdict, warnings, notes."""
+from __future__ import annotations
+
+from ..report.schema import Report
+from ..run import HacRun
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> None:
+    """Write the section (the controller only); the report is the one written at session end."""
+    if not run.write_files:
+        return
+    for warning in run.threshold_warnings:
+        terminalreporter.write_line(f"pytest-hac: {warning}", yellow=True)
+    if final is not None and final.error:
+        terminalreporter.write_line(f"pytest-hac: run {final.status}; the report says so: "
+                                    + ", ".join(str(p) for p in run.report_paths.values()), red=True)
+        return
+    if not run.cells:
+        return
+    from tabulate import tabulate
+
+    from ..report.markdown import matrix_table
+
+    report = final or run.report(complete=True)
+    headers, body = matrix_table(report)
+    counts = report.counts
+    terminalreporter.section("pytest-hac")
+    terminalreporter.write_line(
+        f"model {run.settings.model} · {plural(counts['cells'], 'cell')}: {counts['passed']} passed, "
+        f"{counts['failed']} failed, {counts['measured']} measured (no threshold) · gate rule {run.settings.gate} · "
+        f"soundness {run.settings.soundness}")
+    terminalreporter.write_line(tabulate(body, headers, tablefmt="simple", disable_numparse=True))
+    for line in run.threshold_lines:
+        terminalreporter.write_line(f"thresholds: {line}")
+    if run.write_error:
+        terminalreporter.write_line(f"pytest-hac: {run.write_error}", red=True)
+    for cell in report.cells:
+        for warning in cell.verdict.warnings:
+            terminalreporter.write_line(f"pytest-hac: ⚑ {cell.case_id} (not failed: --hac-soundness=warn): "
+                                        f"{warning}", yellow=True)
+    for note in report.notes:
+        terminalreporter.write_line(f"pytest-hac: {note}", yellow=True)
+    for kind, path in run.report_paths.items():
+        terminalreporter.write_line(f"report ({kind}): {path}")

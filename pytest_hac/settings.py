@@ -143,6 +143,11 @@ class Option:
         return "hac_" + self.name
 
     @property
+    def default_shown(self) -> str:
+        """The default as people read it (README table, ``--help``)."""
+        return self.shown or ("off" if self.default is False else f"`{self.default}`")
+
+    @property
     def env(self) -> str:
         return "HAC_" + self.name.upper()
 
@@ -155,8 +160,7 @@ def options_table() -> str:
     """The README's table of every option, generated from :data:`OPTIONS` (a test keeps them equal)."""
     rows = ["| command line | ini key | environment | default | what it does |", "|---|---|---|---|---|"]
     for o in OPTIONS:
-        shown = o.shown or ("off" if o.default is False else f"`{o.default}`")
-        rows.append(f"| `{o.flag}` | `{o.ini}` | `{o.env}` | {shown} | {o.help} |")
+        rows.append(f"| `{o.flag}` | `{o.ini}` | `{o.env}` | {o.default_shown} | {o.help} |")
     return "\n".join(rows)
 
 

@@ -143,7 +143,11 @@ def _from_factory(spec: str, sizes: Sizes) -> Classifier:
         raise HacError(f"--hac-model={spec!r}: cannot import {attr!r} from {module_name!r} ({type(exc).__name__}: "
                        f"{exc}); give 'package.module:factory' importable from the test run (pythonpath = [\".\"] "
                        f"in the ini file for a module of your project)") from None
-    module = factory()
+    try:
+        module = factory()
+    except Exception as exc:  # noqa: BLE001  (a user's code: said once, as a usage error, without the chain)
+        raise HacError(f"--hac-model={spec!r}: the factory raised {type(exc).__name__}: {exc}; fix the factory "
+                       f"(run it in plain Python to see the traceback)") from None
     if not isinstance(module, nn.Module):
         raise HacError(f"--hac-model={spec!r}: the factory returned {type(module).__name__}, not a torch.nn.Module")
     return _infer(module, spec, sizes)

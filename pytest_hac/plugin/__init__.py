@@ -35,7 +35,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hac", "pytest-hac: robustness behind compression defenses")
     for opt in OPTIONS:
-        text = opt.help.replace("%", "%%")  # argparse formats help with %: "95% interval" would crash --help
+        text = f"{opt.help} (default: {opt.default_shown})".replace("%", "%%")  # argparse formats help with %
         if opt.kind == "bool":
             group.addoption(opt.flag, action="store_const", const=True, default=None, dest=opt.ini, help=text)
         elif opt.kind == "optional":

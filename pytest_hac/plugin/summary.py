@@ -16,7 +16,7 @@ def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> Non
     for warning in run.threshold_warnings:
         terminalreporter.write_line(f"pytest-hac: {warning}", yellow=True)
     if final is not None and final.error:
-        terminalreporter.write_line(f"pytest-hac: run {final.status}; the report says so: "
+        terminalreporter.write_line("pytest-hac: the run ended in an error (above); the report says so: "
                                     + ", ".join(str(p) for p in run.report_paths.values()), red=True)
         return
     if not run.cells:

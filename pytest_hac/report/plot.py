@@ -3,8 +3,9 @@
 :func:`figure` builds the matplotlib Figure (testable, never shown; the Agg canvas, no pyplot);
 :func:`write_plot` saves it as a PNG atomically. Every series has its own colour, marker and line
 style, and series that share points are dodged sideways a little, so coinciding lines (JPEG r1 and
-r2 often do) stay visible. A gated cell's threshold is a short horizontal tick at its bpp; a failed
-cell is ringed by a red x.
+r2 often do) stay visible; each point is labelled with its quality. A gated cell's threshold is a short
+horizontal tick at its bpp in its series' colour; a failed cell is crossed by a red x, and the legend
+says why cells failed (threshold, soundness, regression...).
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class _Point:
     result: Result
     thresholds: set[float] = field(default_factory=set)
     failed: bool = False
+    #: Why it failed (reason kinds), for the legend.
+    why: set[str] = field(default_factory=set)
 
 
 def style(index: int) -> dict:
@@ -67,6 +70,7 @@ def _panels(report: Report) -> dict[str, dict[str, _Point]]:
         if cell.threshold is not None:
             point.thresholds.add(float(cell.threshold))
         point.failed |= cell.failed
+        point.why |= {r.kind.value for r in cell.reasons}
     gated_worst = {c.result.defense for c in report.cells if c.result.threat == "worst"}
     for r in worst_case(report.results):
         if r.defense not in gated_worst and r.bpp is not None and math.isfinite(r.bpp):
@@ -140,7 +144,8 @@ def figure(report: Report) -> "Figure | None":
                  layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False, sharex=True, sharey=True)[0]
-    any_threshold = any_failed = False
+    any_threshold = False
+    failed_why: set[str] = set()
     for ax, (threat, (title, series)) in zip(axes, titled.items()):
         dodge = _dodges(series)
         for label in sorted(series, key=_order):
@@ -160,10 +165,14 @@ def figure(report: Report) -> "Figure | None":
                 any_threshold = True
                 ax.plot(tx, ty, linestyle="none", marker="_", markersize=14, markeredgewidth=2.2, color=st["color"],
                         zorder=4, gid=THRESHOLD_GID, label="_threshold")
+            for x, p in zip(xs, pts):
+                if p.result.quality is not None:  # which quality a point is, without a lookup table
+                    ax.annotate(f"q{p.result.quality}", (x, p.result.accuracy), textcoords="offset points",
+                                xytext=(4, 4), fontsize=6, color=st["color"])
             fx = [x for x, p in zip(xs, pts) if p.failed]
             fy = [p.result.accuracy for p in pts if p.failed]
+            failed_why |= {w for p in pts if p.failed for w in p.why}
             if fy:
-                any_failed = True
                 ax.plot(fx, fy, linestyle="none", marker="x", markersize=11, markeredgewidth=2, color=FAILED_COLOR,
                         zorder=5, gid=FAILED_GID, label="_failed")
         ax.set_title(title, fontsize=9)
@@ -177,10 +186,11 @@ def figure(report: Report) -> "Figure | None":
                       linestyle=styles[label]["linestyle"], markerfacecolor="none", label=label) for label in labels]
     if any_threshold:
         handles.append(Line2D([], [], color="0.3", marker="_", markersize=14, markeredgewidth=2.2, linestyle="none",
-                              label="threshold"))
-    if any_failed:
+                              label="threshold (in its series' colour)"))
+    if any(p.failed for points in panels.values() for p in points.values()):
+        why = ", ".join(sorted(failed_why)) or "see the report"
         handles.append(Line2D([], [], color=FAILED_COLOR, marker="x", markersize=9, markeredgewidth=2,
-                              linestyle="none", label="failed gate"))
+                              linestyle="none", label=f"failed ({why})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=max(1, min(len(handles), 2 * len(panels) + 1)),
                fontsize=7, frameon=False)
     fig.suptitle(f"{report.model} on {report.dataset} (n={report.n})", fontsize=9)

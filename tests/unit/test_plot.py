@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pytest_hac.core.result import Result
-from pytest_hac.core.verdict import Status, Verdict
+from pytest_hac.core.verdict import Reason, ReasonKind, Status, Verdict
 from pytest_hac.report.plot import FAILED_GID, THRESHOLD_GID, figure, style, write_plot
 from pytest_hac.report.schema import Cell, Report
 
@@ -103,7 +103,8 @@ def test_one_legend_for_the_figure_lists_every_series_and_the_marks():
     assert all(ax.get_legend() is None for ax in fig.axes)
     assert len(fig.legends) == 1
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert texts == ["jpeg r1", "jpeg r2", "tiny-hific r1", "tiny-mse r1", "threshold", "failed gate"]
+    assert texts == ["jpeg r1", "jpeg r2", "tiny-hific r1", "tiny-mse r1", "threshold (in its series' colour)",
+                     "failed (threshold)"]
     # a series keeps its style in every panel, so one legend entry describes it everywhere
     clean, oblivious = series_lines(fig)[:2]
     assert clean["jpeg r1"].get_marker() == oblivious["jpeg r1"].get_marker()
@@ -163,4 +164,5 @@ def test_write_report_links_the_plot(tmp_path):
 
 
 def verdict_of(passed: bool | None) -> Verdict:
-    return Verdict({True: Status.PASSED, False: Status.FAILED, None: Status.MEASURED}[passed])
+    reasons = (Reason(ReasonKind.THRESHOLD, "below"),) if passed is False else ()
+    return Verdict({True: Status.PASSED, False: Status.FAILED, None: Status.MEASURED}[passed], reasons)

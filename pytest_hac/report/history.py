@@ -35,11 +35,14 @@ class Entry:
     run: dict[str, Any]
 
     @property
+    def date(self) -> str:
+        """``2026-12-03 07:23`` (UTC), or the file's name for an entry without a date."""
+        return self.run.get("date", "")[:16].replace("T", " ") or self.path.stem
+
+    @property
     def label(self) -> str:
         """``2026-12-03 07:23 a1b2c3d`` (date, time and short commit, as the trend shows a run)."""
-        date = self.run.get("date", "")[:16].replace("T", " ")
-        commit = (self.run.get("commit") or "")[:7]
-        return f"{date} {commit}".strip() or self.path.stem
+        return f"{self.date} {(self.run.get('commit') or '')[:7]}".strip()
 
 
 def _git(args: list[str], cwd: Path | None) -> str | None:

@@ -26,10 +26,10 @@ from .errors import HacError
 from .io.cache import DiskCache, Store, package_versions
 from .models import Classifier, describe_normalization, get_model, model_info, restrict
 from .report.baselines import load_baseline, save_baseline
-from .report.markdown import markdown
+from .report.history import record_history
 from .report.output import write_report
 from .report.schema import Cell, Reason, Report, Scope
-from .report.summary import append_step_summary
+from .report.summary import append_step_summary, step_summary
 from .settings import Settings
 
 #: Label mappings up to this many classes are written into the report in full.
@@ -365,8 +365,14 @@ class HacRun:
                                                                   self.settings.save_baseline)
                 except OSError as exc:
                     self.write_error = f"could not save baseline in {self.settings.baseline_dir}: {exc}"
+            if self.settings.history is not None:
+                try:
+                    if (entry := record_history(rep, self.settings.history)) is not None:
+                        self.report_paths["history"] = entry
+                except OSError as exc:
+                    self.write_error = f"could not add the run to the history in {self.settings.history}: {exc}"
             if rep.cells:
-                append_step_summary(markdown(rep, plot_name=None))
+                append_step_summary(step_summary(rep, self.settings.summary))
         return rep
 
 

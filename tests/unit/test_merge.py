@@ -4,7 +4,7 @@ import pytest
 from pytest_hac.__main__ import main as hac_main
 from pytest_hac.core.result import Result
 from pytest_hac.report.output import write_report
-from pytest_hac.report.schema import Cell, Report, Scope
+from pytest_hac.report.schema import Cell, Report, Scope, load_report
 
 
 def _merge(*args) -> int:
@@ -57,3 +57,16 @@ def test_merge_refuses_reports_of_different_models(tmp_path, capsys):
         write_report(Report(model=name, dataset="embedded", n=1, device="cpu", seed=0, gate_rule="ci"), tmp_path)
     assert _merge(tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "m") == 2
     assert "different model" in capsys.readouterr().err
+
+
+def test_merge_records_the_merged_run_once_in_the_history(tmp_path, capsys):
+    ids, history = ("x", "y"), tmp_path / "history"
+    for complete, folder in ((False, "interrupted"), (True, "done")):  # an interrupted shard: no entry
+        for i, case in ((1, "c1"), (2, "c2")):
+            write_report(_report(ids, [_cell(case, ids)], scope=Scope(1, 2, (i, 2), "h"), complete=complete or i == 1),
+                         tmp_path / folder)
+        shards = sorted((tmp_path / folder).glob("*.shard-*.json"))
+        assert _merge(*shards, "-o", tmp_path / folder / "merged", "--history", history) == (0 if complete else 1)
+        assert history.exists() == complete
+    [entry] = history.glob("*.json")
+    assert [r["case_id"] for r in load_report(entry).to_dict()["results"]] == ["c1", "c2"]

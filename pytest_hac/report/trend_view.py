@@ -28,7 +28,8 @@ DROP_GID = "hac-trend-drop"
 def _point(p: Point | None) -> str:
     if p is None:
         return "–"
-    mark = " °" if p.why is not None else " ▼" if p.dropped else ""
+    apart = p.why is not None or (p.step is not None and not p.step.comparable)  # e.g. no image in common
+    mark = " °" if apart else " ▼" if p.dropped else ""
     return f"{p.result.accuracy:.2f}{mark}"
 
 

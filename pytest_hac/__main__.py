@@ -1,4 +1,5 @@
-"""``pytest-hac merge reports/*.shard-*.json``: combine shard reports into one report and verdict."""
+"""``pytest-hac merge reports/*.shard-*.json``: combine shard reports into one report and verdict;
+``pytest-hac compare OLD.json NEW.json`` and ``pytest-hac trend DIR``: saved runs, compared."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +8,13 @@ from pathlib import Path
 
 from .core.soundness import check, status
 from .errors import HacError
-from .report.markdown import markdown
+from .report.delta import compare_command
+from .report.history import record_history
 from .report.output import write_report
 from .report.schema import Report, Scope, load_report
-from .report.summary import append_step_summary
+from .report.summary import append_step_summary, step_summary
+from .report.trend import DEFAULT_LAST
+from .report.trend_view import trend_command
 
 
 def _describe(values: list) -> str:
@@ -115,14 +119,33 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("merge", help="merge shard reports (JSON) into one report; exit 1 if any cell failed")
     m.add_argument("reports", nargs="+", type=Path)
     m.add_argument("-o", "--output", type=Path, default=Path("reports/merged"), help="output folder")
+    m.add_argument("--history", type=Path, metavar="DIR", help="add the merged run to this history folder")
+    c = sub.add_parser("compare", help="compare two saved reports (JSON) cell by cell with the paired test")
+    c.add_argument("old", type=Path, metavar="OLD.json")
+    c.add_argument("new", type=Path, metavar="NEW.json")
+    c.add_argument("--fail", type=float, metavar="POINTS", help="exit 1 on a significant drop of more than POINTS "
+                   "percentage points (or a cell that cannot be compared)")
+    t = sub.add_parser("trend", help="accuracy per cell across the runs in a history folder (--hac-history)")
+    t.add_argument("directory", type=Path, metavar="DIR")
+    t.add_argument("--last", type=int, default=DEFAULT_LAST, metavar="K", help="the last K runs (default %(default)s)")
+    t.add_argument("--fail", type=float, metavar="POINTS", help="exit 1 on a drift of more than POINTS points")
+    t.add_argument("--model", help="the model whose runs to show (default: the newest run's)")
+    t.add_argument("-o", "--output", type=Path, default=Path("reports"),
+                   help="where <model>.trend.md and .png go (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        return compare_command(args.old, args.new, args.fail)
+    if args.command == "trend":
+        return trend_command(args.directory, last=args.last, fail=args.fail, model=args.model, output=args.output)
     try:
         merged = merge([load_report(p) for p in args.reports])
     except HacError as exc:
         print(f"pytest-hac: {exc}", file=sys.stderr)
         return 2
     paths = write_report(merged, args.output, plot=True)
-    append_step_summary(markdown(merged, plot_name=None))
+    if args.history is not None and (entry := record_history(merged, args.history)) is not None:
+        paths["history"] = entry
+    append_step_summary(step_summary(merged, "auto"))
     counts = merged.counts
     for cell in merged.cells:
         if cell.failed:

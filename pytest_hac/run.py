@@ -29,10 +29,10 @@ from .errors import HacError
 from .io.cache import DiskCache, Store, package_versions
 from .models import Classifier, describe_normalization, get_model, model_info, restrict
 from .report.baselines import load_baseline, save_baseline
-from .report.markdown import markdown
+from .report.history import record_history
 from .report.output import discard, restore_aside, set_aside, write_report
 from .report.schema import Cell, Report, Scope
-from .report.summary import append_step_summary
+from .report.summary import append_step_summary, step_summary
 from .settings import Settings
 
 #: Label mappings up to this many classes are written into the report in full.
@@ -356,9 +356,9 @@ class HacRun:
         return [f"attack weaker than its defaults: {attack} in {len(cells)} cell{'s' if len(cells) != 1 else ''}"
                 for attack, cells in weak.items()]
 
-    def _write(self, rep: Report, *, plot: bool) -> None:
+    def _write(self, rep: Report, *, plot: bool, sections: tuple[str, ...] = ()) -> None:
         try:
-            self.report_paths = write_report(rep, self.settings.report_dir, plot=plot)
+            self.report_paths = write_report(rep, self.settings.report_dir, plot=plot, sections=sections)
             self.write_error = None
         except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
             self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
@@ -382,7 +382,7 @@ class HacRun:
         if self.write_files:
             self._write(rep, plot=False)
             self._put_back(rep)
-            append_step_summary(markdown(rep, plot_name=None))
+            append_step_summary(step_summary(rep, self.settings.summary))
         return rep
 
     def _put_back(self, rep: Report) -> None:
@@ -393,6 +393,23 @@ class HacRun:
         restore_aside(self._set_aside, keep=selection)
         self._set_aside = []
 
+    def trend_sections(self, rep: Report) -> tuple[str, ...]:
+        """With ``--hac-history``: the report's trend section over the history and this run."""
+        if self.settings.history is None or not rep.complete or rep.scope.partial:
+            return ()
+        from .report.trend_view import trend_markdown
+
+        return (trend_markdown(self.settings.history, rep),)
+
+    def trend_failures(self, rep: Report) -> list[str]:
+        """``--hac-trend-fail``: the significant drifts larger than its margin (none: the run passes)."""
+        s = self.settings
+        if s.trend_fail is None or s.history is None or not rep.complete or rep.scope.partial:
+            return []
+        from .report.trend_view import trend_failures
+
+        return trend_failures(s.history, rep, s.trend_fail)
+
     def finish(self, rep: Report) -> Report:
         """Write the final report (with the plot), the baseline if asked, and GitHub's step summary.
 
@@ -400,7 +417,7 @@ class HacRun:
         aside at the start back in place; any other run replaces it.
         """
         if self.write_files:
-            self._write(rep, plot=True)
+            self._write(rep, plot=True, sections=self.trend_sections(rep))
             self._put_back(rep)
             if rep.cells and self.settings.save_baseline is not None:
                 try:
@@ -408,8 +425,14 @@ class HacRun:
                                                                   self.settings.save_baseline)
                 except OSError as exc:
                     self.write_error = f"could not save baseline in {self.settings.baseline_dir}: {exc}"
+            if self.settings.history is not None:
+                try:
+                    if (entry := record_history(rep, self.settings.history)) is not None:
+                        self.report_paths["history"] = entry
+                except OSError as exc:
+                    self.write_error = f"could not add the run to the history in {self.settings.history}: {exc}"
             if rep.cells:
-                append_step_summary(markdown(rep, plot_name=None))
+                append_step_summary(step_summary(rep, self.settings.summary))
         return rep
 
 

@@ -24,6 +24,8 @@ TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 #: What soundness findings do: fail the cells they implicate (default), warn only, or fail and probe more.
 SOUNDNESS_MODES = ("fail", "warn", "thorough")
+#: GitHub step summaries: the whole report, only what needs a look, or short on pull requests only.
+SUMMARY_MODES = ("auto", "short", "full")
 
 
 def setting(default: Any, help: str, kind: str = "str", *, metavar: str | None = None,
@@ -112,6 +114,16 @@ class Settings:
     allow_missing_baseline: bool = setting(False, "with --hac-compare-fail, pass when the baseline does not exist "
                                            "yet (a first run); otherwise a missing baseline is an error", "bool")
     baseline_dir: Path = setting(Path(".hac/baselines"), "where baselines are kept", "path")
+    history: Path | None = setting(None, "keep every complete run's report in this folder (one JSON per run, "
+                                   "named by time and git commit; never rewritten) and add a trend section to "
+                                   "the report", "path", metavar="DIR", shown="off")
+    trend_fail: float | None = setting(None, "with --hac-history, fail the run on a drift: a significant drop "
+                                       "larger than this many percentage points between the first and the last "
+                                       "comparable run of the trend window", "float", metavar="POINTS",
+                                       shown="off")
+    summary: str = setting("auto", "GitHub step summary: 'full' (the whole report), 'short' (failed cells, "
+                           "regressions, soundness findings and a link to the run) or 'auto' (short on pull "
+                           "requests, else full)")
     threads: int | str = setting("auto", "torch CPU threads per process: 'auto' (under xdist the cores divided "
                                  "among the workers, else torch's default) or a number")
     shard: tuple[int, int] | None = setting(None, "run only shard I of N of the cells (1-based), for a CI matrix",
@@ -269,6 +281,14 @@ def _validate(v: dict[str, Any]) -> None:
             from .io.files import safe_stem
 
             v[key] = safe_stem(v["model"])
+    if v["trend_fail"] is not None:
+        if not v["trend_fail"] >= 0 or v["trend_fail"] == float("inf"):
+            raise HacError(f"--hac-trend-fail takes a margin in percentage points >= 0; got {v['trend_fail']}")
+        if v["history"] is None:
+            raise HacError("--hac-trend-fail needs a history to find a trend in: add --hac-history=DIR "
+                           "(ini hac_history)")
+    if v["summary"] not in SUMMARY_MODES:
+        raise HacError(f"--hac-summary must be one of {', '.join(SUMMARY_MODES)}; got {v['summary']!r}")
     if v["thresholds"] is not None and not v["thresholds"].is_file():
         raise HacError(f"--hac-thresholds={str(v['thresholds'])!r}: no such file")
     if v["shard"] is not None:

@@ -41,3 +41,29 @@ def atomic_write(path: Path, content: str | bytes | Callable[[BinaryIO], object]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def create_new(path: Path, content: str | bytes) -> bool:
+    """Write ``content`` to ``path`` atomically only if ``path`` does not exist yet; False when it does.
+
+    The complete file is hard-linked into place (``os.link`` never replaces a file), so neither a reader
+    nor a second writer racing for the same name ever sees or overwrites a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return False
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: a rename that checks first (a narrow race)
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -130,8 +130,8 @@ def _test_name(test: str) -> str:
     return test.split("::")[-1].split("[")[0]
 
 
-def markdown(report: Report, *, plot_name: str | None = None) -> str:
-    """The whole report as GitHub-flavoured Markdown."""
+def markdown(report: Report, *, plot_name: str | None = None, sections: tuple[str, ...] = ()) -> str:
+    """The whole report as GitHub-flavoured Markdown; ``sections`` (e.g. the trend) follow the plot."""
     from tabulate import tabulate
 
     c = report.counts
@@ -212,6 +212,8 @@ def markdown(report: Report, *, plot_name: str | None = None) -> str:
         lines += ["## Matrix", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
     if plot_name:
         lines += [f"![accuracy against bits per pixel]({plot_name})", ""]
+    for section in sections:
+        lines += [section.rstrip(), ""]
     lines += [soundness_section(report), ""]
     lines += cells_section(report)
     return "\n".join(lines) + "\n"

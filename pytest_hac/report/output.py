@@ -15,7 +15,8 @@ from .plot import write_plot
 from .schema import Report
 
 
-def write_report(report: Report, directory: Path, *, plot: bool = False) -> dict[str, Path]:
+def write_report(report: Report, directory: Path, *, plot: bool = False,
+                 sections: tuple[str, ...] = ()) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>.md`` (and ``<stem>.png`` when ``plot``); returns the paths.
 
     The stem is the model's name, plus ``.shard-I-of-N`` or ``.selection`` for partial runs.
@@ -30,7 +31,7 @@ def write_report(report: Report, directory: Path, *, plot: bool = False) -> dict
     elif (directory / f"{stem}.png").exists():
         plot_name = f"{stem}.png"
     atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
-    atomic_write(paths["md"], markdown(report, plot_name=plot_name))
+    atomic_write(paths["md"], markdown(report, plot_name=plot_name, sections=sections))
     return paths
 
 

@@ -2,6 +2,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 
 
@@ -54,3 +56,23 @@ def test_the_your_own_model_project_runs(pytester):
     result = pytester.runpytest_subprocess("tests", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     assert (pytester.path / "reports/myteam.models_build.md").is_file()
+
+
+def test_the_nightly_workflow_is_valid_and_uses_real_options():
+    import yaml
+
+    from pytest_hac.__main__ import main as hac_main
+    from pytest_hac.settings import OPTIONS
+
+    text = _block_after("`.github/workflows/robustness.yml`:")
+    workflow = yaml.safe_load(text)
+    steps = workflow["jobs"]["robustness"]["steps"]
+    assert all("uses" in s or "run" in s for s in steps) and set(workflow[True]) == {  # YAML reads `on:` as True
+        "schedule", "workflow_dispatch", "pull_request"}
+    flags = {o.flag for o in OPTIONS}
+    assert set(re.findall(r"--hac-[a-z-]+", text)) <= flags
+    assert set(re.findall(r"\bHAC_[A-Z_]+", text)) <= {o.env for o in OPTIONS}
+    for command in set(re.findall(r"pytest-hac (\w+)", text)):
+        with pytest.raises(SystemExit) as exit_:
+            hac_main([command, "--help"])
+        assert exit_.value.code == 0

@@ -21,3 +21,38 @@ def registries():
     restore = snapshot()
     yield
     restore()
+
+
+PGD = {"name": "pgd", "norm": "Linf", "eps": 4 / 255, "steps": 10, "alpha": 1 / 255, "restarts": 1}
+
+
+def _result(case_id: str, correct: list[bool], *, threat: str = "oblivious", attack: dict | None = None):
+    from pytest_hac.core.result import Result
+
+    params = dict(PGD if attack is None and threat != "clean" else attack or {})
+    return Result.from_correct(correct, case_id=case_id, codec="jpeg", quality=50, rounds=1, threat=threat,
+                               attack=params.get("name"), eps=params.get("eps"), bpp=1.0, psnr=30.0, seconds=0.1,
+                               ids=[f"img{i:04d}" for i in range(len(correct))], attack_params=params)
+
+
+def _report(cells, *, model: str = "tiny-cnn", dataset: str = "digits", attack: dict | None = None,
+            complete: bool = True):
+    from pytest_hac.report.schema import Cell, Report, Scope
+
+    if isinstance(cells, dict):
+        cells = [Cell(test=f"t.py::test[{k}]", result=_result(k, v, attack=attack), passed=True)
+                 for k, v in cells.items()]
+    n = len(cells[0].result.correct) if cells else 0
+    return Report(model=model, dataset=dataset, n=n, device="cpu", seed=0, gate_rule="point",
+                  ids=[f"img{i:04d}" for i in range(n)], cells=list(cells), complete=complete,
+                  scope=Scope(len(cells), len(cells), None, "h"), meta={"versions": {"torch": "2"}})
+
+
+@pytest.fixture
+def synthetic():
+    """Synthetic runs from per-image outcomes (no model runs): ``synthetic.result(case_id, correct, threat=,
+    attack=)`` and ``synthetic.report({case_id: correct} or [Cell], model=, dataset=, attack=, complete=)``,
+    a complete whole run of tiny-cnn on digits; ``synthetic.PGD`` is the cells' default attack."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(result=_result, report=_report, PGD=PGD)

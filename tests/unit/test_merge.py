@@ -5,7 +5,7 @@ from pytest_hac.__main__ import main as hac_main
 from pytest_hac.core.result import Result
 from pytest_hac.core.verdict import Status, Verdict
 from pytest_hac.report.output import write_report
-from pytest_hac.report.schema import Cell, Report, Scope
+from pytest_hac.report.schema import Cell, Report, Scope, load_report
 
 
 def _merge(*args) -> int:
@@ -62,3 +62,16 @@ def test_merge_refuses_reports_of_different_models(tmp_path, capsys):
 
 def verdict_of(passed: bool | None) -> Verdict:
     return Verdict({True: Status.PASSED, False: Status.FAILED, None: Status.MEASURED}[passed])
+
+
+def test_merge_records_the_merged_run_once_in_the_history(tmp_path, capsys):
+    ids, history = ("x", "y"), tmp_path / "history"
+    for complete, folder in ((False, "interrupted"), (True, "done")):  # an interrupted shard: no entry
+        for i, case in ((1, "c1"), (2, "c2")):
+            write_report(_report(ids, [_cell(case, ids)], scope=Scope(1, 2, (i, 2), "h"), complete=complete or i == 1),
+                         tmp_path / folder)
+        shards = sorted((tmp_path / folder).glob("*.shard-*.json"))
+        assert _merge(*shards, "-o", tmp_path / folder / "merged", "--history", history) == (0 if complete else 1)
+        assert history.exists() == complete
+    [entry] = history.glob("*.json")
+    assert [r["case_id"] for r in load_report(entry).to_dict()["results"]] == ["c1", "c2"]

@@ -37,10 +37,11 @@ def _result(case_id: str, correct: list[bool], *, threat: str = "oblivious", att
 
 def _report(cells, *, model: str = "tiny-cnn", dataset: str = "digits", attack: dict | None = None,
             complete: bool = True):
+    from pytest_hac.core.verdict import Status, Verdict
     from pytest_hac.report.schema import Cell, Report, Scope
 
     if isinstance(cells, dict):
-        cells = [Cell(test=f"t.py::test[{k}]", result=_result(k, v, attack=attack), passed=True)
+        cells = [Cell(test=f"t.py::test[{k}]", result=_result(k, v, attack=attack), verdict=Verdict(Status.PASSED))
                  for k, v in cells.items()]
     n = len(cells[0].result.correct) if cells else 0
     return Report(model=model, dataset=dataset, n=n, device="cpu", seed=0, gate_rule="point",

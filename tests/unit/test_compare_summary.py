@@ -3,8 +3,9 @@ import pytest
 
 from pytest_hac.__main__ import main as hac_main
 from pytest_hac.core.gates import compare
+from pytest_hac.core.verdict import Reason, ReasonKind, Status, Verdict
 from pytest_hac.report.output import write_report
-from pytest_hac.report.schema import Cell, Reason
+from pytest_hac.report.schema import Cell
 from pytest_hac.report.summary import short_summary, step_summary
 
 N = 100
@@ -57,18 +58,22 @@ def test_compare_fails_on_an_incomparable_cell_and_refuses_other_models(tmp_path
     assert hac_main(["compare", str(old), str(tmp_path / "missing.json")]) == 2
 
 
+PASSED = Verdict(Status.PASSED)
+
+
 def _mixed_run(synthetic):
     """One passing cell, one below its threshold, one regressed against the baseline, a 100-query Square cell."""
     right = [i < 70 for i in range(N)]
-    ok = Cell("t.py::test[jpeg-q75-r1-clean]", synthetic.result("jpeg-q75-r1-clean", right, threat="clean"), True)
+    ok = Cell("t.py::test[jpeg-q75-r1-clean]", synthetic.result("jpeg-q75-r1-clean", right, threat="clean"), PASSED)
     low = Cell("t.py::test[jpeg-q25-r1-oblivious-pgd]", synthetic.result("jpeg-q25-r1-oblivious-pgd", right),
-               False, (Reason("threshold", "0.700 < 0.8 (point rule)"),), threshold=0.8)
+               Verdict(Status.FAILED, (Reason(ReasonKind.THRESHOLD, "0.700 < 0.8 (point rule)"),)), threshold=0.8)
     old, new = synthetic.result("x", [i < 90 for i in range(N)]), synthetic.result("x", right)
     regressed = Cell("t.py::test[jpeg-q50-r1-oblivious-pgd]", synthetic.result("jpeg-q50-r1-oblivious-pgd", right),
-                     False, (Reason("regression", "dropped 20.0 points"),), compare(new, [old], 2))
+                     Verdict(Status.FAILED, (Reason(ReasonKind.REGRESSION, "dropped 20.0 points"),)),
+                     compare(new, [old], 2))
     square = {"name": "square", "norm": "Linf", "eps": 4 / 255, "queries": 100, "restarts": 1}
     query = Cell("t.py::test[jpeg-q50-r1-query-square]",
-                 synthetic.result("jpeg-q50-r1-query-square", right, threat="query", attack=square), True)
+                 synthetic.result("jpeg-q50-r1-query-square", right, threat="query", attack=square), PASSED)
     return synthetic.report([ok, low, regressed, query])
 
 
@@ -88,7 +93,7 @@ def test_short_summary_holds_only_what_needs_a_look(synthetic):
 def test_short_summary_of_a_clean_run_and_the_auto_mode(synthetic):
     rep = synthetic.report({"jpeg-q50-r1-clean": [True] * 8})
     text = short_summary(rep, env={})
-    assert "All 1 cells passed" in text and "`tiny-cnn.md` in the report folder" in text
+    assert "No cell of 1 failed" in text and "`tiny-cnn.md` in the report folder" in text
     assert step_summary(rep, "auto", env={"GITHUB_EVENT_NAME": "pull_request", **GITHUB}).startswith("### ")
     assert step_summary(rep, "auto", env={"GITHUB_EVENT_NAME": "schedule"}).startswith("# pytest-hac")
     assert step_summary(rep, "short", env={"GITHUB_EVENT_NAME": "push"}).startswith("### ")

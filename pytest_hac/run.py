@@ -186,6 +186,14 @@ class HacRun:
                 self._engine.plan(self._plan)
         return self._engine
 
+    def prepare(self) -> None:
+        """Load the model and the data, check they fit, and build the planned cells' codecs (their weights):
+        what would stop every cell is found once, before the first one runs."""
+        engine = self.engine
+        for case in self._plan or []:
+            if case.codec != "identity":
+                engine.codec(case.codec, case.quality)
+
     def plan(self, cases: list[Case], universe: list[Case] | None = None) -> None:
         """The cases this run will evaluate (and ``universe``, every case collected), so the engine keeps
         what they and the cells their verdicts depend on share, and drops the rest."""

@@ -23,7 +23,8 @@ def _usage(fn):
     try:
         return fn()
     except HacError as exc:
-        pytest.fail(f"pytest-hac: {exc}", pytrace=False)
+        message = f"pytest-hac: {exc}"
+    pytest.fail(message, pytrace=False)  # outside the except block: said once, without "During handling..."
 
 
 @pytest.fixture(scope="session")

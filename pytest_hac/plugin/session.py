@@ -143,7 +143,7 @@ class HacPlugin:
                       [case for _, case in self.universe])
         if cells and not self.config.option.collectonly and not self.worker:
             try:
-                self.run.load()
+                self.run.prepare()
             except HacError as exc:
                 raise self._usage_error(exc) from None
 

@@ -185,7 +185,8 @@ class Report:
                        notes=data.get("notes", []), error=data.get("error"),
                        references=[Result.from_dict(r) for r in data.get("references", [])])
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise HacError(f"report is damaged or hand-edited (schema {SCHEMA} but {type(exc).__name__}: {exc}); "
+            raise HacError(f"report is damaged or hand-edited (schema {data.get('schema')} but {type(exc).__name__}: "
+                           f"{exc}); "
                            f"regenerate it") from None
 
 

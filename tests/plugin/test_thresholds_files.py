@@ -22,9 +22,9 @@ def test_the_report_says_which_thresholds_tables_applied(project):
     (project.path / "hac_thresholds.toml").write_text('["*"]\n"*-clean" = 0.1\n[efficientnet-lite0]\n"jpeg-*" = 0.2\n')
     result = project.runpytest("--hac-samples=4")
     result.assert_outcomes(passed=1)
-    assert "hac_thresholds.toml`: tables [*], [efficientnet-lite0] applied to 1 cells" in result.stdout.str()
+    assert "hac_thresholds.toml`: tables [*], [efficientnet-lite0] applied to 1 cell" in result.stdout.str()
     md = (project.path / "reports/efficientnet-lite0.md").read_text()
-    assert "tables [*], [efficientnet-lite0] applied to 1 cells" in md
+    assert "tables [*], [efficientnet-lite0] applied to 1 cell" in md
 
 
 def test_thresholds_file_by_model_and_pattern(project):

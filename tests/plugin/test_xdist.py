@@ -90,3 +90,30 @@ def test_xdist_respects_the_users_omp_num_threads(suite, no_thread_env):
     no_thread_env.setenv("OMP_NUM_THREADS", str(_cores()))
     seen, recorded = _threads_run(suite(THREADS))
     assert set(seen.values()) == {_cores()} and recorded == _cores()
+
+
+WORST = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [30, 90]}, threats=["clean", "oblivious", "whitebox", "worst"], attack="pgd",
+                 eps="8/255", steps=2)
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+"""
+
+
+def test_xdist_attacks_each_attack_once_worst_cells_included(suite, report_cells):
+    """Worst cells and white-box cells (whose verdicts need the oblivious twin) are grouped with the attacks
+    they read: -n 2 attacks exactly what the serial run attacks, and reports the same, thresholds line too."""
+    p = suite(WORST)
+    (p.path / "hac_thresholds.toml").write_text('[tiny-cnn]\n"*-clean" = 0.5\n')
+    args = ["--hac-model=tiny-cnn", "--hac-samples=32", "--hac-soundness=warn"]
+    p.runpytest(*args, "--hac-report-dir=serial").assert_outcomes(passed=8)
+    result = p.runpytest_subprocess("-n", "2", "--dist", "loadgroup", *args, "--hac-report-dir=parallel")
+    result.assert_outcomes(passed=8)
+    serial, serial_data = report_cells(p.path / "serial/tiny-cnn.json")
+    parallel, data = report_cells(p.path / "parallel/tiny-cnn.json")
+    assert parallel == serial
+    assert data["meta"]["attack_images"] == serial_data["meta"]["attack_images"] == 32 * 3  # bare + 2 white-box
+    assert data["meta"]["thresholds"] == serial_data["meta"]["thresholds"] != []
+    result.stdout.fnmatch_lines(["thresholds: *tables [[]tiny-cnn[]] applied to 8 cells"])

@@ -178,8 +178,8 @@ def model_files(pytester):
 def test_model_files_need_the_trust_flag(suite, model_files, name):
     p = suite(CELLS)
     result = p.runpytest(f"--hac-model=models/{name}", "--hac-samples=2", "-k", "q30")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*--hac-model='models/{name}' is a model file; loading TorchScript or pickled "
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # once, before any cell
+    result.stderr.fnmatch_lines([f"*--hac-model='models/{name}' is a model file; loading TorchScript or pickled "
                                  "models executes code from the file. If you trust it, add --hac-trust-model-file*"])
     trusted = p.runpytest(f"--hac-model=models/{name}", "--hac-samples=2", "-k", "q30", "--hac-trust-model-file")
     trusted.assert_outcomes(passed=1)
@@ -189,7 +189,7 @@ def test_an_untrusted_pickle_never_runs(suite, tmp_path):
     sentinel = tmp_path / "pwned"
     torch.save(Evil(sentinel), tmp_path / "evil.pt")
     result = suite(CELLS).runpytest(f"--hac-model={tmp_path / 'evil.pt'}", "--hac-samples=2", "-k", "q30")
-    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # once, before any cell
     assert "executes code from the file" in text_of(result)
     assert not sentinel.exists()
 
@@ -197,7 +197,7 @@ def test_an_untrusted_pickle_never_runs(suite, tmp_path):
 def test_unloadable_trusted_model_file_is_a_clear_error(suite, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x80\x04 definitely not a model")
     result = suite(CELLS).runpytest(f"--hac-model={tmp_path / 'junk.pt'}", "--hac-trust-model-file", "-k", "q30")
-    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # once, before any cell
     assert "cannot load model file" in text_of(result) and "torch.jit.script(model).save" in text_of(result)
 
 
@@ -248,8 +248,8 @@ def test_offline_forbids_every_download(tmp_path, monkeypatch, no_network, kind,
 def test_offline_flag_forbids_torchvision_download(suite, tmp_path, monkeypatch, no_network):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
     result = suite(CELLS).runpytest("--hac-model=resnet50", "--hac-offline", "-k", "q30")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*weights for model 'resnet50' are not available (downloads are off: --hac-offline)*"
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # once, before any cell
+    result.stderr.fnmatch_lines(["*weights for model 'resnet50' are not available (downloads are off: --hac-offline)*"
                                  "place it as*empty-cache/hub/checkpoints/resnet50-11ad3fa6.pth*"])
     assert "HAC_OFFLINE" not in os.environ  # the flag travels as an argument
 

@@ -340,3 +340,11 @@ def test_a_worst_case_cell_is_right_only_where_every_part_is(model, data):
     assert combined.correct == tuple(all(flags) for flags in zip(*(r.correct for r in results)))
     assert combined.accuracy <= min(r.accuracy for r in results)
     assert combined.diagnostics["cells"] == [p.id for p in parts] and combined.bpp == results[0].bpp
+
+
+
+def test_large_eps_probe_does_not_flag_kornias_differentiable_jpeg(model, data):
+    from pytest_hac.core.soundness import check
+
+    r = engine(model, data).evaluate(cell("jpeg-kornia", 50, "whitebox", make_spec("pgd", "4/255", steps=10)))
+    assert "large-eps-through-defense" not in [f.check for f in check([r])], r.diagnostics["large_eps"]

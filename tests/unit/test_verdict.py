@@ -155,7 +155,8 @@ def test_large_eps_probe_flags_more_than_a_few_percent_surviving():
                    diagnostics={"large_eps": {"eps": 64 / 255, "correct": survivors, "n": 32}})
         return [f.check for f in check([r])]
 
-    assert probe(1) == [] and probe(2) == ["large-eps-through-defense"]
+    # 6 of 32 surviving passed before (the lower end of the interval was under 10%): masking now
+    assert probe(1) == [] and probe(2) == probe(6) == ["large-eps-through-defense"]
 
 
 def test_a_baseline_on_other_pixels_under_the_same_names_is_not_comparable():

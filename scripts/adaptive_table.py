@@ -11,6 +11,7 @@ so the same script measures an older checkout (``PYTHONPATH=<checkout>``).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from pytest_hac.core import soundness
@@ -43,7 +44,11 @@ def main() -> None:
     engine = Engine(model, data, seed=args.seed)
     engine.plan(cases)
     began = time.perf_counter()
-    results = [engine.evaluate(case) for case in cases]
+    results = []
+    for case in cases:  # one line per cell on stderr as it finishes, so a long run shows where it is
+        results.append(engine.evaluate(case))
+        print(f"{case.id}: {results[-1].accuracy:.2f} ({time.perf_counter() - began:.0f} s)", file=sys.stderr,
+              flush=True)
     findings = soundness.check(results)
     print(f"{args.model} on {len(data)} {args.data} images, pgd {args.eps}, seed {args.seed}: "
           f"{time.perf_counter() - began:.0f} s, {engine.counters['attack_images']} attacked images")

@@ -131,12 +131,12 @@ def test_the_masking_hint_names_what_to_try():
     assert "adaptive threat" in masking_hint("whitebox")
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # about 40 s of CPU: 22 attacks and their probes
 def test_adaptive_is_never_weaker_than_oblivious_and_its_probe_breaks_jpeg_at_every_round(model):
-    """Tiny-cnn on 64 digits, JPEG q25/q50 x rounds 1-3, PGD 4/255: the soundness checks that compare the adaptive
-    attacker with the oblivious one and with a 64/255 budget find nothing, and it is at least as strong as the
-    white-box attacker within the interval."""
-    data = load_dataset("digits", resize=32, crop=32, samples=64)
+    """Tiny-cnn on 32 digits, JPEG q25/q50 x rounds 1-3, PGD 4/255: the soundness checks that compare the adaptive
+    attacker with the oblivious one and with a 64/255 budget find nothing, and on no image is it weaker than the
+    white-box attacker. (scripts/adaptive_table.py measures the same on 200 digits.)"""
+    data = load_dataset("digits", resize=32, crop=32, samples=32)
     cases = expand({"codecs": {"jpeg": [25, 50]}, "rounds": [1, 2, 3],
                     "threats": ["clean", "oblivious", "whitebox", "adaptive"], "attack": "pgd", "eps": "4/255"}, {})
     engine = Engine(model, data)
@@ -149,4 +149,4 @@ def test_adaptive_is_never_weaker_than_oblivious_and_its_probe_breaks_jpeg_at_ev
         if r.threat == "adaptive":
             assert r.diagnostics["large_eps"]["correct"] <= 1
             white = by_id[r.case_id.replace("adaptive", "whitebox")]
-            assert r.ci_low <= white.accuracy
+            assert all(a <= w for a, w in zip(r.correct, white.correct))

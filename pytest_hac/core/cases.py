@@ -144,7 +144,9 @@ def work_group(case: Case) -> str:
     digest = hashlib.sha256(case.attack.key.encode()).hexdigest()[:8]
     if case.codec == "identity" or case.threat == "oblivious":
         return f"hac-{case.attack.name}-{digest}"
-    return f"hac-{case.threat}-{case.defense}-{case.attack.name}-{digest}"
+    # an adaptive cell's paths include the white-box attack (core.defended.GRADIENT_PATHS): one group for both
+    threat = "informed" if case.threat in ("whitebox", "adaptive") else case.threat
+    return f"hac-{threat}-{case.defense}-{case.attack.name}-{digest}"
 
 
 def _worst_case(cases: list[Case], codec: str, quality: int | None, rounds: int, thresholds: Any) -> Case:

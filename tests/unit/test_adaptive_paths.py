@@ -8,7 +8,7 @@ from pytest_hac.attacks import make_spec
 from pytest_hac.codecs import get_codec
 from pytest_hac.codecs.jpeg import Jpeg
 from pytest_hac.core import soundness
-from pytest_hac.core.cases import Case, expand
+from pytest_hac.core.cases import Case, expand, work_group
 from pytest_hac.core.defended import Defended, gradient_paths, masking_hint
 from pytest_hac.core.engine import Engine
 from pytest_hac.data import load_dataset
@@ -122,6 +122,11 @@ def test_a_masked_approximation_stops_whitebox_but_not_adaptive(model, data, reg
     assert adapt.diagnostics["zero_gradient"]["images"] == 0  # the identity path has a gradient to follow
     assert adapt.diagnostics["large_eps"]["correct"] <= 2  # and at 64/255 it breaks the defense
     assert adapt.diagnostics["large_eps"]["paths"]["bpda"] > 2  # through the masked approximation alone it did not
+
+
+def test_xdist_runs_an_adaptive_cell_beside_the_white_box_cell_whose_attack_it_shares():
+    white, adapt, other = (replace(adaptive(50, 2), threat="whitebox"), adaptive(50, 2), adaptive(25, 2))
+    assert work_group(white) == work_group(adapt) != work_group(other)
 
 
 def test_the_masking_hint_names_what_to_try():

@@ -6,7 +6,10 @@ Threats, with the paper's names as aliases:
 * ``oblivious`` (paper: "black-box"): attack the bare model, apply the defense afterwards.
 * ``whitebox`` (paper: "white-box"): gradients flow through the defense's
   differentiable ``approximate``, all rounds included.
-* ``adaptive``: BPDA (real codec forward, ``approximate`` backward) plus EOT.
+* ``adaptive``: every defense-aware gradient path, one attack each: BPDA (real codec forward) with
+  ``approximate`` backward in every round, identity backward in every round, and (two rounds or
+  more) ``approximate`` in the first round and identity after; and the white-box attack. Per image
+  the one the real pipeline gets wrong counts. Plus EOT.
 * ``query``: a gradient-free attack (Square) against the real defended pipeline.
 
 Every attack declares what it takes in an :class:`~pytest_hac.registry.AttackInfo` (its
@@ -47,7 +50,7 @@ THREAT_HELP = {
     "clean": "no attack; accuracy through the defense",
     "oblivious": "attack the bare model, defend afterwards (paper: black-box)",
     "whitebox": "gradients through the defense's differentiable approximation (paper: white-box)",
-    "adaptive": "BPDA: real codec forward, approximation backward, plus EOT",
+    "adaptive": "BPDA (approximation/identity backward paths) and white-box, per-image worst; EOT",
     "query": "gradient-free attack (square) against the real defended pipeline",
 }
 #: The query budget of Square when nothing sets one: the reference Square attack's

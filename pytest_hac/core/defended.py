@@ -2,7 +2,18 @@
 
 * ``oblivious``: the bare model ("bare"); the defense is applied afterwards;
 * ``whitebox``: the model behind the codec's differentiable stand-in ("approximate");
-* ``adaptive``: BPDA, the real codec forward and the stand-in's gradient backward ("bpda");
+* ``adaptive``: every defense-aware path, each one attack: BPDA (the real codec forward in every
+  round) with the stand-in's gradient in every round ("bpda"), with the identity in every round
+  ("bpda-identity") and, from two rounds on, with the stand-in in the first round and the identity
+  in the later ones ("bpda-first"); and the white-box attack ("approximate", the white-box cell's
+  own attack, shared with it). Per image the engine keeps the one the real pipeline gets wrong (as
+  it does over restarts), so the adaptive cell is never above the white-box one on any image. Why
+  so many: through several rounds a differentiable JPEG carries almost no gradient (the product of
+  its rounding approximations), so "bpda" alone can be weaker than the oblivious attack; a decoded
+  JPEG re-compressed at its quality barely changes, so later rounds are close to the identity and
+  "bpda-first" is as strong at three rounds as "bpda" at one (tiny-cnn on digits, JPEG q25 and
+  q50); the identity alone is the classic BPDA, for a codec whose stand-in is poor. The oblivious
+  attack is not among them: the informed-not-weaker check compares the two;
 * ``query``: the real defended pipeline, queried without gradients ("real").
 
 An undefended cell (codec ``identity``) is attacked on the bare model whatever the threat.
@@ -14,25 +25,63 @@ from torch import Tensor, nn
 from ..codecs import Codec
 from ..models import Classifier
 
-#: Threat -> how gradients (or queries) pass through the defense.
-GRADIENT_PATH = {"oblivious": "bare", "whitebox": "approximate", "adaptive": "bpda", "query": "real"}
+#: Threat -> the gradient paths its attack follows, each one attack (and one ``AdvKey``) per restart;
+#: an image counts as correct only if the real pipeline gets it right on every one.
+GRADIENT_PATHS = {"oblivious": ("bare",), "whitebox": ("approximate",),
+                  "adaptive": ("bpda", "bpda-identity", "bpda-first", "approximate"), "query": ("real",)}
+#: Paths that are another path at one round (no later round to treat apart).
+SAME_AT_ONE_ROUND = {"bpda-first": "bpda"}
+#: BPDA modes -> what the backward pass differentiates in (the first round, each later round);
+#: the forward pass is the real codec in every round.
+BPDA_BACKWARD = {"bpda": ("approximate", "approximate"), "bpda-identity": ("identity", "identity"),
+                 "bpda-first": ("approximate", "identity")}
+MODES = ("approximate", "real", *BPDA_BACKWARD)
 
 
-def gradient_path(threat: str, codec: str) -> str:
-    """The attacker's view of the defense for a cell."""
-    return "bare" if codec == "identity" else GRADIENT_PATH[threat]
+def gradient_paths(threat: str, codec: str, rounds: int) -> tuple[str, ...]:
+    """The attacker's views of the defense for a cell: one attack per path.
+
+    Paths that coincide at this number of rounds are tried once ("bpda-first" is "bpda" at one round).
+    """
+    if codec == "identity":
+        return ("bare",)
+    paths = GRADIENT_PATHS[threat]
+    return paths if rounds > 1 else tuple(p for p in paths if SAME_AT_ONE_ROUND.get(p) not in paths)
+
+
+def masking_hint(threat: str) -> str:
+    """What a user can try when a masking check (informed-not-weaker, large-eps-through-defense,
+    gradient-nonzero, gradient-free-not-stronger) flags a ``threat`` cell on their codec."""
+    tries = ["more steps (steps=, --hac-steps) or restarts (restarts=)",
+             "eot=N if the codec is random (EOT needs a codec marked stochastic = True)"]
+    if threat == "adaptive":
+        tries.append("a codec approximate() whose gradient carries information (the adaptive attack already "
+                     "keeps, per image, the worst of the approximation's and the identity's backward)")
+    else:
+        tries.append("the adaptive threat, which also follows the identity gradient (BPDA: real codec forward, "
+                     "identity backward) and keeps the per-image worst case")
+    return "what to try: " + "; ".join(tries)
+
+
+#: The hint for any threat (messages that do not know the cell's threat).
+MASKING_HINT = masking_hint("whitebox")
 
 
 class Defended(nn.Module):
-    """``classifier(defense^rounds(x))`` with the defense in one of three gradient modes.
+    """``classifier(defense^rounds(x))`` with the defense in one of the gradient :data:`MODES`.
 
     * ``approximate``: the codec's differentiable stand-in (white-box);
     * ``bpda``: the real codec forward, the stand-in's gradient backward (adaptive);
+    * ``bpda-identity``: the real codec forward, the identity backward (adaptive);
+    * ``bpda-first``: the real codec forward, the stand-in's gradient backward in the first round
+      and the identity in later ones (adaptive);
     * ``real``: the real codec, no gradient (queries only).
     """
 
     def __init__(self, classifier: Classifier, codec: Codec, rounds: int, mode: str) -> None:
         super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         self.classifier = classifier  # registered, so torchattacks finds a device from its parameters
         self.codec = codec
         self.rounds = rounds
@@ -42,15 +91,15 @@ class Defended(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
-        for _ in range(self.rounds):
-            x = self._defend(x)
+        for k in range(self.rounds):
+            x = self._defend(x, k)
         return self.classifier(x)
 
-    def _defend(self, x: Tensor) -> Tensor:
+    def _defend(self, x: Tensor, k: int) -> Tensor:
         if self.mode == "approximate":
             return self.codec.approximate(x)
         real = self.codec.roundtrip(x.detach())[0].clone()  # clone: leave inference mode's tensors behind
         if self.mode == "real":
             return real
-        approx = self.codec.approximate(x)
-        return approx + (real - approx).detach()
+        backward = self.codec.approximate(x) if BPDA_BACKWARD[self.mode][min(k, 1)] == "approximate" else x
+        return backward + (real - backward).detach()

@@ -27,8 +27,10 @@ What a verdict rests on:
 
 * whitebox and adaptive attacks use the codec's ``approximate`` for gradients only
   (:mod:`.defended`); every cell is evaluated through the real codec;
-* ``restarts=R`` runs R seeded restarts; an image counts as correct only if the
-  evaluated pipeline gets it right on every restart (worst case per image);
+* ``restarts=R`` runs R seeded restarts, and an adaptive cell runs each restart along
+  several gradient paths (BPDA with the codec's approximation, the identity, or the approximation
+  in the first round only, and the white-box attack, :mod:`.defended`); an image counts as
+  correct only if the evaluated pipeline gets it right on every one (worst case per image);
 * attacks are checked, not corrected (:func:`~pytest_hac.attacks.budget.check_budget`);
 * random starts are drawn per image, from a seed of (``--hac-seed``, attack, restart, image
   id): an image's adversarial example does not depend on its batch, its chunk, the order
@@ -62,7 +64,7 @@ from ..models import Classifier, check_logits
 from ..registry import ATTACKS
 from . import probes
 from .cases import Case
-from .defended import Defended, gradient_path
+from .defended import Defended, gradient_paths
 from .judged import Outcome, psnr_per_image, worst_of
 from .keys import AdvKey, Chunk, CleanKey, CodecRef, Key, NormKey, OutcomeKey, RoundKey, SourceKey, content, model_free
 from .result import Result
@@ -157,7 +159,9 @@ class Engine:
         self._outcomes: dict[OutcomeKey, Outcome] = {}
         #: (source, defense) pairs that planned, not yet evaluated cases will ask for; None: no plan.
         self._needs: dict[Case, set[tuple[SourceKey, Defense]]] | None = None
-        #: Batches run per stage; the soundness probes' batches (of any stage) count apart.
+        #: Batches run per stage; the soundness probes' batches (of any stage) count apart. ``attack_images``
+        #: counts each distinct attack once per image: a restart is one attack, and each gradient path of an
+        #: adaptive cell is one (three at one round, four at more; the white-box one shared with the white-box cell).
         self.counters = {"attack_batches": 0, "codec_batches": 0, "predict_batches": 0, "probe_batches": 0,
                          "oom_backoffs": 0, "attack_images": 0}
         #: Seconds spent per stage (attack, codec, predict) and on probes, for benchmarks and the progress line.
@@ -249,7 +253,7 @@ class Engine:
             ids=list(self.dataset.ids), threshold=case.threshold, diagnostics={"cells": [r.case_id for r in parts]})
 
     def adversarial(self, case: Case) -> list[Tensor]:
-        """The case's adversarial images as float [0, 1], one set per restart.
+        """The case's adversarial images as float [0, 1], one set per gradient path and restart (``source_keys``).
 
         Assembled from the chunks the session kept; without a plan everything is kept, with
         one a set no pending cell needed is computed again (the same images: seeds are per image).
@@ -258,13 +262,13 @@ class Engine:
                 for key in self.source_keys(case) if isinstance(key, AdvKey)]
 
     def source_keys(self, case: Case, *, steps: int | None = None) -> list[SourceKey]:
-        """The images that reach the defense: the clean ones, or one adversarial set per restart."""
+        """The images that reach the defense: the clean ones, or one adversarial set per gradient path
+        (:func:`~.defended.gradient_paths`: several for adaptive cells) and restart."""
         if case.threat == "clean" or case.attack is None:
             return [CleanKey()]
         spec = case.attack if steps is None else replace(case.attack, steps=steps)
-        path = gradient_path(case.threat, case.codec)
         return [self.adversarial_key(path, case.codec, case.quality, case.rounds, spec, restart=i)
-                for i in range(spec.restarts)]
+                for path in gradient_paths(case.threat, case.codec, case.rounds) for i in range(spec.restarts)]
 
     def adversarial_key(self, path: str, codec: str, quality: int | None, rounds: int, spec: AttackSpec, *,
                         restart: int = 0, n: int | None = None) -> AdvKey:
@@ -491,7 +495,7 @@ class Engine:
         spec = case.attack
         if spec.eot == 1:
             return
-        if gradient_path(case.threat, case.codec) == "bare":
+        if "bare" in gradient_paths(case.threat, case.codec, case.rounds):
             raise HacError(f"eot={spec.eot} (attack {spec.name!r}) averages gradients over a random defense, but the "
                            f"{case.threat} cell {case.id or case.defense} attacks the bare, deterministic model; "
                            f"drop eot")

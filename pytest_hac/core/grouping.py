@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 
 from .cases import Case
-from .defended import gradient_path
+from .defended import gradient_paths
 from .soundness import dependencies
 
 
@@ -23,9 +23,11 @@ def _units(case: Case) -> list[str]:
         return [u for part in case.parts for u in _units(part)]
     if case.threat == "clean" or case.attack is None:
         return [f"clean|{case.codec}|{case.quality}"]
-    if gradient_path(case.threat, case.codec) == "bare":
+    paths = gradient_paths(case.threat, case.codec, case.rounds)
+    if paths == ("bare",):
         return [f"bare|{case.attack.key}"]
-    return [f"{case.threat}|{case.defense}|{case.attack.key}"]
+    # an adaptive cell's "approximate" path is the white-box cell's attack: one unit, one group
+    return [f"{path}|{case.defense}|{case.attack.key}" for path in paths]
 
 
 def work_groups(universe: list[Case]) -> dict[str, str]:

@@ -33,8 +33,8 @@ class AdvKey:
     """Restart ``restart`` of the attack ``spec`` (run once: its ``restarts`` is 1) on the first ``n`` images.
 
     ``path`` is "bare" (the undefended model: oblivious cells, the undefended probe),
-    "approximate" (white-box), "bpda" (adaptive) or "real" (query); ``codec`` and
-    ``rounds`` say which defense the attacker sees (None and 1 for "bare").
+    "approximate" (white-box), "bpda", "bpda-identity" or "bpda-first" (adaptive: one attack each) or "real"
+    (query); ``codec`` and ``rounds`` say which defense the attacker sees (None and 1 for "bare").
     """
 
     path: str

@@ -2,12 +2,17 @@
 
 ``Result.diagnostics`` of an attacked cell:
 
-* ``restarts``: correct count per restart, ``[k_0, ..., k_R-1]``;
+* ``restarts``: correct count per restart, ``[k_0, ..., k_R-1]`` (each the worst case over the
+  cell's gradient paths);
+* ``paths``: ``{path: k}``, correct count per gradient path (the worst case over restarts), for
+  cells that follow more than one (adaptive: ``bpda``, ``bpda-identity``, ``bpda-first``, ``approximate``);
 * ``zero_gradient``: ``{"images": k, "of": n}``, images whose input gradient of the
-  cross-entropy of the attacked module is all zero or not finite (gradient attacks);
+  cross-entropy of the attacked module is all zero or not finite on every gradient path of
+  the cell (gradient attacks): an image one path can follow is attacked;
 * ``large_eps``: ``{"eps": e, "correct": k, "n": m}``, the cell's attack at eps 64/255
-  (L2: 64/255 * sqrt(C*H*W)) through the same gradient path, judged by the real pipeline
-  on the first 32 images (white-box and adaptive cells, eps-bounded gradient attacks);
+  (L2: 64/255 * sqrt(C*H*W)) through the same gradient paths, judged by the real pipeline
+  on the first 32 images, the worst case over paths per image as in the cell (white-box and
+  adaptive cells, eps-bounded gradient attacks); adaptive cells add ``"paths": {path: k}``;
 * ``undefended_large_eps``: the same for the cell's attack against the bare model on the
   first 64 images (eps-bounded gradient attacks);
 * ``steps_2x``: ``{"steps": 2s, "correct": [bool, ...]}``, the cell at twice the steps
@@ -19,6 +24,7 @@ engine's ``counters["probe_batches"]`` and ``seconds["probe"]``, apart from the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -27,9 +33,9 @@ from torch import Tensor
 
 from ..attacks import AttackSpec, make_spec
 from .cases import Case
-from .defended import gradient_path
+from .defended import gradient_paths
 from .judged import Outcome, worst_of
-from .keys import CodecRef, GradientKey
+from .keys import AdvKey, CodecRef, GradientKey
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -46,7 +52,11 @@ UNDEFENDED_IMAGES = 64
 def measure(engine: Engine, case: Case, outcomes: list[Outcome]) -> dict:
     """The diagnostics of an attacked cell (schema in the module docstring)."""
     spec = case.attack
-    out: dict = {"restarts": [int(o.correct.sum()) for o in outcomes]}
+    keys = engine.source_keys(case)
+    out: dict = {"restarts": [_count(keys, outcomes, lambda k, i=i: k.restart == i) for i in range(spec.restarts)]}
+    paths = gradient_paths(case.threat, case.codec, case.rounds)
+    if len(paths) > 1:
+        out["paths"] = {p: _count(keys, outcomes, lambda k, p=p: k.path == p) for p in paths}
     with engine.probing():
         if not spec.info.gradient_free:
             bad = zero_gradients(engine, case)
@@ -60,9 +70,22 @@ def measure(engine: Engine, case: Case, outcomes: list[Outcome]) -> dict:
     return out
 
 
+def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey], bool]) -> int:
+    """Images the pipeline gets right on every source ``which(key)`` selects (per-image worst case)."""
+    return int(worst_of([o for k, o in zip(keys, outcomes) if which(k)]).correct.sum())
+
+
 def zero_gradients(engine: Engine, case: Case) -> Tensor:
-    """Per image: is the input gradient of the attack loss at the clean image all zero or not finite?"""
-    path = gradient_path(case.threat, case.codec)
+    """Per image: is the input gradient of the attack loss at the clean image all zero or not finite,
+    on every gradient path of the cell?"""
+    bad = None
+    for path in gradient_paths(case.threat, case.codec, case.rounds):
+        mine = _zero_gradients(engine, case, path)
+        bad = mine if bad is None else bad & mine
+    return bad
+
+
+def _zero_gradients(engine: Engine, case: Case, path: str) -> Tensor:
     ref = None if path == "bare" else CodecRef(case.codec, case.quality)
     key = GradientKey(path, ref, 1 if path == "bare" else case.rounds)
     hit = engine.store.get(key, engine.address(key))
@@ -96,13 +119,17 @@ def probe_spec(engine: Engine, spec: AttackSpec, linf_eps: float, *, eot: int = 
 
 
 def large_eps(engine: Engine, case: Case) -> dict:
-    """The cell's attack at a huge eps through the same gradient path, judged by the real pipeline."""
+    """The cell's attack at a huge eps through the same gradient paths, judged by the real pipeline
+    (per image, the worst case over the paths, as in the cell)."""
     m = min(len(engine.labels), LARGE_EPS_IMAGES)
     probe = probe_spec(engine, case.attack, LARGE_EPS, eot=case.attack.eot)
-    path = gradient_path(case.threat, case.codec)
-    key = engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m)
-    outcome = engine.outcome(key, case.codec, case.quality, case.rounds)
-    return {"eps": probe.eps, "correct": int(outcome.correct.sum()), "n": m}
+    paths = gradient_paths(case.threat, case.codec, case.rounds)
+    outcomes = [engine.outcome(engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m),
+                               case.codec, case.quality, case.rounds) for path in paths]
+    out = {"eps": probe.eps, "correct": int(worst_of(outcomes).correct.sum()), "n": m}
+    if len(paths) > 1:
+        out["paths"] = {path: int(o.correct.sum()) for path, o in zip(paths, outcomes)}
+    return out
 
 
 def undefended_large_eps(engine: Engine, spec: AttackSpec) -> dict:

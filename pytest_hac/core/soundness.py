@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .cases import WORST, Case
+from .defended import masking_hint
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL, mcnemar_drop_pvalue, wilson_interval
 
@@ -27,9 +28,6 @@ NEAR_ZERO = 0.1
 #: drives accuracy to about 0 at that budget (Carlini et al., 2019), so more than a few percent surviving
 #: is masking: on the probe's 32 images, 2 or more (1 is tolerated: a last-step rounding can save one).
 LARGE_EPS_SURVIVORS = 0.05
-#: What to try when a check finds gradient masking in a user's defense.
-MASKING_HINT = ("to attack it properly try more steps (steps=), restarts=, eot= for a random codec, or the "
-                "'adaptive' threat (BPDA with the identity gradient)")
 #: Threats whose attacker differentiates through the defense.
 INFORMED = ("whitebox", "adaptive")
 #: Share of images whose input gradient may be zero or not finite before a gradient attack is suspect.
@@ -139,7 +137,7 @@ def check(results: list[Result]) -> list[Finding]:
                     findings.append(Finding("informed-not-weaker", (r.case_id, o.case_id),
                                             f"{r.case_id} ({r.accuracy:.2f}) is above {o.case_id} ({o.accuracy:.2f}): "
                                             f"the defense-aware attack is weaker, a sign of gradient masking; "
-                                            f"{MASKING_HINT}",
+                                            f"{masking_hint(r.threat)}",
                                             (r.case_id,)))
         for q in bounded:
             if q.threat != "query":
@@ -150,7 +148,7 @@ def check(results: list[Result]) -> list[Finding]:
                     findings.append(Finding("gradient-free-not-stronger", (q.case_id, g.case_id),
                                             f"gradient-free {q.case_id} ({q.accuracy:.2f}) beats gradient attack "
                                             f"{g.case_id} ({g.accuracy:.2f}): possible gradient masking; "
-                                            f"{MASKING_HINT}",
+                                            f"{masking_hint(g.threat)}",
                                             (g.case_id,)))
     findings += _undefended_breaks(results)
     for r in results:
@@ -194,13 +192,14 @@ def _own_measurements(r: Result) -> list[Finding]:
         out.append(Finding("large-eps-through-defense", (r.case_id,),
                            f"{r.case_id}: the same attack at eps {eps} leaves {p['correct']}/"
                            f"{p['n']} images correct (more than {LARGE_EPS_SURVIVORS:.0%}); expected near 0: the "
-                           f"gradient through the defense is broken (gradient masking); {MASKING_HINT}"))
+                           f"gradient through the defense is broken (gradient masking); {masking_hint(r.threat)}"))
     if "zero_gradient" in d:
         z = d["zero_gradient"]
         if z["of"] and z["images"] / z["of"] > ZERO_GRADIENT_SHARE:
             out.append(Finding("gradient-nonzero", (r.case_id,),
                                f"{r.case_id}: the input gradient is zero or not finite on {z['images']} of {z['of']} "
-                               f"images: the attack has nothing to follow (gradient masking or a broken model)"))
+                               f"images: the attack has nothing to follow (gradient masking or a broken model); "
+                               f"{masking_hint(r.threat)}"))
     queries = r.attack_params.get("queries")
     if r.threat == "query" and queries is not None and queries < MIN_QUERIES:
         out.append(Finding("query-budget", (r.case_id,),

@@ -95,6 +95,8 @@ class HacRun:
         #: Under xdist the controller never loads the data: workers send what the report says of it.
         self.worker_data_info: dict = {}
         self.crashed: list[str] = []
+        #: The HTML page's gallery (core.gallery's JSON), gathered from the cells (xdist workers' too).
+        self.gallery: dict = {}
         #: torch threads of the process that evaluated (an xdist worker's, not the controller's).
         self.torch_threads: int | None = None
         self._thresholds: dict[Path, Thresholds | None] = {}
@@ -161,7 +163,7 @@ class HacRun:
             disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
             self._engine = Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed,
                                   amp=s.amp, weights_dir=s.weights_dir, store=Store((s.cache_mb << 20) // 2, disk=disk),
-                                  soundness=s.soundness, offline=s.offline, memory_mb=s.cache_mb)
+                                  soundness=s.soundness, offline=s.offline, memory_mb=s.cache_mb, gallery=s.gallery)
             if self._plan is not None:
                 self._engine.plan(self._plan)
         return self._engine
@@ -355,7 +357,7 @@ class HacRun:
         """Write the final report (with the plot), the baseline if asked, and GitHub's step summary."""
         if self.write_files:
             try:
-                self.report_paths = write_report(rep, self.settings.report_dir, plot=True)
+                self.report_paths = write_report(rep, self.settings.report_dir, plot=True, gallery=self.gallery)
                 self.write_error = None
             except OSError as exc:
                 self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"

@@ -66,7 +66,9 @@ class Settings:
     seed: int = setting(0, "seed for the subset and for every attack's randomness", "int")
     batch_size: int | str = setting("auto", "images per batch, or 'auto' (16 on CPU, 256 on CUDA; halves on CUDA "
                                     "out-of-memory)")
-    report_dir: Path = setting(Path("reports"), "where <model>.md, .json and .png go", "path")
+    report_dir: Path = setting(Path("reports"), "where <model>.md, .json, .html and .png go", "path")
+    gallery: int = setting(4, "photos in the HTML page's gallery (clean, decoded by each defense, attacked; chosen "
+                           "by --hac-seed); 0: no gallery", "int")
     attack: str = setting("pgd", "the attack of markers that name none")
     eps: float = setting(4 / 255, "the attack budget of markers that name none", shown="`4/255`")
     steps: int | None = setting(None, "attack steps of markers that name none", "int", shown="the attack's own")
@@ -236,6 +238,8 @@ def _validate(v: dict[str, Any]) -> None:
         raise HacError(f"--hac-soundness must be one of {', '.join(SOUNDNESS_MODES)}; got {v['soundness']!r}")
     if v["weights_dir"] is not None and not v["weights_dir"].is_dir():
         raise HacError(f"--hac-weights-dir={str(v['weights_dir'])!r} is not a folder")
+    if v["gallery"] < 0:
+        raise HacError(f"--hac-gallery takes a number of photos >= 0 (0: no gallery); got {v['gallery']}")
     if v["cache_mb"] < 0:
         raise HacError("--hac-cache-mb must be >= 0")
     for key in ("input_size", "resize_size", "workers"):

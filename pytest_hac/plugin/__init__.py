@@ -16,6 +16,7 @@ from ..errors import HacError
 from ..run import HacRun
 from ..settings import OPTIONS, settings_from
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
+from .pictures import GalleryCollector
 from .session import PLUGIN_NAME, HacPlugin
 
 __all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_session", "hac_settings"]
@@ -70,6 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         DiskCache(settings.cache_dir).clear()
     config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
+    if worker is None:
+        config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
 
 
 def _set_threads(threads: int | str, worker: dict | None) -> None:

@@ -1,6 +1,7 @@
 """The fixtures a test touches: ``hac_case``, ``hac_evaluate`` and the run's model, data, engine and settings."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ from ..core.cases import Case
 from ..core.result import Result
 from ..errors import HacError
 from ..run import HacRun
+from .pictures import GALLERY_PROPERTY
 from .session import PLUGIN_NAME, RESULT_KEY, WORK_PROPERTY
 
 
@@ -76,6 +78,8 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callabl
         with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
             result = _usage(lambda: engine.evaluate(case))
         request.node.user_properties.append((WORK_PROPERTY, engine.counters["attack_images"] - before))
+        if engine.gallery is not None:  # the controller takes it off (pictures.GalleryCollector): not for JUnit
+            request.node.user_properties.append((GALLERY_PROPERTY, json.dumps(engine.gallery.to_dict([case.id]))))
         result = replace(result, rule=hac_session.settings.gate)
         request.node.stash[RESULT_KEY] = result
         for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):

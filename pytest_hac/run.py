@@ -185,6 +185,8 @@ class HacRun:
 
     def apply_thresholds(self, cases: list[Case], directory: Path) -> list[Case]:
         """``cases`` with the thresholds file's values (the file wins over the marker); remembers the use."""
+        if self.settings.update_thresholds:  # recording thresholds: measured, not gated (plugin/update.py writes)
+            return [replace(c, threshold=None) for c in cases]
         thresholds = self.thresholds_for(directory)
         if thresholds is None:
             return cases

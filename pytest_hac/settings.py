@@ -98,6 +98,12 @@ class Settings:
                                 "or -q)", "bool")
     thresholds: Path | None = setting(None, "TOML thresholds file ([model] \"cell-pattern\" = accuracy)", "path",
                                       shown="`hac_thresholds.toml` beside the test module")
+    update_thresholds: bool = setting(False, "record thresholds from this run: each cell's lower end of its 95% "
+                                      "interval minus --hac-threshold-margin, rounded down to two decimals, written "
+                                      "under the model's table of the thresholds file (created if missing; other "
+                                      "tables, comments and patterns kept); thresholds do not gate this run", "bool")
+    threshold_margin: float = setting(0.02, "what --hac-update-thresholds takes off each interval's lower end",
+                                      "float")
     save_baseline: str | None = setting(None, "save this run's results as baseline NAME (default: the model's "
                                         "name)", "optional", metavar="NAME", shown="off")
     compare: str | None = setting(None, "compare with baseline NAME (default: the model's name) and add a delta "
@@ -260,7 +266,10 @@ def _validate(v: dict[str, Any]) -> None:
             from .io.files import safe_stem
 
             v[key] = safe_stem(v["model"])
-    if v["thresholds"] is not None and not v["thresholds"].is_file():
+    if not 0 <= v["threshold_margin"] < 1:
+        raise HacError(f"--hac-threshold-margin takes an accuracy margin in [0, 1), e.g. 0.02; got "
+                       f"{v['threshold_margin']}")
+    if v["thresholds"] is not None and not v["thresholds"].is_file() and not v["update_thresholds"]:
         raise HacError(f"--hac-thresholds={str(v['thresholds'])!r}: no such file")
     if v["shard"] is not None:
         v["shard"] = parse_shard(v["shard"])

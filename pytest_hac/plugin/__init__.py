@@ -18,6 +18,7 @@ from ..settings import OPTIONS, settings_from
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
 from .pictures import GalleryCollector
 from .session import PLUGIN_NAME, HacPlugin
+from .update import ThresholdsWriter
 
 __all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_session", "hac_settings"]
 
@@ -73,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
     if worker is None:
         config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
+    if worker is None and settings.update_thresholds:
+        config.pluginmanager.register(ThresholdsWriter(config, run), "hac-update-thresholds")
 
 
 def _set_threads(threads: int | str, worker: dict | None) -> None:

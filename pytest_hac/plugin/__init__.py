@@ -17,6 +17,7 @@ from ..run import HacRun
 from ..settings import OPTIONS, settings_from
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
 from .pictures import GalleryCollector
+from .plan import PlanPrinter
 from .session import PLUGIN_NAME, HacPlugin
 from .update import ThresholdsWriter
 
@@ -48,6 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(opt.ini, opt.help, default=None)
     group.addoption("--hac-list", action="store_true", default=False,
                     help="list models, data sets, codecs, attacks and threats (hook-registered ones too), then exit")
+    group.addoption("--hac-plan", action="store_true", default=False,
+                    help="like --collect-only: list the selected cells with their attack, codec and model passes "
+                         "and a time estimate from a short measured warm-up, then exit without evaluating")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
     if worker is None:
         config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
+    if worker is None and config.getoption("hac_plan"):
+        config.pluginmanager.register(PlanPrinter(run), "hac-plan")
     if worker is None and settings.update_thresholds:
         config.pluginmanager.register(ThresholdsWriter(config, run), "hac-update-thresholds")
 

@@ -96,6 +96,9 @@ class Settings:
     cache_clear: bool = setting(False, "empty --hac-cache-dir before the run", "bool")
     no_progress: bool = setting(False, "no live status line (it shows only on a terminal, never under xdist, CI "
                                 "or -q)", "bool")
+    progress_every: float = setting(30.0, "where the live status line does not show (CI, xdist, -q): a progress line "
+                                    "in the log at most every SECONDS (cells done, current cell, images/s, time "
+                                    "left); 0: none", "float", metavar="SECONDS")
     thresholds: Path | None = setting(None, "TOML thresholds file ([model] \"cell-pattern\" = accuracy)", "path",
                                       shown="`hac_thresholds.toml` beside the test module")
     update_thresholds: bool = setting(False, "record thresholds from this run: each cell's lower end of its 95% "
@@ -244,6 +247,8 @@ def _validate(v: dict[str, Any]) -> None:
         raise HacError(f"--hac-soundness must be one of {', '.join(SOUNDNESS_MODES)}; got {v['soundness']!r}")
     if v["weights_dir"] is not None and not v["weights_dir"].is_dir():
         raise HacError(f"--hac-weights-dir={str(v['weights_dir'])!r} is not a folder")
+    if not v["progress_every"] >= 0:
+        raise HacError(f"--hac-progress-every takes seconds >= 0 (0: no progress lines); got {v['progress_every']}")
     if v["gallery"] < 0:
         raise HacError(f"--hac-gallery takes a number of photos >= 0 (0: no gallery); got {v['gallery']}")
     if v["cache_mb"] < 0:

@@ -18,6 +18,7 @@ from ..settings import OPTIONS, settings_from
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
 from .pictures import GalleryCollector
 from .plan import PlanPrinter
+from .progress_log import XdistProgress
 from .session import PLUGIN_NAME, HacPlugin
 from .update import ThresholdsWriter
 
@@ -78,6 +79,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
     if worker is None:
         config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
+    xdist = config.getoption("dist", "no") != "no" or bool(config.getoption("numprocesses", None))
+    if worker is None and xdist and settings.progress_every > 0:
+        plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+        config.pluginmanager.register(XdistProgress(config, settings.progress_every, lambda: plugin.run.scope.selected),
+                                      "hac-progress-log")
     if worker is None and config.getoption("hac_plan"):
         config.pluginmanager.register(PlanPrinter(run), "hac-plan")
     if worker is None and settings.update_thresholds:

@@ -65,6 +65,15 @@ def hac_case(request: pytest.FixtureRequest) -> Case:
     return request.param
 
 
+def _weights(session: pytest.Session, engine) -> dict[str, float]:
+    """The planned cost of each selected cell, for the estimated time left."""
+    from ..core.workload import weights
+
+    cases = [item.callspec.params["hac_case"] for item in session.items
+             if "hac_case" in getattr(getattr(item, "callspec", None), "params", {})]
+    return weights(engine, list({c.id: c for c in cases}.values()))
+
+
 @pytest.fixture
 def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callable[[Case], Result]:
     """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work) and record it for the report."""
@@ -75,7 +84,9 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callabl
         engine = _usage(lambda: hac_session.engine)
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
         before = engine.counters["attack_images"]
-        with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
+        settings = hac_session.settings
+        with live_status(request.config, plugin.scope.selected, settings.no_progress, engine, case.id,
+                         settings.progress_every, lambda: _weights(request.session, engine)):
             result = _usage(lambda: engine.evaluate(case))
         request.node.user_properties.append((WORK_PROPERTY, engine.counters["attack_images"] - before))
         if engine.gallery is not None:  # the controller takes it off (pictures.GalleryCollector): not for JUnit

@@ -87,6 +87,8 @@ class HacRun:
         #: Under xdist the controller never loads the data: workers send what the report says of it.
         self.worker_data_info: dict = {}
         self.crashed: list[str] = []
+        #: The HTML page's gallery (core.gallery's JSON), gathered from the cells (xdist workers' too).
+        self.gallery: dict = {}
         #: torch threads of the process that evaluated (an xdist worker's, not the controller's).
         self.torch_threads: int | None = None
         self._thresholds: dict[Path, Thresholds | None] = {}
@@ -181,7 +183,7 @@ class HacRun:
             disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
             self._engine = Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed,
                                   amp=s.amp, weights_dir=s.weights_dir, store=Store((s.cache_mb << 20) // 2, disk=disk),
-                                  soundness=s.soundness, offline=s.offline, memory_mb=s.cache_mb)
+                                  soundness=s.soundness, offline=s.offline, memory_mb=s.cache_mb, gallery=s.gallery)
             if self._plan is not None:
                 self._engine.plan(self._plan)
         return self._engine
@@ -260,6 +262,8 @@ class HacRun:
 
     def apply_thresholds(self, cases: list[Case], directory: Path) -> list[Case]:
         """``cases`` with the thresholds file's values (the file wins over the marker); remembers the use."""
+        if self.settings.update_thresholds:  # recording thresholds: measured, not gated (plugin/update.py writes)
+            return [replace(c, threshold=None) for c in cases]
         thresholds = self.thresholds_for(directory)
         if thresholds is None:
             return cases
@@ -364,9 +368,10 @@ class HacRun:
         return [f"attack weaker than its defaults: {attack} in {len(cells)} cell{'s' if len(cells) != 1 else ''}"
                 for attack, cells in weak.items()]
 
-    def _write(self, rep: Report, *, plot: bool, sections: tuple[str, ...] = ()) -> None:
+    def _write(self, rep: Report, *, plot: bool, sections: tuple[str, ...] = (), gallery: dict | None = None) -> None:
         try:
-            self.report_paths = write_report(rep, self.settings.report_dir, plot=plot, sections=sections)
+            self.report_paths = write_report(rep, self.settings.report_dir, plot=plot, sections=sections,
+                                             gallery=gallery)
             self.write_error = None
         except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
             self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
@@ -425,7 +430,7 @@ class HacRun:
         aside at the start back in place; any other run replaces it.
         """
         if self.write_files:
-            self._write(rep, plot=True, sections=self.trend_sections(rep))
+            self._write(rep, plot=True, sections=self.trend_sections(rep), gallery=self.gallery)
             self._put_back(rep)
             if rep.cells and self.settings.save_baseline is not None:
                 try:

@@ -68,7 +68,9 @@ class Settings:
     seed: int = setting(0, "seed for the subset and for every attack's randomness", "int")
     batch_size: int | str = setting("auto", "images per batch, or 'auto' (16 on CPU, 256 on CUDA; halves on CUDA "
                                     "out-of-memory)")
-    report_dir: Path = setting(Path("reports"), "where <model>.md, .json and .png go", "path")
+    report_dir: Path = setting(Path("reports"), "where <model>.md, .json, .html and .png go", "path")
+    gallery: int = setting(4, "photos in the HTML page's gallery (clean, decoded by each defense, attacked; chosen "
+                           "by --hac-seed); 0: no gallery", "int")
     attack: str = setting("pgd", "the attack of markers that name none")
     eps: float = setting(4 / 255, "the L-inf attack budget of markers that name none", shown="`4/255`")
     eps_l2: float | None = setting(None, "the L2 attack budget of markers that name none (L2 radii depend on the "
@@ -99,11 +101,20 @@ class Settings:
     cache_clear: bool = setting(False, "empty --hac-cache-dir before the run", "bool")
     no_progress: bool = setting(False, "no live status line (it shows only on a terminal, never under xdist, CI "
                                 "or -q)", "bool")
+    progress_every: float = setting(30.0, "where the live status line does not show (CI, xdist, -q): a progress line "
+                                    "in the log at most every SECONDS (cells done, current cell, images/s, time "
+                                    "left); 0: none", "float", metavar="SECONDS")
     thresholds: Path | None = setting(None, "TOML thresholds file ([model] \"cell-pattern\" = accuracy)", "path",
                                       shown="`hac_thresholds.toml` beside the test module")
     allow_unused_thresholds: bool = setting(False, "let thresholds-file patterns match no cell of this run (a "
                                             "reduced pull-request matrix): a warning instead of a usage error",
                                             "bool")
+    update_thresholds: bool = setting(False, "record thresholds from this run: each cell's lower end of its 95% "
+                                      "interval minus --hac-threshold-margin, rounded down to two decimals, written "
+                                      "under the model's table of the thresholds file (created if missing; other "
+                                      "tables, comments and patterns kept); thresholds do not gate this run", "bool")
+    threshold_margin: float = setting(0.02, "what --hac-update-thresholds takes off each interval's lower end",
+                                      "float")
     save_baseline: str | None = setting(None, "save this run's results as baseline NAME (default: the model's "
                                         "name)", "optional", metavar="NAME", shown="off")
     compare: str | None = setting(None, "compare with baseline NAME (default: the model's name) and add a delta "
@@ -261,6 +272,10 @@ def _validate(v: dict[str, Any]) -> None:
         raise HacError(f"--hac-soundness must be one of {', '.join(SOUNDNESS_MODES)}; got {v['soundness']!r}")
     if v["weights_dir"] is not None and not v["weights_dir"].is_dir():
         raise HacError(f"--hac-weights-dir={str(v['weights_dir'])!r} is not a folder")
+    if not v["progress_every"] >= 0:
+        raise HacError(f"--hac-progress-every takes seconds >= 0 (0: no progress lines); got {v['progress_every']}")
+    if v["gallery"] < 0:
+        raise HacError(f"--hac-gallery takes a number of photos >= 0 (0: no gallery); got {v['gallery']}")
     if v["cache_mb"] < 0:
         raise HacError("--hac-cache-mb must be >= 0")
     for key in ("input_size", "resize_size", "workers"):
@@ -289,7 +304,10 @@ def _validate(v: dict[str, Any]) -> None:
                            "(ini hac_history)")
     if v["summary"] not in SUMMARY_MODES:
         raise HacError(f"--hac-summary must be one of {', '.join(SUMMARY_MODES)}; got {v['summary']!r}")
-    if v["thresholds"] is not None and not v["thresholds"].is_file():
+    if not 0 <= v["threshold_margin"] < 1:
+        raise HacError(f"--hac-threshold-margin takes an accuracy margin in [0, 1), e.g. 0.02; got "
+                       f"{v['threshold_margin']}")
+    if v["thresholds"] is not None and not v["thresholds"].is_file() and not v["update_thresholds"]:
         raise HacError(f"--hac-thresholds={str(v['thresholds'])!r}: no such file")
     if v["shard"] is not None:
         v["shard"] = parse_shard(v["shard"])

@@ -65,6 +65,7 @@ from ..registry import ATTACKS
 from . import probes
 from .cases import Case
 from .defended import Defended, gradient_paths
+from .gallery import Gallery, class_names
 from .judged import Outcome, psnr_per_image, worst_of
 from .keys import AdvKey, Chunk, CleanKey, CodecRef, Key, NormKey, OutcomeKey, RoundKey, SourceKey, content, model_free
 from .result import Result
@@ -106,6 +107,8 @@ class Engine:
             cell at twice its steps (``diagnostics["steps_2x"]``).
         offline: never download codec weights (missing ones are an error that names the file).
         memory_mb: the memory budget: half for the chunks a cell works on, half for the store.
+        gallery: keep thumbnails of this many images (chosen by ``seed``) as the cells compute them
+            (:mod:`.gallery`, for the HTML page); 0 keeps none.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class Engine:
         soundness: str = "fail",
         offline: bool = False,
         memory_mb: int = 2048,
+        gallery: int = 0,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -153,6 +157,8 @@ class Engine:
         self.progress = progress
         self.soundness = soundness
         self.offline = offline
+        #: Thumbnails of a few images for the HTML page, taken from the tensors cells compute anyway.
+        self.gallery = Gallery(dataset, gallery, seed, class_names(model, dataset)) if gallery > 0 else None
         self._codecs: dict[CodecRef, Codec] = {}
         self._codec_fingerprints: dict[CodecRef, str] = {}
         self._probe_depth = 0
@@ -223,6 +229,8 @@ class Engine:
             self._check_eot(case)
         keys = self.source_keys(case)
         outcomes = [self.outcome(key, case.codec, case.quality, case.rounds) for key in keys]
+        if self.gallery is not None:
+            self.gallery.link(case.id, keys, (case.codec, case.quality, case.rounds))
         kept = worst_of(outcomes)
         median_l2 = None
         if spec is not None and spec.min_norm:
@@ -300,11 +308,15 @@ class Engine:
         parts = []
         for a, b in self.chunks(n):
             x, bpp = self.source_chunk(source, a, b), None
+            pixels = x
             if ref is not None:
                 for k in range(1, rounds + 1):
                     x, bpp = self.round_chunk(RoundKey(source, ref, k), a, b, x)
-            correct = self.predict(x) == self.labels[a:b]
+            predicted = self.predict(x)
+            correct = predicted == self.labels[a:b]
             psnr = None if ref is None else psnr_per_image(x, self.dataset.pixels(a, b))
+            if self.gallery is not None and not self._probe_depth:
+                self.gallery.take(source, (codec, quality, rounds), a, pixels, x, predicted, bpp, psnr)
             parts.append(Outcome(correct, bpp, psnr))
         outcome = Outcome.cat(parts)
         self._outcomes[key] = outcome

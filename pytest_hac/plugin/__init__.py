@@ -16,7 +16,11 @@ from ..errors import HacError
 from ..run import HacRun
 from ..settings import OPTIONS, settings_from
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
+from .pictures import GalleryCollector
+from .plan import PlanPrinter
+from .progress_log import XdistProgress
 from .session import PLUGIN_NAME, HacPlugin
+from .update import ThresholdsWriter
 
 __all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_session", "hac_settings"]
 
@@ -46,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(opt.ini, opt.help, default=None)
     group.addoption("--hac-list", action="store_true", default=False,
                     help="list models, data sets, codecs, attacks and threats (hook-registered ones too), then exit")
+    group.addoption("--hac-plan", action="store_true", default=False,
+                    help="like --collect-only: list the selected cells with their attack, codec and model passes "
+                         "and a time estimate from a short measured warm-up, then exit without evaluating")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,6 +77,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
         DiskCache(settings.cache_dir).clear()
     config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
+    if worker is None:
+        config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
+    xdist = config.getoption("dist", "no") != "no" or bool(config.getoption("numprocesses", None))
+    if worker is None and xdist and settings.progress_every > 0:
+        plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+        config.pluginmanager.register(XdistProgress(config, settings.progress_every, lambda: plugin.run.scope.selected),
+                                      "hac-progress-log")
+    if worker is None and config.getoption("hac_plan"):
+        config.pluginmanager.register(PlanPrinter(run), "hac-plan")
+    if worker is None and settings.update_thresholds:
+        config.pluginmanager.register(ThresholdsWriter(config, run), "hac-update-thresholds")
 
 
 def _set_threads(threads: int | str, worker: dict | None) -> None:

@@ -1,6 +1,7 @@
 """The fixtures a test touches: ``hac_case``, ``hac_evaluate`` and the run's model, data, engine and settings."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -9,6 +10,7 @@ from ..core.cases import Case
 from ..core.result import Result
 from ..errors import HacError
 from ..run import HacRun
+from .pictures import GALLERY_PROPERTY
 from .session import PLUGIN_NAME, RESULT_KEY
 
 
@@ -63,6 +65,15 @@ def hac_case(request: pytest.FixtureRequest) -> Case:
     return request.param
 
 
+def _weights(session: pytest.Session, engine) -> dict[str, float]:
+    """The planned cost of each selected cell, for the estimated time left."""
+    from ..core.workload import weights
+
+    cases = [item.callspec.params["hac_case"] for item in session.items
+             if "hac_case" in getattr(getattr(item, "callspec", None), "params", {})]
+    return weights(engine, list({c.id: c for c in cases}.values()))
+
+
 @pytest.fixture
 def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callable[[Case], Result]:
     """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work). The cell's verdict is decided when
@@ -74,8 +85,12 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callabl
 
         engine = _usage(lambda: hac_session.engine)
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-        with live_status(request.config, plugin.scope.selected, hac_session.settings.no_progress, engine, case.id):
+        settings = hac_session.settings
+        with live_status(request.config, plugin.scope.selected, settings.no_progress, engine, case.id,
+                         settings.progress_every, lambda: _weights(request.session, engine)):
             result = _usage(lambda: hac_session.evaluate(case))
+        if engine.gallery is not None:  # the controller takes it off (pictures.GalleryCollector): not for JUnit
+            request.node.user_properties.append((GALLERY_PROPERTY, json.dumps(engine.gallery.to_dict([case.id]))))
         request.node.stash[RESULT_KEY] = result
         return result
 

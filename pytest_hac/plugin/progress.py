@@ -23,7 +23,7 @@ import pytest
 REDRAW = 0.25
 #: Below this many free columns the line would only be noise.
 MIN_WIDTH = 24
-_STATUS = pytest.StashKey["StatusLine | None"]()
+_STATUS = pytest.StashKey[Any]()  # the StatusLine, a progress_log.ProgressLog, or None
 
 
 class StatusLine:
@@ -44,6 +44,8 @@ class StatusLine:
         self.done = 0
         self.cell = ""
         self.rate: float | None = None
+        #: The estimated time left (a progress_log.Eta), when the session has one.
+        self.eta: Any = None
         self._shown = 0
         self._drawn_at = 0.0
         self._last: tuple[float, int] | None = None
@@ -58,6 +60,8 @@ class StatusLine:
             yield
         finally:
             self.done += 1
+            if self.eta is not None:
+                self.eta.finish(cell)
             self._erase()
 
     def update(self, stage: str, images_done: int, images_total: int) -> None:
@@ -74,7 +78,8 @@ class StatusLine:
     def text(self, detail: str) -> str:
         rate = "" if self.rate is None else f" · {self.rate:.1f} img/s"
         total = max(self.total, self.done + 1)  # cells evaluated outside the marker are not counted ahead
-        return f" [hac {self.done}/{total}] {self.cell} · {detail}{rate}"
+        left = "" if self.eta is None or self.eta.left() is None else f" · {self.eta.text()}"
+        return f" [hac {self.done}/{total}] {self.cell} · {detail}{rate}{left}"
 
     def _draw(self, detail: str, force: bool = False) -> None:
         now = time.perf_counter()
@@ -138,10 +143,19 @@ def _live_logging(config: Any) -> bool:
 
 
 @contextmanager
-def live_status(config: Any, total: int, disabled: bool, engine: Any, cell: str) -> Iterator[None]:
-    """Around one cell's evaluation: the session's status line (built on first use), fed by ``engine``."""
+def live_status(config: Any, total: int, disabled: bool, engine: Any, cell: str, every: float = 0.0,
+                weights: Any = dict) -> Iterator[None]:
+    """Around one cell's evaluation: the session's status line (built on first use), fed by ``engine``;
+    where it does not show, the log lines of :mod:`.progress_log` every ``every`` seconds.
+
+    ``weights()`` gives the planned cost per cell id, for the estimated time left."""
     if _STATUS not in config.stash:
-        config.stash[_STATUS] = status_line(config, total, disabled)
+        from .progress_log import Eta, progress_log
+
+        line = status_line(config, total, disabled)
+        if line is not None:
+            line.eta = Eta(total, weights())
+        config.stash[_STATUS] = line or progress_log(config, total, every, weights)
     line = config.stash[_STATUS]
     if line is None:
         yield

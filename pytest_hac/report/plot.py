@@ -197,12 +197,19 @@ def figure(report: Report) -> "Figure | None":
     return fig
 
 
-def write_plot(report: Report, path: Path) -> bool:
-    """Write :func:`figure` as a PNG to ``path`` atomically. Returns False (and writes nothing) if nothing has a bpp."""
+def png(report: Report) -> bytes | None:
+    """:func:`figure` as PNG bytes, or None if nothing has a bpp."""
     fig = figure(report)
     if fig is None:
-        return False
+        return None
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    atomic_write(Path(path), buf.getvalue())
-    return True
+    return buf.getvalue()
+
+
+def write_plot(report: Report, path: Path) -> bool:
+    """Write :func:`png` to ``path`` atomically. Returns False (and writes nothing) if nothing has a bpp."""
+    data = png(report)
+    if data is not None:
+        atomic_write(Path(path), data)
+    return data is not None

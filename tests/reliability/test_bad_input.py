@@ -328,6 +328,9 @@ def test_logits_of_the_wrong_width_are_caught_batch_by_batch():
     (["--hac-eps=nan"], "cannot read eps 'nan'"),
     (["--hac-thresholds=missing.toml"], "--hac-thresholds='missing.toml': no such file"),
     (["--hac-model=model.pt"], "no such model file"),
+    (["--hac-gallery=-1"], "--hac-gallery takes a number of photos >= 0 (0: no gallery); got -1"),
+    (["--hac-progress-every=-5"], "--hac-progress-every takes seconds >= 0 (0: no progress lines); got -5.0"),
+    (["--hac-threshold-margin=1.5"], "--hac-threshold-margin takes an accuracy margin in [0, 1), e.g. 0.02"),
 ], ids=lambda v: v[0] if isinstance(v, list) else None)
 def test_more_bad_settings_are_usage_errors(suite, args, message):
     result = suite(CELL).runpytest(*args)

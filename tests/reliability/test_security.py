@@ -208,8 +208,8 @@ def test_names_from_models_and_baselines_stay_inside_their_folders(suite, model_
     result.assert_outcomes(passed=1)
     reports = sorted(f.name for f in (p.path / "reports").iterdir())
     # -k selected one cell of two: a selection's files never overwrite a full run's
-    assert reports == ["models_.._models_net.pt.selection.json", "models_.._models_net.pt.selection.md",
-                       "models_.._models_net.pt.selection.png"]
+    assert reports == ["models_.._models_net.pt.selection.html", "models_.._models_net.pt.selection.json",
+                       "models_.._models_net.pt.selection.md", "models_.._models_net.pt.selection.png"]
     written = sorted(f.relative_to(p.path).as_posix() for f in p.path.rglob("*.selection.*"))
     assert written == [f"reports/{name}" for name in reports]  # in reports/, nowhere else in the project
     assert (p.path / ".hac/baselines/escaped.json").is_file()

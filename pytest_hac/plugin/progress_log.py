@@ -1,0 +1,191 @@
+"""Progress in logs: where the live status line does not show (CI, xdist, ``-q``, not a terminal), a long run
+prints one line at most every ``--hac-progress-every`` seconds (30 by default; 0: never).
+
+A line says the cells done of the total, the current cell (and its stage), images per second and an
+estimated time left, through pytest's terminal reporter (``write_line``: on its own line, after pytest's
+dots, never in the middle of them). Nothing is printed before the first interval has passed, so short
+runs log exactly as before.
+
+The time left is :class:`Eta`'s: the time spent so far, scaled by the work still to do over the work done,
+with each cell weighted by its planned passes (:func:`pytest_hac.core.workload.weights`: an attack counts
+its steps, shared work counts once); without weights (an xdist controller never loads the model), each cell
+counts the same. In one process the engine's per-batch callback drives the lines; on an xdist controller
+the workers' cell starts and reports do (a cell running on a worker prints nothing until it ends).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``1.5 h``."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+class Eta:
+    """Estimated time left from the cells done so far.
+
+    Args:
+        total: the number of cells of the run.
+        weights: planned cost per cell id (None: each cell costs the same).
+        clock: seconds, monotonic.
+    """
+
+    def __init__(self, total: int, weights: dict[str, float] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.weights = weights or {}
+        self.clock = clock
+        self.started = clock()
+        self.done: list[str] = []
+
+    def _weight(self, cell: str) -> float:
+        return self.weights.get(cell, 1.0) if self.weights else 1.0
+
+    def finish(self, cell: str) -> None:
+        self.done.append(cell)
+
+    def left(self) -> float | None:
+        """Seconds left, or None before any work finished (or when the rest costs nothing)."""
+        done = sum(self._weight(c) for c in self.done)
+        if self.weights:
+            rest = sum(w for c, w in self.weights.items() if c not in set(self.done))
+        else:
+            rest = max(0, self.total - len(self.done))
+        if done <= 0:
+            return None
+        return (self.clock() - self.started) * rest / done
+
+    def text(self) -> str:
+        left = self.left()
+        return "time left: estimating" if left is None else f"about {duration(left)} left"
+
+
+class ProgressLog:
+    """Writes a progress line at most every ``every`` seconds (see the module docstring).
+
+    Args:
+        write: writes one line (pytest's ``terminalreporter.write_line``, uncaptured).
+        every: seconds between lines.
+        eta: the run's :class:`Eta`.
+        clock: seconds, monotonic.
+    """
+
+    def __init__(self, write: Callable[[str], None], every: float, eta: Eta,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.write = write
+        self.every = every
+        self.eta = eta
+        self.clock = clock
+        self.cell = ""
+        self.detail = ""
+        #: Images of finished cells (an xdist controller's only measure of speed).
+        self.images = 0
+        #: Images per second of the engine's current stage, smoothed (in one process).
+        self.rate: float | None = None
+        self._last: tuple[float, int] | None = None
+        self._written = clock()
+
+    @contextmanager
+    def cell_running(self, cell: str) -> Iterator[None]:
+        """Around one cell's evaluation in this process."""
+        self.started(cell)
+        try:
+            yield
+        finally:
+            self.finished(cell)
+
+    def started(self, cell: str) -> None:
+        self.cell, self.detail = cell, ""
+        self._last = (self.clock(), 0)
+        self.tick()
+
+    def finished(self, cell: str, images: int = 0) -> None:
+        self.eta.finish(cell)
+        self.images += images
+        self.cell, self.detail = "", ""
+        self.tick()
+
+    def update(self, stage: str, images_done: int, images_total: int) -> None:
+        """The engine's per-batch callback: the stage and its measured images/s."""
+        now = self.clock()
+        if self._last is not None and images_done > self._last[1] and now > self._last[0]:
+            rate = (images_done - self._last[1]) / (now - self._last[0])
+            self.rate = rate if self.rate is None else 0.7 * self.rate + 0.3 * rate
+        self._last = (now, 0 if images_done >= images_total else images_done)
+        self.detail = f"{stage} {images_done}/{images_total}"
+        self.tick()
+
+    def tick(self) -> None:
+        now = self.clock()
+        if self.every <= 0 or now - self._written < self.every:
+            return
+        self._written = now
+        self.write(self.text(now))
+
+    def text(self, now: float) -> str:
+        elapsed = max(now - self.eta.started, 1e-9)
+        total = max(self.eta.total, len(self.eta.done)) or "?"  # an xdist controller learns it from the reports
+        current = f" · now {self.cell}" + (f" ({self.detail})" if self.detail else "") if self.cell else ""
+        rate = self.rate if self.rate is not None else self.images / elapsed if self.images else None
+        speed = "" if rate is None else f" · {rate:.1f} img/s"
+        return f"pytest-hac: {len(self.eta.done)}/{total} cells done{current}{speed} · {self.eta.text()}"
+
+
+def _writer(config) -> Callable[[str], None] | None:
+    """pytest's terminal reporter's ``write_line``, outside output capturing (a test may be running)."""
+    from contextlib import nullcontext
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return None
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    uncaptured = capman.global_and_fixture_disabled if capman is not None else nullcontext
+
+    def write(line: str) -> None:
+        try:
+            with uncaptured():
+                if getattr(reporter, "_tw", None) is not None and reporter._tw.width_of_current_line:
+                    reporter._tw.line()  # after pytest's dots (-q): write_line's ensure_newline misses them
+                reporter.write_line(line)
+        except (OSError, ValueError):  # a closed or broken terminal must never fail a test
+            pass
+
+    return write
+
+
+def progress_log(config, total: int, every: float, weights: Callable[[], dict[str, float]]) -> ProgressLog | None:
+    """The in-process log lines, or None (turned off, or an xdist worker: its output is not shown)."""
+    if every <= 0 or hasattr(config, "workerinput"):
+        return None
+    write = _writer(config)
+    return None if write is None else ProgressLog(write, every, Eta(total, weights()))
+
+
+class XdistProgress:
+    """On an xdist controller: the log lines from the workers' cell starts and reports."""
+
+    def __init__(self, config, every: float, total: Callable[[], int]) -> None:
+        self.total = total
+        self.config = config
+        self.log = ProgressLog(self._write, every, Eta(0))
+
+    def _write(self, line: str) -> None:
+        write = _writer(self.config)  # looked up when needed: the terminal reporter comes after pytest_configure
+        if write is not None:
+            write(line)
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        self.log.eta.total = self.total()
+        name = nodeid.split("@hac-", 1)[0].split("::")[-1]
+        self.log.started(name[name.find("[") + 1:-1] if name.endswith("]") else name)  # the cell id
+
+    def pytest_runtest_logreport(self, report) -> None:
+        props = dict(report.user_properties)
+        if report.when != "call" or "hac_n" not in props:
+            return
+        self.log.eta.total = self.total()
+        self.log.finished(report.nodeid, images=int(props["hac_n"]))

@@ -1,0 +1,59 @@
+"""``--hac-update-thresholds``: after the cells ran, write their thresholds beside their tests and say which.
+
+The values and the file editing are the library's (:mod:`pytest_hac.core.threshold_update`); this
+plugin only finds each cell's file (``--hac-thresholds``, else ``hac_thresholds.toml`` beside the
+test module), runs before the report is written (so the report notes what was written) and prints
+the entries in the terminal summary. An interrupted run writes nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ..core.threshold_update import threshold_of, update_file
+from ..errors import HacError
+from ..run import HacRun
+
+
+class ThresholdsWriter:
+    """Controller-side plugin of ``--hac-update-thresholds``."""
+
+    def __init__(self, config: pytest.Config, run: HacRun) -> None:
+        self.config = config
+        self.run = run
+        self.lines: list[str] = []
+        self.failed = False
+
+    def files(self) -> dict[Path, dict[str, float]]:
+        """Per thresholds file, the cells of the tests it serves and their new thresholds."""
+        s = self.run.settings
+        out: dict[Path, dict[str, float]] = {}
+        for cell in sorted(self.run.cells.values(), key=lambda c: c.case_id):
+            module = self.config.rootpath / cell.test.split("::")[0]
+            path = s.thresholds or module.parent / "hac_thresholds.toml"
+            out.setdefault(path, {})[cell.case_id] = threshold_of(cell.result.ci_low, s.threshold_margin)
+        return out
+
+    @pytest.hookimpl(tryfirst=True)  # before the session object writes the final report
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or session.shouldstop:
+            self.lines.append("the run stopped early: no thresholds were written")
+            return
+        for path, values in self.files().items():
+            try:
+                written = update_file(path, self.run.settings.model, values)
+            except HacError as exc:
+                self.lines.append(f"thresholds not written: {exc}")
+                self.failed = True
+                continue
+            note = (f"--hac-update-thresholds wrote {len(written)} thresholds (interval low end - "
+                    f"{self.run.settings.threshold_margin:g}, rounded down) to {path}")
+            self.run.notes.append(note)
+            self.lines += [note] + [f"  {line}" for line in written]
+        if self.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        for line in self.lines:
+            terminalreporter.write_line(f"pytest-hac: {line}", red=self.failed and line.startswith("thresholds not"))

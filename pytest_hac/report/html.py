@@ -1,0 +1,195 @@
+"""The report as one self-contained HTML page: summary, matrix, plot, cells and a gallery of photos.
+
+Everything is inline (styles, the plot and the thumbnails as ``data:`` URIs): the file opens
+from an artifact, offline, with no script at all. Its content security policy forbids every
+network request, so a page that renders here renders the same anywhere.
+
+The gallery (:mod:`pytest_hac.core.gallery`, the JSON of :meth:`~pytest_hac.core.gallery.Gallery.to_dict`)
+shows, per chosen image, the clean photo, what each defense decodes (bpp, PSNR) and, per
+attacked cell, the adversarial photo, its perturbation magnified and the prediction.
+"""
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from html import escape
+from typing import Any
+
+from ..core.gates import describe_attack
+from ..core.result import GATE_RULES, format_threshold
+from ..core.soundness import worst_case
+from ..core.verdict import Status
+from .markdown import LEGEND, _column_key, _defense_key, columns
+from .schema import Cell, Report
+
+#: No request leaves the page: images are data: URIs, styles inline, scripts none.
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}
+table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;
+vertical-align:top;font-size:13px}th{background:#f3f3f3}
+td.failed,tr.failed td{background:#fde4e4}td.failed a{color:#b00020;font-weight:600}
+.badge{padding:1px 6px;border-radius:3px;color:#fff}.pass{background:#2e7d32}.fail{background:#c62828}
+.right{color:#2e7d32}.wrong{color:#c62828;font-weight:600}
+figure{display:inline-block;margin:2px;text-align:center}figcaption{font-size:11px;max-width:140px}
+img.thumb{display:block;height:96px;width:auto;border:1px solid #ddd}#plot-image{max-width:100%}
+.gallery td{text-align:center}.legend{font-size:13px;color:#555;max-width:900px}
+"""
+
+
+def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, Any] | None = None) -> str:
+    """The whole report as an HTML document (a string)."""
+    title = f"pytest-hac robustness report: {report.model}"
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta http-equiv='Content-Security-Policy' content=\"{POLICY}\">"
+             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>{escape(title)}</h1>", summary(report), f"<p class='legend'>{escape(LEGEND.replace('❌', '✗'))}</p>"]
+    if report.cells:
+        parts += ["<h2 id='matrix'>Matrix</h2>", matrix(report)]
+    if plot_png:
+        data = base64.b64encode(plot_png).decode("ascii")
+        parts += ["<h2 id='plot'>Accuracy against bits per pixel</h2>",
+                  f"<img id='plot-image' alt='accuracy against bits per pixel' src='data:image/png;base64,{data}'>"]
+    if report.cells:
+        parts += ["<h2 id='cells'>Cells</h2>", cells(report)]
+    if gallery and gallery.get("cells"):
+        parts += ["<h2 id='gallery'>Gallery</h2>", gallery_section(report, gallery)]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def summary(report: Report) -> str:
+    c = report.counts
+    status = report.status if report.complete else "INCOMPLETE (interrupted, stopped early or crashed)"
+    items = [f"<b>model</b> {escape(report.model)} · <b>data</b> {escape(report.dataset)} · <b>n</b> {report.n} "
+             f"images · <b>device</b> {escape(report.device)} · <b>seed</b> {report.seed}",
+             f"<b>cells</b> {c['cells']} · <b>passed</b> {c['passed']} · <b>failed</b> {c['failed']} · <b>measured</b> {c['measured']} · run "
+             f"{escape(status)}",
+             f"<b>gate rule</b> {escape(report.gate_rule)}: {escape(GATE_RULES.get(report.gate_rule, ''))}"]
+    items += [escape(line) for line in report.meta.get("thresholds", [])]
+    items += [escape(note) for note in report.notes]
+    return "<ul id='summary'>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def _all_cells(report: Report) -> list[Cell]:
+    """The report's cells plus each defense's computed worst case (as the Markdown matrix shows it)."""
+    gated = {c.result.defense for c in report.cells if c.result.threat == "worst"}
+    return list(report.cells) + [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated]
+
+
+def _defense_label(key: tuple) -> str:
+    codec, quality, rounds = key
+    return f"{codec}" + ("" if quality in (None, -1) else f" q{quality}") + f" r{rounds}"
+
+
+def _anchor(case_id: str) -> str:
+    return "cell-" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_id)
+
+
+def matrix(report: Report) -> str:
+    """Rows: defenses; columns: bpp, PSNR and each threat x attack; a failed cell is marked and links to its reasons."""
+    all_cells = _all_cells(report)
+    cols = columns([c.result for c in all_cells])
+    headers = list(dict.fromkeys(cols.values()))
+    rows: dict[tuple, dict[str, Cell]] = defaultdict(dict)
+    for c in all_cells:
+        row = rows[_defense_key(c.result)]
+        label = cols[_column_key(c.result)]
+        if label not in row or c.failed:
+            row[label] = c
+    out = ["<table id='matrix-table'><tr><th>defense</th><th>bpp</th><th>PSNR dB</th>"
+           + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"]
+    for key in sorted(rows):
+        row = rows[key]
+        costs = next((c.result for c in row.values() if c.result.threat == "clean" and c.result.bpp is not None),
+                     next((c.result for c in row.values() if c.result.bpp is not None), None))
+        bpp = "–" if costs is None else f"{costs.bpp:.2f}"
+        psnr = "–" if costs is None or costs.psnr is None else f"{costs.psnr:.1f}"
+        tds = []
+        for h in headers:
+            c = row.get(h)
+            if c is None:
+                tds.append("<td></td>")
+                continue
+            r = c.result
+            failed = c.failed
+            text = f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" + (" ✗" if failed else "")
+            tds.append(f"<td{' class=failed' if failed else ''}><a href='#{_anchor(r.case_id)}'>{text}</a></td>")
+        out.append(f"<tr><th>{escape(_defense_label(key))}</th><td>{bpp}</td><td>{psnr}</td>{''.join(tds)}</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def cells(report: Report) -> str:
+    """One row per test and cell (its anchor is the matrix's link): attack, accuracy, threshold, verdict, reasons."""
+    out = ["<table id='cells-table'><tr><th>cell</th><th>test</th><th>attack</th><th>accuracy</th><th>95% CI</th>"
+           "<th>n</th><th>threshold</th><th>gate</th><th>reasons</th><th>bpp</th><th>PSNR</th><th>seconds</th></tr>"]
+    seen: set[str] = set()
+    for c in sorted(_all_cells(report), key=lambda c: (c.case_id, c.test)):
+        r = c.result
+        anchor = "" if r.case_id in seen else f" id='{_anchor(r.case_id)}'"
+        seen.add(r.case_id)
+        verdict = "–" if not c.test else {
+            Status.PASSED: "<span class='badge pass'>pass</span>",
+            Status.FAILED: "<span class='badge fail'>FAIL</span>",
+            Status.MEASURED: "<span class='badge'>measured</span>"}[c.status]
+        reasons = "; ".join(str(x) for x in c.reasons + c.verdict.warnings) or "–"
+        attack = "–" if r.threat in ("clean", "worst") else describe_attack(r.attack_params)
+        threshold = "–" if c.threshold is None or not c.test else format_threshold(c.threshold)
+        test = c.test.split("::")[-1] if c.test else "(computed)"
+        out.append(f"<tr{anchor}{' class=failed' if c.failed else ''}><td>{escape(r.case_id)}</td>"
+                   f"<td>{escape(test)}</td><td>{escape(attack)}</td><td>{r.accuracy:.3f}</td>"
+                   f"<td>[{r.ci_low:.3f}, {r.ci_high:.3f}]</td><td>{r.n}</td><td>{threshold}</td><td>{verdict}</td>"
+                   f"<td>{escape(reasons)}</td><td>{_num(r.bpp, 2)}</td><td>{_num(r.psnr, 1)}</td>"
+                   f"<td>{r.seconds:.1f}</td></tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _img(data: str, alt: str) -> str:
+    return f"<img class='thumb' alt='{escape(alt)}' src='data:image/jpeg;base64,{data}'>"
+
+
+def _prediction(shot: dict[str, Any]) -> str:
+    mark, cls = ("✓", "right") if shot["correct"] else ("✗", "wrong")
+    return f"<span class='{cls}'>{escape(shot['predicted_name'])} {mark}</span>"
+
+
+def _figure(shot: dict[str, Any]) -> str:
+    """One gallery cell: the decoded clean photo, or the adversarial photo and its magnified perturbation."""
+    if "source" in shot:
+        return (f"<figure>{_img(shot['source'], 'adversarial photo')}<figcaption>adversarial "
+                f"(L∞ {shot['linf']:.1f}/255)</figcaption></figure>"
+                f"<figure>{_img(shot['perturbation'], 'perturbation')}<figcaption>perturbation "
+                f"×{shot['magnified']:.0f}</figcaption></figure><br>{_prediction(shot)}")
+    costs = [f"{shot['bpp']:.2f} bpp" if shot.get("bpp") is not None else "",
+             f"{shot['psnr']:.1f} dB" if shot.get("psnr") is not None else ""]
+    photo = _img(shot["decoded"], "decoded photo") if shot.get("decoded") else ""
+    caption = " · ".join(x for x in costs if x)
+    return f"<figure>{photo}<figcaption>{caption}</figcaption></figure><br>{_prediction(shot)}"
+
+
+def gallery_section(report: Report, gallery: dict[str, Any]) -> str:
+    """Per chosen image: the clean photo, then a table of defenses x threats, each cell's picture and prediction."""
+    by_id = {c.case_id: c.result for c in report.cells}
+    shown = {cid: shots for cid, shots in gallery["cells"].items() if cid in by_id}
+    cols = columns([by_id[cid] for cid in shown])
+    headers = list(dict.fromkeys(cols.values()))
+    out = []
+    for index, image in sorted(gallery.get("images", {}).items(), key=lambda kv: int(kv[0])):
+        rows: dict[tuple, dict[str, dict]] = defaultdict(dict)
+        for cid, shots in shown.items():
+            if index in shots:
+                r = by_id[cid]
+                rows[_defense_key(r)][cols[_column_key(r)]] = shots[index]
+        out.append(f"<h3>{escape(image['id'])}: {escape(image['label_name'])}</h3>"
+                   f"<figure>{_img(image['clean'], 'clean photo')}<figcaption>clean photo</figcaption></figure>")
+        out.append("<table class='gallery'><tr><th>defense</th>" + "".join(f"<th>{escape(h)}</th>" for h in headers)
+                   + "</tr>")
+        for key in sorted(rows):
+            tds = "".join(f"<td>{_figure(rows[key][h])}</td>" if h in rows[key] else "<td></td>" for h in headers)
+            out.append(f"<tr><th>{escape(_defense_label(key))}</th>{tds}</tr>")
+        out.append("</table>")
+    return "\n".join(out)

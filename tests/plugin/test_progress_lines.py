@@ -1,0 +1,34 @@
+"""Where the live line does not show (here: output is not a terminal), progress lines go to the log."""
+import re
+
+import pytest
+
+CELLS = """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [30, 60, 90], "identity": []}, threats=["clean"])
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+"""
+ARGS = ("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-gallery=0", "-q")
+LINE = re.compile(r"^pytest-hac: (\d)/(4|\?) cells done( · now \S+( \(\w+ \d+/\d+\))?)?( · [\d.]+ img/s)? · "
+                  r"(about \d+ s left|time left: estimating)$")
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_lines_with_cells_done_current_cell_speed_and_time_left(suite, xdist):
+    result = suite(CELLS).runpytest(*ARGS, "--hac-progress-every=0.000001", *xdist)
+    result.assert_outcomes(passed=4)
+    lines = [line for line in result.outlines if "cells done" in line]
+    assert lines and all(LINE.match(line) for line in lines), lines
+    assert any("left" in line and "estimating" not in line for line in lines)
+    if not xdist:  # in one process the engine's batches drive the lines: the stage of the current cell shows
+        assert any(" · now " in line and "predict" in line for line in lines)
+
+
+def test_no_lines_in_a_short_run_or_when_turned_off(suite):
+    p = suite(CELLS)
+    for extra in ((), ("--hac-progress-every=0",)):
+        result = p.runpytest(*ARGS, *extra)
+        result.assert_outcomes(passed=4)
+        assert "cells done" not in result.stdout.str()

@@ -60,11 +60,12 @@ def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, An
 
 def summary(report: Report) -> str:
     c = report.counts
-    status = report.status if report.complete else "INCOMPLETE (interrupted, stopped early or crashed)"
+    status = report.status if report.complete or report.error else \
+        "INCOMPLETE (running, interrupted, stopped early or crashed)"
     items = [f"<b>model</b> {escape(report.model)} · <b>data</b> {escape(report.dataset)} · <b>n</b> {report.n} "
              f"images · <b>device</b> {escape(report.device)} · <b>seed</b> {report.seed}",
-             f"<b>cells</b> {c['cells']} · <b>passed</b> {c['passed']} · <b>failed</b> {c['failed']} · <b>measured</b> {c['measured']} · run "
-             f"{escape(status)}",
+             f"<b>cells</b> {c['cells']} · <b>passed</b> {c['passed']} · <b>failed</b> {c['failed']} · "
+             f"<b>measured</b> {c['measured']} · run {escape(status)}",
              f"<b>gate rule</b> {escape(report.gate_rule)}: {escape(GATE_RULES.get(report.gate_rule, ''))}"]
     items += [escape(line) for line in report.meta.get("thresholds", [])]
     items += [escape(note) for note in report.notes]

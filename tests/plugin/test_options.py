@@ -109,3 +109,5 @@ def test_help_lists_every_option(pytester):
     assert "pytest-hac" in text and "--hac-list" in text and "95% interval" in text
     missing = [opt.flag for opt in OPTIONS if opt.flag not in text]
     assert missing == []
+    flat = " ".join(text.split())  # argparse wraps the help text
+    assert "(default: `efficientnet-lite0`)" in flat and "(default: `point`)" in flat  # defaults are shown

@@ -188,3 +188,15 @@ def test_two_sessions_writing_one_report_dir_never_leave_a_broken_file(pytester)
     md = (pytester.path / "reports/tiny-cnn.md").read_text()
     assert md.startswith("# pytest-hac robustness report: tiny-cnn") and md.count("## Matrix") == 1
     assert [f for f in os.listdir(pytester.path / "reports") if f.endswith(".tmp")] == []
+
+
+def test_report_files_are_readable_by_the_rest_of_the_job(tmp_path):
+    """mkstemp creates 0600 files; a report must be as readable as any file the job writes (umask applies)."""
+    from pytest_hac.io.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "r.md", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.md").stat().st_mode & 0o777 == 0o644

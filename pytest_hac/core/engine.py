@@ -62,6 +62,7 @@ from ..models import Classifier, check_logits
 from ..registry import ATTACKS
 from . import probes
 from .cases import Case
+from .cost import plan_attack
 from .defended import Defended, gradient_path
 from .judged import Outcome, psnr_per_image, worst_of
 from .keys import AdvKey, Chunk, CleanKey, CodecRef, Key, NormKey, OutcomeKey, RoundKey, SourceKey, content, model_free
@@ -373,6 +374,7 @@ class Engine:
         its own seed inside ``fork_rng``, and must come back inside [0, 1] and the eps ball.
         """
         attack = build_attack(target, spec)
+        label = self._announce(target, spec, key, a, b)
 
         def run(start: int, stop: int) -> Tensor:
             xb = self.dataset.pixels(a + start, a + stop).to(self.device)
@@ -385,10 +387,24 @@ class Engine:
             self.count("attack", stop - start)
             return adv.cpu()
 
-        out = torch.cat(self.batched("attack", b - a, run))
+        out = torch.cat(self.batched("attack", b - a, run, label=label))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out
+
+    def _announce(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> str:
+        """Before the first chunk of an attack through a defense: its planned codec passes and an estimate."""
+        if not isinstance(target, Defended) or a or self._probe_depth:
+            return "attack"
+        stop = a + min(self.batch_sizes["attack"], b - a)
+        plan = plan_attack(target, spec, key.n, key.rounds, self.dataset.pixels(a, stop).to(self.device),
+                           self.labels[a:stop].to(self.device))
+        if not plan.worth_saying:
+            return "attack"
+        label = f"attack ({plan.text()})"
+        if self.progress is not None:
+            self.progress(label, 0, b - a)
+        return label
 
     def roundtrip(self, codec: Codec, x: Tensor, *, key: Key | None = None) -> tuple[Tensor, Tensor]:
         """One pass of the real ``codec`` over ``x``, batched: reconstructions and bits per pixel.
@@ -421,8 +437,8 @@ class Engine:
 
     # --- batches, seeds, counts ---------------------------------------------------------------------
 
-    def batched(self, stage: str, n: int, fn: Callable[[int, int], object]) -> list:
-        """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size.
+    def batched(self, stage: str, n: int, fn: Callable[[int, int], object], *, label: str | None = None) -> list:
+        """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size (``label`` names it in progress).
 
         On CUDA out-of-memory the failed batch is halved and the run carries on
         from it: finished batches are kept, later batches use the smaller size.
@@ -444,7 +460,7 @@ class Engine:
                     continue
                 start = stop
                 if self.progress is not None:
-                    self.progress(stage, start, n)
+                    self.progress(label or stage, start, n)
         finally:
             self.seconds["probe" if self._probe_depth else stage] += time.perf_counter() - began
         return outs

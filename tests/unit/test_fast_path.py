@@ -172,3 +172,24 @@ def test_verification_leaves_no_coder_swapped():
         codec.fast_decode(torch.rand(1, 3, 16, 16))
     assert all("SymbolsOnly" not in type(m).__name__ for m in codec.net.modules())
     assert len(codec.compress(torch.rand(1, 3, 16, 16)).payloads[0]) > 0
+
+
+def test_cells_through_the_fast_path_equal_the_real_coder_cells():
+    """Same accuracies, same per-image outcomes, same diagnostics and the same attack counts."""
+    from pytest_hac.attacks import make_spec
+    from pytest_hac.core.cases import Case
+    from pytest_hac.core.engine import Engine
+
+    model, data = get_model("tiny-cnn"), digits(samples=8)
+    cases = [Case("tiny-hific", 2, 2, "adaptive", make_spec("pgd", "8/255", steps=3), id="adaptive"),
+             Case("tiny-hific", 2, 1, "query", make_spec("square", "8/255", queries=40), id="query")]
+    runs = {}
+    for fast in (True, False):
+        engine = Engine(model, data, batch_size=4)
+        codec = engine.codec("tiny-hific", 2)
+        assert codec.fast_path and codec.forward_is_decode
+        if not fast:
+            codec.fast_path = codec.forward_is_decode = False
+        results = [engine.evaluate(c) for c in cases]
+        runs[fast] = ([(r.correct, r.bpp, r.psnr, r.diagnostics) for r in results], dict(engine.counters))
+    assert runs[True] == runs[False]

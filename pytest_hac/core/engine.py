@@ -61,6 +61,7 @@ from ..io.cache import Store, codec_fingerprint, data_fingerprint, model_fingerp
 from ..models import Classifier, check_logits
 from ..registry import ATTACKS
 from . import probes
+from .autobatch import cpu_batch
 from .cases import Case
 from .cost import plan_attack
 from .defended import Defended, gradient_path
@@ -70,7 +71,8 @@ from .result import Result
 
 #: Stages with their own batch size: an attack needs several times the memory of a forward pass.
 STAGES = ("attack", "codec", "predict")
-#: First batch size with ``batch_size="auto"``: CUDA starts large and halves on out-of-memory.
+#: First batch size with ``batch_size="auto"``: CUDA starts large and halves on out-of-memory; on CPU
+#: codecs use 16 and the model's stages what its activations allow (:func:`.autobatch.cpu_batch`).
 AUTO_BATCH = {"cuda": 256, "cpu": 16}
 #: What soundness findings do (``--hac-soundness``); "thorough" adds the steps_2x probe to every cell.
 SOUNDNESS_MODES = ("fail", "warn", "thorough")
@@ -91,7 +93,8 @@ class Engine:
         model: the classifier (inputs in [0, 1]); it must not change while the engine lives.
         dataset: the evaluation images (already subset), 8-bit.
         device: where models, attacks and codecs run.
-        batch_size: images per batch, or "auto" (16 on CPU; 256 on CUDA). A CUDA
+        batch_size: images per batch, or "auto" (on CPU: 16 for codecs, for the model the largest power
+            of two its activations fit in the budget, at most 1024; 256 on CUDA). A CUDA
             out-of-memory error halves the batch size of that stage and the run carries on
             from the batch that failed.
         seed: seeds every random start (per image) and every batch (see the module docstring),
@@ -141,10 +144,15 @@ class Engine:
         start = min(AUTO_BATCH.get(self.device.type, 16), n) if batch_size == "auto" else int(batch_size)
         start = max(1, start)
         self.batch_sizes = dict.fromkeys(STAGES, start)
+        if batch_size == "auto" and self.device.type == "cpu":
+            # The model's own batch for attacks and predictions; codecs keep theirs (same bytes as before).
+            fit = cpu_batch(self.model, dataset.pixels(0, 1)[0], n, (memory_mb << 20) // 2)
+            self.batch_sizes.update(attack=fit, predict=fit)
+        top = max(self.batch_sizes.values())  # powers of two: a multiple of it is one of every stage's
         image_bytes = 4 * dataset.images[0].numel()
         per_chunk = max(1, (memory_mb << 20) // 2 // (WORKING_COPIES * image_bytes))
         #: Images per chunk: a multiple of the batch size, so chunks never split a batch.
-        self.chunk_size = min(n, max(start, per_chunk // start * start))
+        self.chunk_size = min(n, max(top, per_chunk // top * top))
         self.seed = seed
         self.amp = amp
         self.weights_dir = weights_dir

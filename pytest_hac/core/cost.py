@@ -41,22 +41,28 @@ class Plan:
     def text(self) -> str:
         kind = "queries" if self.query else "steps"
         bound = "at most " if self.query else ""
-        return (f"{kind}: {bound}{self.passes:,} codec passes, about {_duration(self.seconds)} "
-                f"at the measured rate")
+        return f"{bound}{self.passes:,} codec passes ({kind}), about {_duration(self.seconds)} at the measured rate"
 
 
 def plan_attack(target: nn.Module, spec: AttackSpec, images: int, rounds: int, xb: Tensor, yb: Tensor) -> Plan:
-    """Time one pass of ``target`` on the batch ``xb`` (with its gradient unless the attack is gradient-free)."""
+    """Time one warm pass of ``target`` on the batch ``xb`` (with its gradient unless the attack is gradient-free).
+
+    The passes are an upper bound for a query attack (it stops per image once fooled), hence "at most".
+    """
     query = spec.info.gradient_free
     per_image = spec.steps * max(1, spec.eot) * rounds
+    def one_pass() -> None:
+        if query:
+            with torch.no_grad():
+                target(xb)
+        else:
+            x = xb.clone().requires_grad_(True)
+            with torch.enable_grad():
+                torch.autograd.grad(F.cross_entropy(target(x), yb), x)
+
+    one_pass()  # warm: the first call pays lazy set-up the attack pays once
     start = time.perf_counter()
-    if query:
-        with torch.no_grad():
-            target(xb)
-    else:
-        x = xb.clone().requires_grad_(True)
-        with torch.enable_grad():
-            torch.autograd.grad(F.cross_entropy(target(x), yb), x)
+    one_pass()
     per_pass = (time.perf_counter() - start) / (len(xb) * rounds)
     plan = Plan(images * per_image, images * per_image * per_pass, query)
     if plan.seconds > LONG_SECONDS:

@@ -148,6 +148,9 @@ class Engine:
             # The model's own batch for attacks and predictions; codecs keep theirs (same bytes as before).
             fit = cpu_batch(self.model, dataset.pixels(0, 1)[0], n, (memory_mb << 20) // 2)
             self.batch_sizes.update(attack=fit, predict=fit)
+        #: Attacks drawing from torch's RNG per batch (Square, AutoAttack) keep the former batch on CPU, so
+        #: their results stay those recorded before the model's batch grew (None: no cap).
+        self._batchwise_rng_cap = start if batch_size == "auto" and self.device.type == "cpu" else None
         top = max(self.batch_sizes.values())  # powers of two: a multiple of it is one of every stage's
         image_bytes = 4 * dataset.images[0].numel()
         per_chunk = max(1, (memory_mb << 20) // 2 // (WORKING_COPIES * image_bytes))
@@ -395,7 +398,8 @@ class Engine:
             self.count("attack", stop - start)
             return adv.cpu()
 
-        out = torch.cat(self.batched("attack", b - a, run, label=label))
+        cap = None if hasattr(attack, "image_seeds") else self._batchwise_rng_cap
+        out = torch.cat(self.batched("attack", b - a, run, label=label, cap=cap))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out
@@ -445,8 +449,11 @@ class Engine:
 
     # --- batches, seeds, counts ---------------------------------------------------------------------
 
-    def batched(self, stage: str, n: int, fn: Callable[[int, int], object], *, label: str | None = None) -> list:
-        """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size (``label`` names it in progress).
+    def batched(self, stage: str, n: int, fn: Callable[[int, int], object], *, label: str | None = None,
+                cap: int | None = None) -> list:
+        """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size, at most ``cap``.
+
+        ``label`` names the stage in progress.
 
         On CUDA out-of-memory the failed batch is halved and the run carries on
         from it: finished batches are kept, later batches use the smaller size.
@@ -454,7 +461,7 @@ class Engine:
         outs, start, began = [], 0, time.perf_counter()
         try:
             while start < n:
-                stop = min(n, start + self.batch_sizes[stage])
+                stop = min(n, start + min(self.batch_sizes[stage], cap or n))
                 try:
                     outs.append(fn(start, stop))
                 except Exception as exc:  # noqa: BLE001  (re-raised below unless it is an OOM)

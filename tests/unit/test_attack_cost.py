@@ -22,7 +22,7 @@ def test_a_query_cell_states_its_planned_codec_passes_first():
     seen, _ = _run(case)
     first = next(s for s in seen if s[0].startswith("attack"))
     assert first[1] == 0, "the plan is shown before the first batch"
-    assert "queries: at most 60 codec passes, about" in first[0]  # 6 images x 5 queries x 2 rounds
+    assert "at most 60 codec passes (queries), about" in first[0]  # 6 images x 5 queries x 2 rounds
 
 
 def test_a_short_gradient_cell_shows_no_plan(caplog):
@@ -38,4 +38,4 @@ def test_an_estimate_over_the_limit_is_logged(monkeypatch, caplog):
     case = Case("tiny-mse", 1, 1, "whitebox", make_spec("pgd", "8/255", steps=2), id="w")
     with caplog.at_level(logging.WARNING, logger="pytest_hac"):
         _run(case)
-    assert any("steps: 12 codec passes" in r.getMessage() for r in caplog.records)
+    assert any("12 codec passes (steps)" in r.getMessage() for r in caplog.records)

@@ -63,7 +63,7 @@ from ..registry import ATTACKS
 from . import probes
 from .autobatch import cpu_batch
 from .cases import Case
-from .cost import plan_attack
+from .cost import plan_attack, worth_planning
 from .defended import Defended, gradient_path
 from .judged import Outcome, psnr_per_image, worst_of
 from .keys import AdvKey, Chunk, CleanKey, CodecRef, Key, NormKey, OutcomeKey, RoundKey, SourceKey, content, model_free
@@ -406,9 +406,11 @@ class Engine:
 
     def _announce(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> str:
         """Before the first chunk of an attack through a defense: its planned codec passes and an estimate."""
-        if not isinstance(target, Defended) or a or self._probe_depth:
+        batch = self.batch_sizes["attack"]
+        if (not isinstance(target, Defended) or a or self._probe_depth
+                or not worth_planning(spec, key.n, key.rounds, batch)):
             return "attack"
-        stop = a + min(self.batch_sizes["attack"], b - a)
+        stop = a + min(batch, b - a)
         plan = plan_attack(target, spec, key.n, key.rounds, self.dataset.pixels(a, stop).to(self.device),
                            self.labels[a:stop].to(self.device))
         if not plan.worth_saying:

@@ -35,7 +35,16 @@ def test_a_short_gradient_cell_shows_no_plan(caplog):
 
 def test_an_estimate_over_the_limit_is_logged(monkeypatch, caplog):
     monkeypatch.setattr(cost, "LONG_SECONDS", 0.0)
+    monkeypatch.setattr(cost, "MEASURE_FROM_BATCHES", 1)
     case = Case("tiny-mse", 1, 1, "whitebox", make_spec("pgd", "8/255", steps=2), id="w")
     with caplog.at_level(logging.WARNING, logger="pytest_hac"):
         _run(case)
     assert any("12 codec passes (steps)" in r.getMessage() for r in caplog.records)
+
+
+def test_only_long_gradient_attacks_are_timed():
+    pgd, square = make_spec("pgd", "8/255", steps=10), make_spec("square", "8/255", queries=10)
+    assert cost.worth_planning(square, 4, 1, 16)
+    assert not cost.worth_planning(pgd, 32, 1, 32)  # 320 passes: timing two batches would cost 20 %
+    assert cost.worth_planning(pgd, 500, 1, 16)
+    assert cost.planned_passes(make_spec("pgd", "8/255", steps=10, eot=2), 5, 3) == 300

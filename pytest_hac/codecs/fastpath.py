@@ -94,6 +94,8 @@ def _handover(cls: type) -> type:
     from compressai.entropy_models import EntropyModel
 
     class Handover(EntropyModel):
+        symbols_only = True
+
         def compress(self, inputs: Tensor, indexes: Tensor, means: Tensor | None = None) -> list[Tensor]:
             # The same symbols EntropyModel.compress codes, one "string" per image.
             return list(self.quantize(inputs, "symbols", means))
@@ -119,7 +121,7 @@ def symbols_only(*modules: Any) -> Iterator[None]:
     try:
         for module in modules:
             for m in module.modules():
-                if isinstance(m, EntropyModel) and type(m).__name__[-11:] != "SymbolsOnly":
+                if isinstance(m, EntropyModel) and not getattr(m, "symbols_only", False):
                     swapped.append((m, type(m)))
                     m.__class__ = _handover(type(m))
         yield

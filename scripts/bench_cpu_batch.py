@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="auto,16,64,256,1024")
     args = parser.parse_args()
     out: dict = {"images": args.images, "threads": torch.get_num_threads(), "seconds": {}}
+    seconds(16, min(args.images, 32))  # warm-up: lazy imports and allocations must not count against the first size
     for size in args.sizes.split(","):
         s, chosen = seconds(size if size == "auto" else int(size), args.images)
         out["seconds"][size] = round(s, 2)

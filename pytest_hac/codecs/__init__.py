@@ -18,6 +18,7 @@ import torch
 from ..errors import HacError
 from ..registry import CODECS
 from .base import Codec, Encoded, to_uint8
+from .fastpath import verify_fast_path
 
 __all__ = ["Codec", "Encoded", "get_codec", "quality_text", "to_uint8", "validate_quality"]
 
@@ -62,5 +63,6 @@ def get_codec(
     and with ``offline`` nothing is downloaded."""
     entry = CODECS.entry(name)
     quality = validate_quality(entry.name, quality)
-    codec = entry.factory(quality, weights_dir=weights_dir, offline=offline)
-    return codec.to(device)
+    codec = entry.factory(quality, weights_dir=weights_dir, offline=offline).to(device)
+    verify_fast_path(codec)  # the one place a codec's attack fast path is accepted or refused
+    return codec

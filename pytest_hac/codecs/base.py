@@ -56,6 +56,15 @@ class Codec(ABC):
     stride: int = 1
     #: Whether decoding involves randomness (then adaptive attacks use EOT).
     stochastic: bool = False
+    #: Set by :func:`~.fastpath.verify_fast_path` (``get_codec`` runs it once per built codec):
+    #: ``fast_decode`` equals ``roundtrip`` bit for bit, so attack queries may use it.
+    fast_path: bool = False
+    #: Declared by a codec whose ``approximate`` computes, op for op, the values ``decompress`` returns
+    #: (a candidate only: checked like the fast path).
+    forward_by_construction: bool = False
+    #: Set by the same check: ``approximate``'s forward value, in 8 bits, is the decoded image,
+    #: so a BPDA step needs no second pass through the codec.
+    forward_is_decode: bool = False
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")
@@ -93,6 +102,28 @@ class Codec(ABC):
         with torch.no_grad():
             x_hat, _ = self.roundtrip(x.detach())
         return x + (x_hat - x).detach()
+
+    def fast_decode(self, x: Tensor) -> Tensor | None:
+        """The image ``roundtrip`` would return, computed without writing bytes, or None (no fast path).
+
+        Override where the coder is lossless given the quantized latents (see :mod:`.fastpath`);
+        it is used only once :func:`~.fastpath.verify_fast_path` found it bit-identical.
+        """
+        return None
+
+    def attack_decode(self, x: Tensor) -> Tensor:
+        """What an attacker querying the real defense sees: ``roundtrip``'s image, through the fast path if verified."""
+        check_images(x)
+        if self.fast_path:
+            with torch.no_grad():
+                return self.fast_decode(x).to(x.device)
+        return self.roundtrip(x.detach())[0].clone()  # clone: leave inference mode's tensors behind
+
+    def bpda(self, x: Tensor) -> Tensor:
+        """BPDA: the decoded image forward, ``approximate``'s gradient backward."""
+        approx = self.approximate(x)
+        real = to_uint8(approx.detach()) if self.forward_is_decode else self.attack_decode(x.detach())
+        return approx + (real - approx).detach()
 
 
 class Identity(Codec):

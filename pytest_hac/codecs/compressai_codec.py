@@ -19,7 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import HacError, WeightsNotFound
-from .base import Codec, Encoded, check_images, pad_to_multiple
+from .base import Codec, Encoded, check_images, pad_to_multiple, to_uint8
+from .fastpath import symbols_only
 from .payload import fill_shape, flatten_shape, pack_payload, shape_template, unpack_payload
 from .ste import straight_through
 
@@ -62,6 +63,8 @@ class CompressAICodec(Codec):
             forward_tolerance if forward_tolerance is not None else default_forward_tolerance(net))
         self._updated = False
         self._template: Any = None
+        self._serial_context = _codes_serially(net)
+        self.forward_by_construction = _forward_is_decode(net)
 
     def to(self, device: torch.device | str) -> "CompressAICodec":
         super().to(device)
@@ -116,12 +119,49 @@ class CompressAICodec(Codec):
             self.compress(blank)
         return self._template
 
+    def fast_decode(self, x: Tensor) -> Tensor | None:
+        """``net.compress`` then ``net.decompress`` with the symbols handed over instead of rANS-coded.
+
+        None for autoregressive context models: they drive rANS themselves, symbol by symbol, and
+        their cost is the serial context loop, not the coder.
+        """
+        if self._serial_context:
+            return None
+        check_images(x)
+        h, w = x.shape[-2:]
+        self._ensure_updated()
+        padded, _ = pad_to_multiple(x.to(self.device, torch.float32), self.stride)
+        with torch.no_grad(), symbols_only(self.net):
+            out = self.net.compress(padded)
+            x_hat = self.net.decompress(out["strings"], out["shape"])["x_hat"]
+        return to_uint8(x_hat[..., :h, :w].clamp(0, 1))
+
     def approximate(self, x: Tensor) -> Tensor:
         """The forward pass with straight-through rounding: differentiable, close to the decoded bitstream."""
         check_images(x)
         padded, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), self.stride)
         x_hat = self.net(padded)["x_hat"]
         return x_hat[..., :h, :w].clamp(0, 1).to(x.device, x.dtype)
+
+
+def _codes_serially(net: nn.Module) -> bool:
+    """Whether ``net`` drives rANS itself (autoregressive context models): no symbol hand-over is possible."""
+    from compressai.latent_codecs import RasterScanLatentCodec
+    from compressai.models import JointAutoregressiveHierarchicalPriors
+
+    return isinstance(net, JointAutoregressiveHierarchicalPriors) or any(
+        isinstance(m, RasterScanLatentCodec) for m in net.modules())
+
+
+def _forward_is_decode(net: nn.Module) -> bool:
+    """Factorized and (mean-)scale hyperprior models round in ``forward`` exactly as ``compress`` codes.
+
+    Checkerboard (ELIC) and context models compute their means differently in the two passes.
+    """
+    from compressai.models import FactorizedPrior, JointAutoregressiveHierarchicalPriors, ScaleHyperprior
+
+    return (isinstance(net, (FactorizedPrior, ScaleHyperprior))
+            and not isinstance(net, JointAutoregressiveHierarchicalPriors))
 
 
 def default_forward_tolerance(net: nn.Module) -> float:

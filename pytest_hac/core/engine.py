@@ -63,7 +63,9 @@ from ..io.cache import Store, codec_fingerprint, data_fingerprint, model_fingerp
 from ..models import Classifier, check_logits
 from ..registry import ATTACKS
 from . import probes
+from .autobatch import cpu_batch
 from .cases import Case
+from .cost import plan_attack, worth_planning
 from .defended import Defended, gradient_paths
 from .gallery import Gallery, class_names
 from .judged import Outcome, psnr_per_image, worst_of
@@ -72,7 +74,8 @@ from .result import Result
 
 #: Stages with their own batch size: an attack needs several times the memory of a forward pass.
 STAGES = ("attack", "codec", "predict")
-#: First batch size with ``batch_size="auto"``: CUDA starts large and halves on out-of-memory.
+#: First batch size with ``batch_size="auto"``: CUDA starts large and halves on out-of-memory; on CPU
+#: codecs use 16 and the model's stages what its activations allow (:func:`.autobatch.cpu_batch`).
 AUTO_BATCH = {"cuda": 256, "cpu": 16}
 #: What soundness findings do (``--hac-soundness``); "thorough" adds the steps_2x probe to every cell.
 SOUNDNESS_MODES = ("fail", "warn", "thorough")
@@ -93,7 +96,8 @@ class Engine:
         model: the classifier (inputs in [0, 1]); it must not change while the engine lives.
         dataset: the evaluation images (already subset), 8-bit.
         device: where models, attacks and codecs run.
-        batch_size: images per batch, or "auto" (16 on CPU; 256 on CUDA). A CUDA
+        batch_size: images per batch, or "auto" (on CPU: 16 for codecs, for the model the largest power
+            of two its activations fit in the budget, at most 1024; 256 on CUDA). A CUDA
             out-of-memory error halves the batch size of that stage and the run carries on
             from the batch that failed.
         seed: seeds every random start (per image) and every batch (see the module docstring),
@@ -146,10 +150,18 @@ class Engine:
         start = min(AUTO_BATCH.get(self.device.type, 16), n) if batch_size == "auto" else int(batch_size)
         start = max(1, start)
         self.batch_sizes = dict.fromkeys(STAGES, start)
+        if batch_size == "auto" and self.device.type == "cpu":
+            # The model's own batch for attacks and predictions; codecs keep theirs (same bytes as before).
+            fit = cpu_batch(self.model, dataset.pixels(0, 1)[0], n, (memory_mb << 20) // 2)
+            self.batch_sizes.update(attack=fit, predict=fit)
+        #: Attacks drawing from torch's RNG per batch (Square, AutoAttack) keep the former batch on CPU, so
+        #: their results stay those recorded before the model's batch grew (None: no cap).
+        self._batchwise_rng_cap = start if batch_size == "auto" and self.device.type == "cpu" else None
+        top = max(self.batch_sizes.values())  # powers of two: a multiple of it is one of every stage's
         image_bytes = 4 * dataset.images[0].numel()
         per_chunk = max(1, (memory_mb << 20) // 2 // (WORKING_COPIES * image_bytes))
         #: Images per chunk: a multiple of the batch size, so chunks never split a batch.
-        self.chunk_size = min(n, max(start, per_chunk // start * start))
+        self.chunk_size = min(n, max(top, per_chunk // top * top))
         self.seed = seed
         self.amp = amp
         self.weights_dir = weights_dir
@@ -389,6 +401,7 @@ class Engine:
         its own seed inside ``fork_rng``, and must come back inside [0, 1] and the eps ball.
         """
         attack = build_attack(target, spec)
+        label = self._announce(target, spec, key, a, b)
 
         def run(start: int, stop: int) -> Tensor:
             xb = self.dataset.pixels(a + start, a + stop).to(self.device)
@@ -401,10 +414,27 @@ class Engine:
             self.count("attack", stop - start)
             return adv.cpu()
 
-        out = torch.cat(self.batched("attack", b - a, run))
+        cap = None if hasattr(attack, "image_seeds") else self._batchwise_rng_cap
+        out = torch.cat(self.batched("attack", b - a, run, label=label, cap=cap))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out
+
+    def _announce(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> str:
+        """Before the first chunk of an attack through a defense: its planned codec passes and an estimate."""
+        batch = self.batch_sizes["attack"]
+        if (not isinstance(target, Defended) or a or self._probe_depth
+                or not worth_planning(spec, key.n, key.rounds, batch)):
+            return "attack"
+        stop = a + min(batch, b - a)
+        plan = plan_attack(target, spec, key.n, key.rounds, self.dataset.pixels(a, stop).to(self.device),
+                           self.labels[a:stop].to(self.device))
+        if not plan.worth_saying:
+            return "attack"
+        label = f"attack ({plan.text()})"
+        if self.progress is not None:
+            self.progress(label, 0, b - a)
+        return label
 
     def roundtrip(self, codec: Codec, x: Tensor, *, key: Key | None = None) -> tuple[Tensor, Tensor]:
         """One pass of the real ``codec`` over ``x``, batched: reconstructions and bits per pixel.
@@ -437,8 +467,11 @@ class Engine:
 
     # --- batches, seeds, counts ---------------------------------------------------------------------
 
-    def batched(self, stage: str, n: int, fn: Callable[[int, int], object]) -> list:
-        """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size.
+    def batched(self, stage: str, n: int, fn: Callable[[int, int], object], *, label: str | None = None,
+                cap: int | None = None) -> list:
+        """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size, at most ``cap``.
+
+        ``label`` names the stage in progress.
 
         On CUDA out-of-memory the failed batch is halved and the run carries on
         from it: finished batches are kept, later batches use the smaller size.
@@ -446,7 +479,7 @@ class Engine:
         outs, start, began = [], 0, time.perf_counter()
         try:
             while start < n:
-                stop = min(n, start + self.batch_sizes[stage])
+                stop = min(n, start + min(self.batch_sizes[stage], cap or n))
                 try:
                     outs.append(fn(start, stop))
                 except Exception as exc:  # noqa: BLE001  (re-raised below unless it is an OOM)
@@ -460,7 +493,7 @@ class Engine:
                     continue
                 start = stop
                 if self.progress is not None:
-                    self.progress(stage, start, n)
+                    self.progress(label or stage, start, n)
         finally:
             self.seconds["probe" if self._probe_depth else stage] += time.perf_counter() - began
         return outs

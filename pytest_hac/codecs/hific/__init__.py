@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 from ...errors import HacError
-from ..base import Codec, Encoded, check_images
+from ..base import Codec, Encoded, check_images, to_uint8
+from ..fastpath import symbols_only
 from ..payload import pack_hific_payload, unpack_hific_payload
 from .checkpoint import VARIANTS, checkpoint_path, load_model
 from .coding import build_entropy_models
@@ -85,7 +86,11 @@ class HiFiC(Codec):
 
     def compress(self, x: Tensor) -> Encoded:
         check_images(x)
-        h, w = x.shape[-2:]
+        latent_hw, z_strings, y_strings = self._encode(x)
+        payloads = [pack_hific_payload(latent_hw, zs, ys) for zs, ys in zip(z_strings, y_strings)]
+        return Encoded(payloads, *x.shape[-2:])
+
+    def _encode(self, x: Tensor) -> tuple[tuple[int, int], list, list]:
         bottleneck, conditional = self.entropy_models()
         with torch.no_grad():
             y = self.model.analysis(x.to(self.device), normalize=self._normalize())
@@ -95,8 +100,7 @@ class HiFiC(Codec):
             z_hat = bottleneck.decompress(z_strings, z.shape[-2:])
             mean, scale = self._latent_params(z_hat)
             y_strings = conditional.compress(y.cpu(), conditional.build_indexes(scale), means=mean)
-        latent_hw = (y.shape[-2], y.shape[-1])
-        return Encoded([pack_hific_payload(latent_hw, zs, ys) for zs, ys in zip(z_strings, y_strings)], h, w)
+        return (y.shape[-2], y.shape[-1]), z_strings, y_strings
 
     def decompress(self, encoded: Encoded) -> Tensor:
         if not encoded.payloads:
@@ -108,13 +112,23 @@ class HiFiC(Codec):
                 f"HiFiC payload latent shapes {sorted({p[0] for p in parts})} do not fit a "
                 f"{encoded.height}x{encoded.width} image (expected {expected})"
             )
+        return self._decode([p[1] for p in parts], [p[2] for p in parts], (encoded.height, encoded.width))
+
+    def _decode(self, z_strings: list, y_strings: list, size: tuple[int, int]) -> Tensor:
         bottleneck, conditional = self.entropy_models()
+        hz, wz = (side // HYPER_STRIDE for side in latent_shape(*size))
         with torch.no_grad():
-            hz, wz = expected[0] // HYPER_STRIDE, expected[1] // HYPER_STRIDE
-            z_hat = bottleneck.decompress([p[1] for p in parts], (hz, wz))
+            z_hat = bottleneck.decompress(z_strings, (hz, wz))
             mean, scale = self._latent_params(z_hat)
-            y_hat = conditional.decompress([p[2] for p in parts], conditional.build_indexes(scale), means=mean)
-            return self.model.synthesis(y_hat.to(self.device), (encoded.height, encoded.width))
+            y_hat = conditional.decompress(y_strings, conditional.build_indexes(scale), means=mean)
+            return self.model.synthesis(y_hat.to(self.device), size)
+
+    def fast_decode(self, x: Tensor) -> Tensor:
+        """:meth:`_encode` then :meth:`_decode` with the symbols handed over instead of rANS-coded."""
+        check_images(x)
+        with symbols_only(*self.entropy_models()):
+            _, z_strings, y_strings = self._encode(x)
+            return to_uint8(self._decode(z_strings, y_strings, tuple(x.shape[-2:])))
 
     def approximate(self, x: Tensor) -> Tensor:
         check_images(x)

@@ -118,8 +118,9 @@ class HacRun:
         """
         s = self.settings
         if self.write_files:
+            self.scope = Scope(shard=s.shard)
             stem = Report(model=s.model, dataset="", n=0, device=s.device, seed=s.seed, gate_rule=s.gate,
-                          scope=Scope(shard=s.shard)).stem
+                          scope=self.scope).stem
             self._marker = stem
             self._set_aside = set_aside(s.report_dir, stem)
             self._write(self.report(), plot=False)  # "INCOMPLETE: no cell finished yet" until the first cell

@@ -63,11 +63,11 @@ def live_report_cells() -> str:
 
 @pytest.fixture
 def report_cells():
-    """``report_cells(path)``: test id -> (case id, accuracy, correct, bpp, passed) of a JSON report, and the JSON."""
+    """``report_cells(path)``: test id -> (case id, accuracy, correct, bpp, verdict) of a JSON report, and the JSON."""
 
     def read(path) -> tuple[dict, dict]:
         data = json.loads(path.read_text())
-        cells = {r["test"]: (r["case_id"], r["accuracy"], r["correct"], r["bpp"], r["passed"])
+        cells = {r["test"]: (r["case_id"], r["accuracy"], r["correct"], r["bpp"], r["verdict"])
                  for r in data["results"]}
         return cells, data
 

@@ -147,7 +147,12 @@ def compare(result: Result, baseline: list[Result], margin_points: float | None 
     """
     old = next((r for r in baseline if r.case_id == result.case_id), None)
     if old is None:
-        return None
+        # ids name the attack's parameters: a weakened attack is another id, but the same defense, threat and
+        # attack in the baseline must still see it, as "not comparable", never as a cell without a baseline
+        old = next((r for r in baseline if r.defense == result.defense and r.threat == result.threat
+                    and r.attack == result.attack and r.attack_params != result.attack_params), None)
+        if old is None:
+            return None
     why = _not_comparable(old, result, baseline, parts)
     if why is not None:
         return Comparison(of=old.n, why=why)

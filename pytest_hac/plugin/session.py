@@ -199,8 +199,9 @@ class HacPlugin:
             if excinfo is not None and isinstance(excinfo.value, VerdictFailure):
                 report.longrepr = str(excinfo.value)  # the reasons, without the plugin's own frames
             elif excinfo is not None:
-                extra = [f"{cell.case_id}: {r}" for r in cell.reasons if r.kind not in (ReasonKind.ASSERTION,
-                                                                                        ReasonKind.ERROR)]
+                said = str(excinfo.value)
+                extra = [f"{cell.case_id}: {r}" for r in cell.reasons
+                         if r.kind not in (ReasonKind.ASSERTION, ReasonKind.ERROR) and r.message not in said]
                 if extra:
                     report.sections.append(("pytest-hac: further reasons this cell failed", "\n".join(extra)))
             message = CellMessage(cell=cell, references=item.stash.get(REFERENCES_KEY, []),
@@ -209,9 +210,12 @@ class HacPlugin:
                                   threshold_lines=self.run.threshold_lines + self.run.threshold_warnings,
                                   data_info=self.run.data_info() if self.worker and self.run.loaded else None)
             report.user_properties.append((PROPERTY, json.dumps(message.to_dict())))
-            for key in ("accuracy", "ci_low", "ci_high", "n", "bpp", "psnr"):
-                report.user_properties.append((f"hac_{key}", getattr(cell.result, key)))
-            report.user_properties.append(("hac_verdict", cell.status.value))
+            # on the item too: JUnit XML writes the properties the teardown report carries
+            props = [(f"hac_{key}", getattr(cell.result, key)) for key in ("accuracy", "ci_low", "ci_high", "n",
+                                                                           "bpp", "psnr")]
+            props.append(("hac_verdict", cell.status.value))
+            item.user_properties += props
+            report.user_properties += props
         return report
 
     @pytest.hookimpl(tryfirst=True)

@@ -36,16 +36,16 @@ def test_planted_gradient_masking_is_flagged_and_fails_by_default(suite, pyteste
     pytester.makeconftest(BROKEN_DEFENSE)
     result = p.runpytest("--hac-samples=12")
     result.assert_outcomes(passed=5, failed=1)  # soundness findings fail the cells they implicate
-    result.stdout.fnmatch_lines(["*masked-jpeg-q60-r1-whitebox-pgd: soundness: informed-not-weaker:*"])
+    result.stdout.fnmatch_lines(["*masked-jpeg-q60-r1-whitebox-pgd-eps8-s5: soundness: informed-not-weaker:*"])
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
     acc = {r["case_id"]: r["accuracy"] for r in data["results"]}
     flagged = [f for f in data["meta"]["soundness"]["findings"] if f["check"] == "informed-not-weaker"]
     # The honest JPEG approximation lets the white-box attacker do at least as well as the oblivious one ...
-    assert acc["jpeg-q60-r1-whitebox-pgd"] <= acc["jpeg-q60-r1-oblivious-pgd"]
+    assert acc["jpeg-q60-r1-whitebox-pgd-eps8-s5"] <= acc["jpeg-q60-r1-oblivious-pgd-eps8-s5"]
     # ... the masked one does not, and the check says so.
-    assert acc["masked-jpeg-q60-r1-whitebox-pgd"] > acc["masked-jpeg-q60-r1-oblivious-pgd"]
-    assert [tuple(f["cells"]) for f in flagged] == [("masked-jpeg-q60-r1-whitebox-pgd",
-                                                     "masked-jpeg-q60-r1-oblivious-pgd")]
+    assert acc["masked-jpeg-q60-r1-whitebox-pgd-eps8-s5"] > acc["masked-jpeg-q60-r1-oblivious-pgd-eps8-s5"]
+    assert [tuple(f["cells"]) for f in flagged] == [("masked-jpeg-q60-r1-whitebox-pgd-eps8-s5",
+                                                     "masked-jpeg-q60-r1-oblivious-pgd-eps8-s5")]
     md = (p.path / "reports/efficientnet-lite0.md").read_text()
     assert "`informed-not-weaker`" in md and "**FLAGGED**" in md and "gradient masking" in md
     assert "soundness: informed-not-weaker" in md  # the failed cell's reason

@@ -5,7 +5,7 @@ Runs that stop halfway and report folders that cannot be written are in reliabil
 import json
 
 RESULT_KEYS = {"codec", "quality", "rounds", "threat", "attack", "eps", "accuracy", "ci_low", "ci_high", "n", "bpp",
-               "psnr", "seconds", "passed", "test", "reasons", "attack_params"}
+               "psnr", "seconds", "verdict", "test", "reasons", "attack_params"}
 
 
 def test_report_files_after_a_full_run(suite, live_report_cells):
@@ -13,12 +13,12 @@ def test_report_files_after_a_full_run(suite, live_report_cells):
     result = p.runpytest("--hac-samples=6")
     result.assert_outcomes(passed=3)
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
-    assert data["schema"] == 2 and data["model"] == "efficientnet-lite0" and data["dataset"] == "embedded"
+    assert data["schema"] == 3 and data["model"] == "efficientnet-lite0" and data["dataset"] == "embedded"
     assert data["n"] == 6 and data["device"] == "cpu" and data["complete"] is True and len(data["ids"]) == 6
     assert len(data["results"]) == 2
     for r in data["results"]:
         assert RESULT_KEYS <= set(r)
-        assert r["ci_low"] <= r["accuracy"] <= r["ci_high"] and r["n"] == 6 and r["passed"] is True
+        assert r["ci_low"] <= r["accuracy"] <= r["ci_high"] and r["n"] == 6 and r["verdict"] == "passed"
         assert r["bpp"] > 0 and r["psnr"] > 20
     md = (p.path / "reports/efficientnet-lite0.md").read_text()
     assert md.startswith("# pytest-hac robustness report: efficientnet-lite0")
@@ -67,9 +67,9 @@ def test_strict(hac_case, hac_evaluate):
     assert "result.py" not in result.stdout.str()
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
     cell = data["results"][0]
-    assert cell["passed"] is False and data["gate_rule"] == "point" and cell["applied_threshold"] == 0.999
+    assert cell["verdict"] == "failed" and data["gate_rule"] == "point" and cell["applied_threshold"] == 0.999
     assert [r["kind"] for r in cell["reasons"]] == ["threshold"]
-    assert "< 0.999 (point rule)" in cell["reasons"][0]["message"]
+    assert "below the threshold 0.999 [gate rule point" in cell["reasons"][0]["message"]
     md = (p.path / "reports/efficientnet-lite0.md").read_text()
     assert "**failed** 1" in md and "**FAIL**" in md and "**below their threshold**" in md
     assert "< 0.999" in md and "< 1.00" not in md  # thresholds print as given
@@ -93,8 +93,8 @@ def test_two_tests_on_one_cell_get_a_row_each(suite):
     p = suite(TWO_TESTS_ONE_CELL)
     p.runpytest("--hac-samples=6").assert_outcomes(passed=1, failed=1)
     data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
-    verdicts = {r["test"].split("::")[-1].split("[")[0]: r["passed"] for r in data["results"]}
-    assert verdicts == {"test_loose": True, "test_tight": False}
+    verdicts = {r["test"].split("::")[-1].split("[")[0]: r["verdict"] for r in data["results"]}
+    assert verdicts == {"test_loose": "passed", "test_tight": "failed"}
     md = (p.path / "reports/efficientnet-lite0.md").read_text()
     assert "**cells** 2 · **passed** 1 · **failed** 1" in md
     assert "| test_loose" in md and "| test_tight" in md

@@ -26,7 +26,7 @@ def test_shards_side_by_side_merge_into_the_full_run(suite, capsys, four_clean_c
     assert "shard 1 of 2 (2 of 4 cells)" in (reports / f"{MODEL}.shard-1-of-2.md").read_text()
 
     assert _merge(*shards, "-o", p.path / "merged") == 0
-    assert "4 cells, 4 passed, 0 failed, run complete" in capsys.readouterr().out
+    assert "4 cells, 4 passed, 0 failed, 0 measured, run complete" in capsys.readouterr().out
     full, full_data = report_cells(p.path / f"full/{MODEL}.json")
     merged, data = report_cells(p.path / f"merged/{MODEL}.json")
     assert merged == full and len(merged) == 4

@@ -210,7 +210,7 @@ def test_autoattack_keeps_the_best_loss_iterate_where_nothing_fools(model, data)
 
 def test_cw_is_a_minimum_norm_attack_with_a_median_l2(model, data):
     (case,) = expand({"codecs": {"jpeg": [50]}, "threats": ["oblivious"], "attack": "cw", "steps": 5}, {"eps": "4/255"})
-    assert case.id == "jpeg-q50-r1-oblivious-cw" and case.attack.eps is None
+    assert case.id == "jpeg-q50-r1-oblivious-cw-s5" and case.attack.eps is None
     e = engine(model, data)
     r = e.evaluate(case)
     (adv,) = e.adversarial(case)

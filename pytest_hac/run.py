@@ -110,14 +110,16 @@ class HacRun:
 
     # --- the start ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, mark: bool = True) -> None:
         """Set yesterday's report aside (so no stale report survives this run) and load the baseline.
+
+        ``mark=False`` for runs that evaluate nothing (``--collect-only``, ``--hac-plan``): they leave reports alone.
 
         Raises :class:`HacError` for a baseline that is required and missing (after writing a report
         that says so).
         """
         s = self.settings
-        if self.write_files:
+        if self.write_files and mark:
             self.scope = Scope(shard=s.shard)
             stem = Report(model=s.model, dataset="", n=0, device=s.device, seed=s.seed, gate_rule=s.gate,
                           scope=self.scope).stem

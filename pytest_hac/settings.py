@@ -24,7 +24,7 @@ TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 #: What soundness findings do: fail the cells they implicate (default), warn only, or fail and probe more.
 SOUNDNESS_MODES = ("fail", "warn", "thorough")
-#: GitHub step summaries: the whole report, only what needs a look, or short on pull requests only.
+#: GitHub step summaries: the whole report, only what needs a look, or short on pull-request events only.
 SUMMARY_MODES = ("auto", "short", "full")
 
 
@@ -133,8 +133,8 @@ class Settings:
                                        "comparable run of the trend window", "float", metavar="POINTS",
                                        shown="off")
     summary: str = setting("auto", "GitHub step summary: 'full' (the whole report), 'short' (failed cells, "
-                           "regressions, soundness findings and a link to the run) or 'auto' (short on pull "
-                           "requests, else full)")
+                           "regressions, soundness findings and a link to the run) or 'auto' (short on "
+                           "pull-request events, else full)")
     threads: int | str = setting("auto", "torch CPU threads per process: 'auto' (under xdist the cores divided "
                                  "among the workers, else torch's default) or a number")
     shard: tuple[int, int] | None = setting(None, "run only shard I of N of the cells (1-based), for a CI matrix",

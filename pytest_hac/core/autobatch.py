@@ -41,8 +41,14 @@ def activation_bytes(model: nn.Module, image: Tensor) -> int:
 
 
 def cpu_batch(model: nn.Module, image: Tensor, n: int, budget_bytes: int) -> int:
-    """The largest power of two (at least :data:`CPU_FLOOR`, at most :data:`CPU_CAP` and ``n``) that fits."""
-    per_image = ATTACK_FACTOR * activation_bytes(model, image)
+    """The largest power of two (at least :data:`CPU_FLOOR`, at most :data:`CPU_CAP` and ``n``) that fits.
+
+    A model whose activations cannot be measured (TorchScript modules take no hooks) keeps the floor.
+    """
+    try:
+        per_image = ATTACK_FACTOR * activation_bytes(model, image)
+    except RuntimeError:
+        return max(1, min(CPU_FLOOR, n))
     fits = max(1, budget_bytes // per_image)
     batch = CPU_FLOOR
     while batch * 2 <= min(fits, CPU_CAP):

@@ -76,7 +76,7 @@ class HacPlugin:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         try:
-            self.run.start()
+            self.run.start(mark=not (self.config.option.collectonly or self.config.getoption("hac_plan", False)))
         except HacError as exc:
             raise pytest.UsageError(f"pytest-hac: {exc}") from None
 

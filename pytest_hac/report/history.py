@@ -60,7 +60,7 @@ def run_metadata(cwd: Path | None = None, env: dict[str, str] | None = None) -> 
     env = os.environ if env is None else env
     commit = _git(["rev-parse", "HEAD"], cwd) or env.get("GITHUB_SHA")
     branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
-    if branch in (None, "HEAD"):  # detached, as CI checkouts of pull requests are
+    if branch in (None, "HEAD"):  # detached, as CI checks out pull-request heads
         branch = env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or branch
     dirty = None
     if commit is not None:

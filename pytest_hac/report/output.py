@@ -42,11 +42,11 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
 
 
 #: The files of one report, by kind.
-SUFFIXES = (".json", ".md", ".png")
+SUFFIXES = (".json", ".md", ".html", ".png")
 
 
 def set_aside(directory: Path, stem: str) -> list[Path]:
-    """Move ``<stem>.json/.md/.png`` to ``<stem>.previous.*``; returns the moved files' new paths."""
+    """Move ``<stem>.json/.md/.html/.png`` to ``<stem>.previous.*``; returns the moved files' new paths."""
     moved = []
     for suffix in SUFFIXES:
         path = Path(directory) / f"{stem}{suffix}"
@@ -74,6 +74,6 @@ def restore_aside(moved: list[Path], *, keep: bool) -> None:
 
 
 def discard(directory: Path, stem: str) -> None:
-    """Remove ``<stem>.json/.md/.png`` (the in-progress marker of a run that wrote under another name)."""
+    """Remove ``<stem>.json/.md/.html/.png`` (the in-progress marker of a run that wrote under another name)."""
     for suffix in SUFFIXES:
         (Path(directory) / f"{stem}{suffix}").unlink(missing_ok=True)

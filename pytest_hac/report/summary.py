@@ -81,7 +81,7 @@ def short_summary(report: Report, env: Mapping[str, str] | None = None) -> str:
 
 
 def step_summary(report: Report, mode: str = "auto", env: Mapping[str, str] | None = None) -> str:
-    """The step summary ``--hac-summary`` asks for: ``short``, ``full``, or ``auto`` (short on pull requests)."""
+    """The step summary ``--hac-summary`` asks for: ``short``, ``full``, or ``auto`` (short on pull-request events)."""
     env = os.environ if env is None else env
     if mode == "auto":
         mode = "short" if env.get("GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS else "full"

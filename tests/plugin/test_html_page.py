@@ -45,9 +45,9 @@ def test_page_holds_summary_matrix_plot_cells_and_gallery(page):
     assert 'id="matrix-table"' in text.replace("'", '"') and "<h2 id='gallery'>" in text
     assert "model</b> tiny-cnn" in text and "failed</b> 1" in text
     # the failed cell is marked and links to its row of reasons
-    failed = re.search(r"<td class=failed><a href='#(cell-identity-r1-oblivious-pgd)'>", text)
+    failed = re.search(r"<td class=failed><a href='#(cell-identity-r1-oblivious-pgd-eps8-s2)'>", text)
     assert failed and f"<tr id='{failed.group(1)}' class=failed>" in text
-    assert re.search(r"threshold: 0\.\d+ &lt; 0.99", text)
+    assert re.search(r"threshold: identity-r1-oblivious-pgd-eps8-s2: accuracy 0\.\d+ .*is below the threshold 0.99", text)
     # self-contained: every image is inline, nothing is fetched, no script
     sources = re.findall(r"src='([^']*)'", text)
     assert sources and all(s.startswith("data:image/") for s in sources)

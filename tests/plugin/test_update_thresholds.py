@@ -47,8 +47,8 @@ def test_record_then_gate_passes_the_same_model_and_fails_a_worse_one(suite, pyt
     text = path.read_text()
     assert text.startswith(HAND_WRITTEN)  # other tables, comments and the pattern untouched
     table = tomllib.loads(text)["mymodel:build"]
-    assert set(table) == {"jpeg-*-clean", "jpeg-q50-r1-clean", "jpeg-q50-r1-oblivious-pgd", "identity-r1-clean",
-                          "identity-r1-oblivious-pgd"}
+    assert set(table) == {"jpeg-*-clean", "jpeg-q50-r1-clean", "jpeg-q50-r1-oblivious-pgd-s2", "identity-r1-clean",
+                          "identity-r1-oblivious-pgd-s2"}
     data = p.path / "reports" / "mymodel_build.json"
     for cell in json.loads(data.read_text())["results"]:
         assert table[cell["case_id"]] <= cell["ci_low"] - 0.02 < table[cell["case_id"]] + 0.01

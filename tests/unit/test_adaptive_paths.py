@@ -126,7 +126,9 @@ def test_a_masked_approximation_stops_whitebox_but_not_adaptive(model, data, reg
 
 
 def test_xdist_runs_an_adaptive_cell_beside_the_white_box_cell_whose_attack_it_shares():
-    white, adapt, other = (replace(adaptive(50, 2), threat="whitebox"), adaptive(50, 2), adaptive(25, 2))
+    # another attack (eps) shares no work; the same attack on another defense shares the oblivious twin
+    # (the bare model's attack) that both verdicts compare with, so it runs on the same worker
+    white, adapt, other = (replace(adaptive(50, 2), threat="whitebox"), adaptive(50, 2), adaptive(25, 2, eps="4/255"))
     groups = work_groups([white, adapt, other])
     assert groups[white.identity] == groups[adapt.identity] != groups[other.identity]
 

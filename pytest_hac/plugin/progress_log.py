@@ -179,6 +179,8 @@ class XdistProgress:
             write(line)
 
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        if not self.total():  # no cell has reported yet: the controller cannot tell a cell from another test
+            return
         self.log.eta.total = self.total()
         name = nodeid.split("@hac-", 1)[0].split("::")[-1]
         self.log.started(name[name.find("[") + 1:-1] if name.endswith("]") else name)  # the cell id

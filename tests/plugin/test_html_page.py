@@ -47,7 +47,8 @@ def test_page_holds_summary_matrix_plot_cells_and_gallery(page):
     # the failed cell is marked and links to its row of reasons
     failed = re.search(r"<td class=failed><a href='#(cell-identity-r1-oblivious-pgd-eps8-s2)'>", text)
     assert failed and f"<tr id='{failed.group(1)}' class=failed>" in text
-    assert re.search(r"threshold: identity-r1-oblivious-pgd-eps8-s2: accuracy 0\.\d+ .*is below the threshold 0.99", text)
+    assert re.search(r"threshold: identity-r1-oblivious-pgd-eps8-s2: accuracy 0\.\d+ .*is below the threshold 0.99",
+                     text)
     # self-contained: every image is inline, nothing is fetched, no script
     sources = re.findall(r"src='([^']*)'", text)
     assert sources and all(s.startswith("data:image/") for s in sources)

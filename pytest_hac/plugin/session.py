@@ -92,8 +92,11 @@ class HacPlugin:
         try:
             cases = expand(marker.kwargs, self.run.settings.marker_defaults)
             cases = self.run.apply_thresholds(cases, metafunc.definition.path.parent)
+            error = None
         except HacError as exc:
-            pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
+            error = f"{metafunc.definition.nodeid}: {exc}"
+        if error is not None:  # outside the except block: said once, without "During handling..."
+            pytest.fail(error, pytrace=False)
         self.universe += [(f"{metafunc.definition.nodeid}[{c.id}]", c) for c in cases]
         metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
 

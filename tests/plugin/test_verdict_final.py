@@ -126,3 +126,41 @@ def test_shards_and_selections_reach_the_full_runs_verdicts(suite, pytester, cap
     assert "3 cells, 0 passed, 1 failed, 2 measured" in out and "FAILED masked-q90-r1-whitebox-pgd-eps8-s5" in out
     merged = json.loads((p.path / "merged/tiny-cnn.json").read_text())
     assert merged["meta"]["soundness"]["status"]["informed-not-weaker"] == "flagged"
+
+
+#: A defense that changes nothing, whose differentiable stand-in hands back the gradient shifted by 2 pixels.
+SHIFTED = """
+import torch
+from pytest_hac.codecs.base import Identity
+
+
+class ShiftedGradient(Identity):
+    name = "shifted"
+
+    def approximate(self, x):
+        shifted = torch.roll(x, shifts=2, dims=-1)
+        return x.detach() + shifted - shifted.detach()
+
+
+def pytest_hac_register(registry, config):
+    registry.register_codec("shifted", lambda q, **_: ShiftedGradient(),
+                            description="planted: a misleading gradient", replace=True)
+"""
+
+
+def test_a_masked_defense_fails_even_when_the_marker_has_no_oblivious_cell(suite, pytester):
+    p = suite("""
+import pytest
+
+@pytest.mark.hac(codecs={"shifted": []}, threats=["clean", "whitebox"], attack="pgd", eps="8/255", steps=5)
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+""")
+    pytester.makeconftest(SHIFTED)
+    result = p.runpytest(*TINY)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*shifted-r1-whitebox-pgd-eps8-s5: soundness: informed-not-weaker: *is above "
+                                 "shifted-r1-oblivious-pgd-eps8-s5*"])
+    data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
+    assert [r["case_id"] for r in data["references"]] == ["shifted-r1-oblivious-pgd-eps8-s5"]  # the on-demand twin
+    assert data["meta"]["soundness"]["status"]["informed-not-weaker"] == "flagged"

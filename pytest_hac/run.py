@@ -18,57 +18,27 @@ import torch
 
 from .core.cases import Case
 from .core.engine import Engine
-from .core.gates import Comparison, Thresholds, compare, describe_attack, version_drift
+from .core.gates import Comparison, compare, describe_attack, version_drift
 from .core.result import GATE_RULES, Result
 from .core.soundness import check as soundness_check
 from .core.soundness import dependencies
 from .core.soundness import status as soundness_status
+from .core.threshold_files import ThresholdFiles
 from .core.verdict import Reason, decide
 from .data import Dataset, load_dataset
 from .errors import HacError
-from .io.cache import DiskCache, Store, package_versions
-from .models import Classifier, describe_normalization, get_model, model_info, restrict
+from .io.cache import DiskCache, Store
+from .models import Classifier, describe_normalization, get_model, restrict
 from .report.baselines import load_baseline, save_baseline
 from .report.history import record_history
 from .report.output import discard, restore_aside, set_aside, write_report
+from .report.provenance import dataset_name, default_data, upscaling_note, versions
 from .report.schema import Cell, Report, Scope
 from .report.summary import append_step_summary, step_summary
 from .settings import Settings
 
 #: Label mappings up to this many classes are written into the report in full.
 MAPPING_SHOWN = 50
-#: Packages whose versions a report records: those that can change its numbers.
-REPORTED_PACKAGES = ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy")
-
-
-def versions() -> dict[str, str]:
-    """Versions that change numbers; recorded in every report (and checked against baselines)."""
-    return {"python": platform.python_version(), **package_versions(REPORTED_PACKAGES)}
-
-
-def default_data(settings: Settings) -> str:
-    """The data a model is evaluated on when ``--hac-data`` is not given."""
-    if settings.data:
-        return settings.data
-    info = model_info(settings.model)
-    return "digits" if info is not None and info.label_space == "digits" else "embedded"
-
-
-def _upscaling(info: dict, n: int) -> list[str]:
-    """A note when photos were enlarged more than 2x to reach the model's input: probably the wrong preprocessing."""
-    if not info.get("upscaled"):
-        return []
-    pre = info.get("preprocessing", {})
-    return [f"{info['upscaled']} of {n} images were enlarged more than 2x to reach the model's preprocessing (shorter "
-            f"side {info.get('source_size')} px resized to {pre.get('resize')}, cropped to {pre.get('crop')}): a model "
-            f"trained on images this small should say its size; set --hac-input-size and --hac-resize-size (or "
-            f"input_size/resize_size attributes on the module)"]
-
-
-def dataset_name(spec: str) -> str:
-    return spec if spec in ("embedded", "digits") else Path(spec).expanduser().name
-
-
 class HacRun:
     """One run's evaluation state. Loads nothing until asked; writes reports only with ``write_files``."""
 
@@ -91,8 +61,8 @@ class HacRun:
         self.gallery: dict = {}
         #: torch threads of the process that evaluated (an xdist worker's, not the controller's).
         self.torch_threads: int | None = None
-        self._thresholds: dict[Path, Thresholds | None] = {}
-        self.threshold_use: dict[Path, list[str]] = {}
+        self.thresholds = ThresholdFiles(settings.model, settings.thresholds, strict=settings.strict,
+                                         allow_unused=settings.allow_unused_thresholds)
         #: What the report says of the thresholds files (set at collection; under xdist sent by a worker).
         self.threshold_lines: list[str] = []
         self.threshold_warnings: list[str] = []
@@ -256,47 +226,16 @@ class HacRun:
 
     # --- thresholds files ---------------------------------------------------------------------------
 
-    def thresholds_for(self, directory: Path) -> Thresholds | None:
-        """The thresholds file in force for tests in ``directory`` (--hac-thresholds wins)."""
-        path = self.settings.thresholds or directory / "hac_thresholds.toml"
-        if path not in self._thresholds:
-            self._thresholds[path] = Thresholds.load(path) if path.is_file() else None
-        return self._thresholds[path]
-
     def apply_thresholds(self, cases: list[Case], directory: Path) -> list[Case]:
-        """``cases`` with the thresholds file's values (the file wins over the marker); remembers the use."""
+        """``cases`` with the thresholds file's values (the file wins over the marker)."""
         if self.settings.update_thresholds:  # recording thresholds: measured, not gated (plugin/update.py writes)
             return [replace(c, threshold=None) for c in cases]
-        thresholds = self.thresholds_for(directory)
-        if thresholds is None:
-            return cases
-        model = self.settings.model
-        out = [replace(c, threshold=t) if (t := thresholds.lookup(model, c.id)) is not None else c for c in cases]
-        self.threshold_use.setdefault(thresholds.path, []).extend(c.id for c in cases)
-        return out
+        return self.thresholds.apply(cases, directory)
 
     def check_thresholds(self) -> None:
-        """Check the thresholds files in use: patterns that match no cell are a usage error (a warning with
-        ``--hac-allow-unused-thresholds``), a file without a table for the model a warning (an error with
-        ``--hac-strict``). Sets :attr:`threshold_lines` and :attr:`threshold_warnings`."""
-        s, found, lines = self.settings, [], []
-        for path, case_ids in self.threshold_use.items():
-            thresholds = self._thresholds[path]
-            unused = thresholds.unused(s.model, case_ids)
-            if unused and not s.allow_unused_thresholds:
-                raise HacError(f"{path}: [{s.model}] patterns {unused} match no cell; fix or remove them (or pass "
-                               f"--hac-allow-unused-thresholds for a reduced matrix)")
-            if unused:
-                found.append(f"{path}: patterns {unused} match no cell of this run")
-            missing = thresholds.missing_table(s.model)
-            if missing and s.strict:
-                raise HacError(missing + " (an error under --hac-strict)")
-            if missing:
-                found.append(missing)
-            tables = ", ".join(f"[{t}]" for t in thresholds.tables_for(s.model)) or "none"
-            lines.append(f"`{path}`: tables {tables} applied to {len(set(case_ids))} "
-                         f"cell{'s' if len(set(case_ids)) != 1 else ''}")
-        self.threshold_lines, self.threshold_warnings = lines, found
+        """After collection: sets :attr:`threshold_lines` and :attr:`threshold_warnings` (see
+        :meth:`ThresholdFiles.check <pytest_hac.core.threshold_files.ThresholdFiles.check>`, which may raise)."""
+        self.threshold_lines, self.threshold_warnings = self.thresholds.check()
 
     # --- the report -----------------------------------------------------------------------------------
 
@@ -337,7 +276,7 @@ class HacRun:
                 "thresholds": self.threshold_lines + self.threshold_warnings,
                 "attack_images": self.attack_images, "probe_seconds": round(seconds, 3),
                 **{k: info.get(k) for k in ("image_size", "preprocessing", "labels", "image_hashes")}}
-        notes = list(self.notes) + self.weakened_attacks() + _upscaling(info, n) + self.baseline_gaps()
+        notes = list(self.notes) + self.weakened_attacks() + upscaling_note(info, n) + self.baseline_gaps()
         return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
                       cells=list(self.cells.values()), complete=complete, scope=self.scope,
                       skipped_images=list(info.get("skipped", [])), meta=meta, notes=notes, references=refs,

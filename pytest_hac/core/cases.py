@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..attacks import DEFAULT_QUERIES, THREATS, AttackSpec, attack_info, canonical_threat, make_spec
+from ..attacks import THREATS, AttackSpec, attack_info, canonical_threat, make_spec
 from ..codecs import validate_quality
 from ..errors import HacError
 from ..registry import ATTACKS, CODECS, AttackInfo
+from .cell_ids import attack_ids
 
 MARKER_KEYS = {"codecs", "rounds", "threats", "attack", "eps", "steps", "alpha", "restarts", "eot", "queries",
                "soundness", "min_accuracy"}
@@ -78,54 +79,6 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-#: Attack parameters a cell id names when they differ from the run's defaults or between the marker's
-#: attacks of one name, in this order, with their id tags (``-pgd-eps8``, ``-square-q1500``).
-ID_PARAMS = ("eps", "norm", "steps", "alpha", "restarts", "eot")
-
-
-def _tag(spec: AttackSpec, param: str) -> str:
-    if param == "eps":
-        return "eps" + spec.eps_label.replace("/255", "")
-    if param == "norm":
-        return spec.norm
-    if param == "steps":
-        return f"q{spec.steps}" if spec.info.gradient_free else f"s{spec.steps}"
-    if param == "alpha":
-        return "a" + (AttackSpec(spec.name, spec.alpha).eps_label.replace("/255", "") if spec.alpha else "auto")
-    return f"{param}{getattr(spec, param)}"
-
-
-def _reference(spec: AttackSpec, defaults: Mapping[str, Any]) -> AttackSpec | None:
-    """The attack ``spec.name`` as the run's defaults would build it (None where they cannot)."""
-    info = spec.info
-    eps = None if info.min_norm else defaults.get("eps_l2" if spec.norm == "L2" else "eps", "4/255")
-    if eps is None and not info.min_norm:
-        return None
-    kw: dict[str, Any] = {"norm": spec.norm}
-    if info.gradient_free:
-        kw["queries"] = defaults.get("queries") or DEFAULT_QUERIES
-    elif info.takes_steps and defaults.get("steps") is not None:
-        kw["steps"] = defaults["steps"]
-    try:
-        return make_spec(spec.name, eps, **kw)
-    except HacError:
-        return None
-
-
-def _attack_ids(specs: list[AttackSpec], defaults: Mapping[str, Any]) -> dict[AttackSpec, str]:
-    """Each attack's part of a cell id: its name, then every parameter that differs from the run's
-    defaults or from another of the marker's attacks of the same name (so no two attacks share an id)."""
-    out: dict[AttackSpec, str] = {}
-    for spec in specs:
-        same = [s for s in specs if s.name == spec.name]
-        ref = _reference(spec, defaults)
-        tags = [_tag(spec, p) for p in ID_PARAMS
-                if (ref is None and p == "eps") or (ref is not None and getattr(ref, p) != getattr(spec, p))
-                or len({getattr(s, p) for s in same}) > 1]
-        out[spec] = "-".join([spec.name] + tags)
-    return out
-
-
 def expand(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Case]:
     """Turn ``@pytest.mark.hac(...)`` arguments into the list of cases, ids included.
 
@@ -154,7 +107,7 @@ def expand(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Case]
     thorough = _thorough(kwargs.get("soundness"))
     specs = _attack_specs(kwargs, defaults, threats)
     query_specs = _query_specs(specs, kwargs, defaults) if "query" in threats else []
-    ids = _attack_ids(list(dict.fromkeys(specs + query_specs)), defaults)
+    ids = attack_ids(list(dict.fromkeys(specs + query_specs)), defaults)
 
     cases: list[Case] = []
     for name, qualities in codecs.items():

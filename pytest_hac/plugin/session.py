@@ -235,7 +235,7 @@ class HacPlugin:
         self.run.scope = message.scope
         self.run.torch_threads = message.torch_threads
         self.run.attack_images += message.attack_images
-        if not self.run.threshold_use:  # xdist: the controller collects nothing, a worker says what applied
+        if not self.run.thresholds.use:  # xdist: the controller collects nothing, a worker says what applied
             self.run.threshold_lines, self.run.threshold_warnings = message.threshold_lines, []
         if message.data_info is not None:
             self.run.worker_data_info = message.data_info

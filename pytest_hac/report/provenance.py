@@ -1,0 +1,41 @@
+"""What a report records of how it was made: package versions, the data's name, notes on preprocessing."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from ..io.cache import package_versions
+from ..models import model_info
+from ..settings import Settings
+
+#: Packages whose versions a report records: those that can change its numbers.
+REPORTED_PACKAGES = ("pytest-hac", "torch", "torchvision", "torchattacks", "compressai", "kornia", "pillow", "numpy")
+
+
+def versions() -> dict[str, str]:
+    """Versions that change numbers; recorded in every report (and checked against baselines)."""
+    return {"python": platform.python_version(), **package_versions(REPORTED_PACKAGES)}
+
+
+def default_data(settings: Settings) -> str:
+    """The data a model is evaluated on when ``--hac-data`` is not given."""
+    if settings.data:
+        return settings.data
+    info = model_info(settings.model)
+    return "digits" if info is not None and info.label_space == "digits" else "embedded"
+
+
+def upscaling_note(info: dict, n: int) -> list[str]:
+    """A note when photos were enlarged more than 2x to reach the model's input: probably the wrong preprocessing."""
+    if not info.get("upscaled"):
+        return []
+    pre = info.get("preprocessing", {})
+    return [f"{info['upscaled']} of {n} images were enlarged more than 2x to reach the model's preprocessing (shorter "
+            f"side {info.get('source_size')} px resized to {pre.get('resize')}, cropped to {pre.get('crop')}): a model "
+            f"trained on images this small should say its size; set --hac-input-size and --hac-resize-size (or "
+            f"input_size/resize_size attributes on the module)"]
+
+
+def dataset_name(spec: str) -> str:
+    """How reports name the data: the built-in name, or the folder's."""
+    return spec if spec in ("embedded", "digits") else Path(spec).expanduser().name

@@ -59,12 +59,6 @@ class Codec(ABC):
     #: Set by :func:`~.fastpath.verify_fast_path` (``get_codec`` runs it once per built codec):
     #: ``fast_decode`` equals ``roundtrip`` bit for bit, so attack queries may use it.
     fast_path: bool = False
-    #: Declared by a codec whose ``approximate`` computes, op for op, the values ``decompress`` returns
-    #: (a candidate only: checked like the fast path).
-    forward_by_construction: bool = False
-    #: Set by the same check: ``approximate``'s forward value, in 8 bits, is the decoded image,
-    #: so a BPDA step needs no second pass through the codec.
-    forward_is_decode: bool = False
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")
@@ -120,9 +114,13 @@ class Codec(ABC):
         return self.roundtrip(x.detach())[0].clone()  # clone: leave inference mode's tensors behind
 
     def bpda(self, x: Tensor) -> Tensor:
-        """BPDA: the decoded image forward, ``approximate``'s gradient backward."""
+        """BPDA: the decoded image forward, ``approximate``'s gradient backward.
+
+        The forward is always a decode (the fast path where verified): ``approximate``'s own forward value
+        rounds to the decoded image on some batches and thread counts but not on others, so it is never reused.
+        """
         approx = self.approximate(x)
-        real = to_uint8(approx.detach()) if self.forward_is_decode else self.attack_decode(x.detach())
+        real = self.attack_decode(x.detach())
         return approx + (real - approx).detach()
 
 

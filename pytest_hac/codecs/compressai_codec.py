@@ -64,7 +64,6 @@ class CompressAICodec(Codec):
         self._updated = False
         self._template: Any = None
         self._serial_context = _codes_serially(net)
-        self.forward_by_construction = _forward_is_decode(net)
 
     def to(self, device: torch.device | str) -> "CompressAICodec":
         super().to(device)
@@ -151,17 +150,6 @@ def _codes_serially(net: nn.Module) -> bool:
 
     return isinstance(net, JointAutoregressiveHierarchicalPriors) or any(
         isinstance(m, RasterScanLatentCodec) for m in net.modules())
-
-
-def _forward_is_decode(net: nn.Module) -> bool:
-    """Factorized and (mean-)scale hyperprior models round in ``forward`` exactly as ``compress`` codes.
-
-    Checkerboard (ELIC) and context models compute their means differently in the two passes.
-    """
-    from compressai.models import FactorizedPrior, JointAutoregressiveHierarchicalPriors, ScaleHyperprior
-
-    return (isinstance(net, (FactorizedPrior, ScaleHyperprior))
-            and not isinstance(net, JointAutoregressiveHierarchicalPriors))
 
 
 def default_forward_tolerance(net: nn.Module) -> float:

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from .base import to_uint8
-
 if TYPE_CHECKING:
     from .base import Codec
 
@@ -57,10 +55,8 @@ def verify_fast_path(codec: Codec, images: Tensor | None = None) -> bool:
 
     A codec that declares none (``fast_decode`` returns None) or is stochastic keeps the real coder
     silently; one whose fast path differs from ``roundtrip`` on the probe images keeps it with a warning.
-    For a codec declaring ``forward_by_construction`` the same probes confirm ``codec.forward_is_decode``
-    (``approximate``'s 8-bit forward is the decoded image).
     """
-    codec.fast_path = codec.forward_is_decode = False
+    codec.fast_path = False
     x = (probe_images() if images is None else images).to(codec.device)
     if codec.stochastic or codec.fast_decode(x[:1]) is None:
         return False
@@ -73,11 +69,6 @@ def verify_fast_path(codec: Codec, images: Tensor | None = None) -> bool:
                       stacklevel=2)
         return False
     codec.fast_path = True
-    if not codec.forward_by_construction:  # equal on probes is no proof for other images (ELIC's checkerboard)
-        return True
-    with torch.no_grad():
-        codec.forward_is_decode = all(torch.equal(to_uint8(codec.approximate(b)), codec.roundtrip(b)[0])
-                                      for b in batches)
     return True
 
 

@@ -241,7 +241,7 @@ class HacRun:
 
     def image_hashes(self) -> list[str] | None:
         if self.loaded:
-            return list(self.dataset.content_hashes())
+            return list(self.dataset.content_hashes)
         return self.worker_data_info.get("image_hashes")
 
     def data_info(self) -> dict:
@@ -254,7 +254,7 @@ class HacRun:
                 "preprocessing": {"resize": model.resize_size, "crop": model.input_size,
                                   "normalization": describe_normalization(model)},
                 "labels": labels, "upscaled": data.upscaled, "source_size": data.source_size,
-                "image_hashes": list(data.content_hashes())}
+                "image_hashes": list(data.content_hashes)}
 
     def report(self, complete: bool = False, error: str | None = None) -> Report:
         s = self.settings

@@ -294,11 +294,6 @@ def dependencies(case: Case, universe: Sequence[Case]) -> list[Case]:
     return list(dict.fromkeys(deps))
 
 
-def findings_for(case_id: str, results: list[Result]) -> list[Finding]:
-    """The findings over ``results`` (a cell's and its dependencies') that implicate ``case_id``."""
-    return [f for f in check(results) if f.implicates(case_id)]
-
-
 def worst_case(results: list[Result]) -> list[Result]:
     """Per defense, the images that survive every threat and attack tried against it.
 

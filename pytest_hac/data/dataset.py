@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -45,8 +46,11 @@ class Dataset:
         """Images ``start:stop`` as float in [0, 1] (converted per call: only a batch at a time is float)."""
         return self.images[start:stop].float().div(255)
 
+    @cached_property
     def content_hashes(self) -> tuple[str, ...]:
-        """Per image, a hash of its pixels and label: data identity is content, not a folder's name."""
+        """Per image, a hash of its pixels and label: data identity is content, not a folder's name.
+
+        Computed once per data set: the report and every baseline comparison read it."""
         import hashlib
 
         return tuple(hashlib.sha256(img.contiguous().numpy().tobytes() + str(int(y)).encode()).hexdigest()[:16]

@@ -18,7 +18,7 @@ import torch
 
 from .core.cases import Case
 from .core.engine import Engine
-from .core.gates import Comparison, compare, describe_attack, version_drift
+from .core.gates import Comparison, compare, version_drift
 from .core.result import GATE_RULES, Result
 from .core.soundness import check as soundness_check
 from .core.soundness import dependencies
@@ -300,13 +300,12 @@ class HacRun:
 
         weak: dict[str, list[str]] = {}
         for cell in self.cells.values():
-            params = cell.result.attack_params
-            name = params.get("name")
-            if not name or name not in ATTACKS:
+            spec = cell.result.spec
+            if spec is None or spec.name not in ATTACKS:
                 continue
-            default = ATTACKS.info(name).steps
-            if params.get("steps") is not None and params["steps"] < default:
-                weak.setdefault(describe_attack(params) + f" (default steps {default})", []).append(cell.case_id)
+            default = ATTACKS.info(spec.name).steps
+            if spec.steps < default:
+                weak.setdefault(spec.describe() + f" (default steps {default})", []).append(cell.case_id)
         return [f"attack weaker than its defaults: {attack} in {len(cells)} cell{'s' if len(cells) != 1 else ''}"
                 for attack, cells in weak.items()]
 

@@ -16,14 +16,13 @@ import torch
 
 from .attacks import attack_info, make_spec, parse_eps
 from .core.result import GATE_RULES
+from .core.soundness import SOUNDNESS_MODES
 from .errors import HacError
 from .registry import ATTACKS
 
 KINDS = ("str", "int", "float", "bool", "path", "optional")  # optional: a flag that may carry a value
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
-#: What soundness findings do: fail the cells they implicate (default), warn only, or fail and probe more.
-SOUNDNESS_MODES = ("fail", "warn", "thorough")
 #: GitHub step summaries: the whole report, only what needs a look, or short on pull-request events only.
 SUMMARY_MODES = ("auto", "short", "full")
 

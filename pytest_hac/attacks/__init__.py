@@ -1,16 +1,4 @@
-"""Attack registry (torchattacks) and the threat models that place the attacker.
-
-Threats, with the paper's names as aliases:
-
-* ``clean``: no attack.
-* ``oblivious`` (paper: "black-box"): attack the bare model, apply the defense afterwards.
-* ``whitebox`` (paper: "white-box"): gradients flow through the defense's
-  differentiable ``approximate``, all rounds included.
-* ``adaptive``: every defense-aware gradient path, one attack each: BPDA (real codec forward) with
-  ``approximate`` backward in every round, identity backward in every round, and (two rounds or
-  more) ``approximate`` in the first round and identity after; and the white-box attack. Per image
-  the one the real pipeline gets wrong counts. Plus EOT.
-* ``query``: a gradient-free attack (Square) against the real defended pipeline.
+"""Attacks: their specs and the torchattacks registry; the threats are :mod:`.threats`.
 
 Every attack declares what it takes in an :class:`~pytest_hac.registry.AttackInfo` (its
 registry entry's ``info``; the built-ins are in :mod:`.builtin`), and :func:`make_spec` refuses a
@@ -35,47 +23,42 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from torch import nn
 
 from ..errors import HacError
 from ..registry import ATTACKS, AttackInfo
+from .threats import Threat, ThreatInfo
 
-THREATS = ("clean", "oblivious", "whitebox", "adaptive", "query")
-THREAT_ALIASES = {"black-box": "oblivious", "blackbox": "oblivious", "white-box": "whitebox", "none": "clean",
-                  "bpda": "adaptive", "gradient-free": "query"}
-THREAT_HELP = {
-    "clean": "no attack; accuracy through the defense",
-    "oblivious": "attack the bare model, defend afterwards (paper: black-box)",
-    "whitebox": "gradients through the defense's differentiable approximation (paper: white-box)",
-    "adaptive": "BPDA (approximation/identity backward paths) and white-box, per-image worst; EOT",
-    "query": "gradient-free attack (square) against the real defended pipeline",
-}
+__all__ = ["DEFAULT_QUERIES", "AttackSpec", "Threat", "ThreatInfo", "attack_info", "build_attack", "describe_attack",
+           "eps_label",
+           "make_spec", "parse_eps"]
+
 #: The query budget of Square when nothing sets one: the reference Square attack's
 #: (Andriushchenko et al., 2020, and AutoAttack's) 5,000 queries. torchattacks' own default
 #: of 100 is too few to mean anything.
 DEFAULT_QUERIES = 5000
 
 
-def canonical_threat(name: str) -> str:
-    """``name`` or its alias as one of :data:`THREATS`; unknown names list the valid ones."""
-    key = name.strip().lower()
-    key = THREAT_ALIASES.get(key, key)
-    if key not in THREATS:
-        from ..errors import unknown_name
-
-        raise unknown_name("threat", name, list(THREATS) + list(THREAT_ALIASES))
-    return key
+def eps_label(eps: float | None, norm: str = "Linf") -> str:
+    """eps as people write it, the one wording everywhere: 4/255 for L-inf, the plain value for L2,
+    ``min-norm`` for a minimum-norm attack (no eps)."""
+    if eps is None:
+        return "min-norm"
+    if norm == "Linf":
+        k = eps * 255
+        return f"{k:g}/255" if abs(k - round(k)) < 1e-6 else f"{eps:.4g}"
+    return f"{eps:g}"
 
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """An attack with all its parameters; ``key`` identifies it in caches and reports.
+    """An attack with all its parameters: the one identity of an attack (equal specs are the same attack).
 
     ``eps`` is None for minimum-norm attacks (cw). For gradient-free attacks ``steps``
-    is the query budget (:attr:`queries`).
+    is the query budget (:attr:`queries`). ``key`` names it in caches.
     """
 
     name: str
@@ -85,6 +68,9 @@ class AttackSpec:
     alpha: float | None = None
     restarts: int = 1
     eot: int = 1
+    #: Whether it only queries the model (its steps are queries); None: ask the registry. Set by
+    #: :func:`make_spec` and :meth:`from_dict`, so a spec read from a report needs no registration.
+    gradient_free: bool | None = field(default=None, compare=False, repr=False)
 
     @property
     def info(self) -> AttackInfo:
@@ -93,7 +79,8 @@ class AttackSpec:
     @property
     def queries(self) -> int | None:
         """The query budget of a gradient-free attack (None for gradient attacks)."""
-        return self.steps if self.info.gradient_free else None
+        free = self.info.gradient_free if self.gradient_free is None else self.gradient_free
+        return self.steps if free else None
 
     @property
     def min_norm(self) -> bool:
@@ -104,7 +91,7 @@ class AttackSpec:
         parts = [self.name, self.norm]
         if self.eps is not None:
             parts.append(f"eps={self.eps:.6g}")
-        parts.append(f"queries={self.steps}" if self.info.gradient_free else f"steps={self.steps}")
+        parts.append(f"queries={self.steps}" if self.queries is not None else f"steps={self.steps}")
         if self.alpha is not None:
             parts.append(f"alpha={self.alpha:.6g}")
         if self.restarts != 1:
@@ -115,17 +102,39 @@ class AttackSpec:
 
     @property
     def eps_label(self) -> str:
-        """eps as the fraction people write: 4/255 for L-inf, the plain value for L2."""
-        if self.eps is None:
-            return "min-norm"
-        if self.norm == "Linf":
-            k = self.eps * 255
-            return f"{k:g}/255" if abs(k - round(k)) < 1e-6 else f"{self.eps:.4g}"
-        return f"{self.eps:g}"
+        """eps as the fraction people write (:func:`eps_label`)."""
+        return eps_label(self.eps, self.norm)
+
+    def describe(self) -> str:
+        """Every parameter, as reports and messages show it: ``pgd Linf eps=4/255 steps=10 restarts=1 eot=1``."""
+        parts = [self.name, self.norm, "minimum-norm" if self.min_norm else f"eps={self.eps_label}"]
+        for key, value in (("steps", self.steps), ("alpha", self.alpha), ("restarts", self.restarts),
+                           ("eot", self.eot), ("queries", self.queries)):
+            if value is not None:
+                parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+        return " ".join(parts)
+
+    def without_eps(self) -> AttackSpec:
+        """The same attack at eps 0: what an eps series shares."""
+        return self if self.eps is None else replace(self, eps=0.0)
 
     def as_dict(self) -> dict[str, Any]:
         """The report's view: name, norm, eps, steps, alpha, restarts, eot, queries, min_norm."""
-        return {**asdict(self), "queries": self.queries, "min_norm": self.min_norm}
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gradient_free"}
+        return {**own, "queries": self.queries, "min_norm": self.min_norm}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttackSpec | None:
+        """The spec :meth:`as_dict` wrote (None for an empty dict: no attack)."""
+        if not data:
+            return None
+        own = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name != "gradient_free"}
+        return cls(**own, gradient_free=data.get("queries") is not None)
+
+
+def describe_attack(spec: AttackSpec | None) -> str:
+    """:meth:`AttackSpec.describe`, or ``no attack``."""
+    return "no attack" if spec is None else spec.describe()
 
 
 AttackFactory = Callable[[nn.Module, AttackSpec], object]
@@ -206,7 +215,7 @@ def make_spec(name: str, eps: float | str | None = None, *, steps: int | None = 
         step_size = parse_eps(alpha)
         if step_size <= 0:
             raise HacError(f"attack {attack!r}: alpha must be > 0; got {alpha!r}")
-    return AttackSpec(attack, value, norm, steps, step_size, restarts, eot)
+    return AttackSpec(attack, value, norm, steps, step_size, restarts, eot, gradient_free=info.gradient_free)
 
 
 def _eps(attack: str, info: AttackInfo, norm: str, eps: float | str | None) -> float | None:

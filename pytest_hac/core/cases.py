@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..attacks import THREATS, AttackSpec, attack_info, canonical_threat, make_spec
+from ..attacks import AttackSpec, Threat, attack_info, make_spec
 from ..codecs import validate_quality
 from ..errors import HacError
 from ..registry import ATTACKS, CODECS, AttackInfo
@@ -29,9 +29,6 @@ MARKER_KEYS = {"codecs", "rounds", "threats", "attack", "eps", "steps", "alpha",
                "soundness", "min_accuracy"}
 #: Values of the marker's ``soundness`` key (the run-wide modes are options, not marker keys).
 MARKER_SOUNDNESS = ("thorough",)
-#: The per-image worst case of a defense over every threat and attack of the marker
-#: (robust accuracy); a cell of its own when ``min_accuracy`` or ``threats`` names it.
-WORST = "worst"
 #: Parameters that apply to the marker's attacks that take them; the rest must suit every attack.
 SHARED_PARAMS = ("steps", "alpha")
 
@@ -47,7 +44,7 @@ class Case:
     codec: str
     quality: int | None
     rounds: int
-    threat: str
+    threat: Threat
     attack: AttackSpec | None
     #: The gate (the marker's ``min_accuracy``, or the thresholds file's): not part of the cell's identity.
     threshold: float | None = field(default=None, compare=False)
@@ -55,6 +52,9 @@ class Case:
     thorough: bool = False
     #: For the ``worst`` threat: the defense's cells whose per-image outcomes it combines.
     parts: tuple["Case", ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threat", Threat.of(self.threat))
 
     @property
     def defense(self) -> str:
@@ -66,8 +66,8 @@ class Case:
         """What the cell measures, whatever its id says: defense, threat and the whole attack (and, for a
         worst cell, its parts). Two cells with one identity are the same measurement."""
         if self.parts:
-            return f"{self.defense}|{WORST}|" + ";".join(sorted(p.identity for p in self.parts))
-        attack = "" if self.attack is None or self.threat == "clean" else self.attack.key
+            return f"{self.defense}|{Threat.WORST}|" + ";".join(sorted(p.identity for p in self.parts))
+        attack = "" if self.attack is None or not self.threat.attacked else self.attack.key
         return f"{self.defense}|{self.threat}|{attack}"
 
 
@@ -101,12 +101,12 @@ def expand(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Case]
     if bad:
         raise HacError(f"rounds must be >= 1 (1 = compress once); got {bad}")
     thresholds = kwargs.get("min_accuracy")
-    named = _as_list(kwargs.get("threats", ["clean", "oblivious"]))
-    worst = WORST in named or (isinstance(thresholds, Mapping) and WORST in thresholds)
-    threats = [canonical_threat(t) for t in named if t != WORST]
+    named = [Threat.of(t) for t in _as_list(kwargs.get("threats", [Threat.CLEAN, Threat.OBLIVIOUS]))]
+    worst = Threat.WORST in named or (isinstance(thresholds, Mapping) and Threat.WORST in thresholds)
+    threats = list(dict.fromkeys(t for t in named if t is not Threat.WORST))
     thorough = _thorough(kwargs.get("soundness"))
     specs = _attack_specs(kwargs, defaults, threats)
-    query_specs = _query_specs(specs, kwargs, defaults) if "query" in threats else []
+    query_specs = _query_specs(specs, kwargs, defaults) if any(t.info.queries for t in threats) else []
     ids = attack_ids(list(dict.fromkeys(specs + query_specs)), defaults)
 
     cases: list[Case] = []
@@ -117,8 +117,8 @@ def expand(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Case]
             for r in ([1] if codec == "identity" else rounds):
                 defense: list[Case] = []
                 for threat in threats:
-                    for spec in {"clean": [None], "query": query_specs}.get(threat, specs):
-                        _check_eot(spec, threat, codec)
+                    for spec in (query_specs if threat.info.queries else specs) if threat.attacked else [None]:
+                        check_eot(spec, threat, codec)
                         parts = [codec] + ([f"q{q}"] if q is not None else []) + [f"r{r}", threat]
                         if spec is not None:
                             parts.append(ids[spec])
@@ -148,20 +148,21 @@ def _worst_cases(defense: list[Case]) -> list[Case]:
     """The defense's worst case per image, one per eps: its clean cell and every attacked cell at that
     eps (minimum-norm attacks, which have no budget, left out). The id names the eps when the marker has
     several, or one that is not the run's default."""
-    attacked = [c for c in defense if c.attack is not None and c.threat != "clean" and not c.attack.min_norm]
+    attacked = [c for c in defense if c.attack is not None and c.threat.attacked and not c.attack.min_norm]
     if not attacked:
         first = defense[0].defense if defense else "the defense"
         raise HacError(f"the worst case of {first} needs at least one attacked cell (threats oblivious, whitebox, "
                        f"adaptive or query)")
-    clean = [c for c in defense if c.threat == "clean"]
+    clean = [c for c in defense if c.threat is Threat.CLEAN]
     budgets = list(dict.fromkeys(c.attack.eps for c in attacked))
     out = []
     for eps in budgets:
         parts = tuple(clean + [c for c in attacked if c.attack.eps == eps])
         label = "eps" + next(c.attack for c in attacked if c.attack.eps == eps).eps_label.replace("/255", "")
         named = len(budgets) > 1 or any(f"-{label}" in c.id for c in parts)
-        case_id = f"{parts[0].defense}-{WORST}" + (f"-{label}" if named else "")
-        out.append(Case(parts[0].codec, parts[0].quality, parts[0].rounds, WORST, None, None, case_id, parts=parts))
+        case_id = f"{parts[0].defense}-{Threat.WORST}" + (f"-{label}" if named else "")
+        out.append(Case(parts[0].codec, parts[0].quality, parts[0].rounds, Threat.WORST, None, None, case_id,
+                        parts=parts))
     return out
 
 
@@ -188,7 +189,7 @@ def _attack_names(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]) -> lis
     return list(dict.fromkeys(ATTACKS.canonical(n) for n in names))
 
 
-def _attack_specs(kwargs: Mapping[str, Any], defaults: Mapping[str, Any], threats: list[str]) -> list[AttackSpec]:
+def _attack_specs(kwargs: Mapping[str, Any], defaults: Mapping[str, Any], threats: list[Threat]) -> list[AttackSpec]:
     """The marker's attacks x eps values, each with the parameters it takes."""
     names = _attack_names(kwargs, defaults)
     infos = {n: attack_info(n) for n in names}
@@ -206,7 +207,8 @@ def _attack_specs(kwargs: Mapping[str, Any], defaults: Mapping[str, Any], threat
             make_spec(names[0], eps, **{param: kwargs[param]})
             raise HacError(f"hac marker: no attack of {names} takes {param}; drop it")  # pragma: no cover
     queries = kwargs.get("queries")
-    if queries is not None and "query" not in threats and not any(i.gradient_free for i in infos.values()):
+    if queries is not None and not any(t.info.queries for t in threats) and not any(
+            i.gradient_free for i in infos.values()):
         raise HacError(f"hac marker: queries={queries!r} is the budget of the 'query' threat and of gradient-free "
                        f"attacks; the marker has neither (add threats=[..., 'query'] or drop queries)")
     free = [n for n in names if infos[n].gradient_free]
@@ -285,14 +287,23 @@ def _query_specs(specs: list[AttackSpec], kwargs: Mapping[str, Any], defaults: M
     return list(dict.fromkeys(out))
 
 
-def _check_eot(spec: AttackSpec | None, threat: str, codec: str) -> None:
-    """EOT averages gradients over a random defense: pointless where the attacked model is the bare one."""
-    if spec is None or spec.eot == 1 or threat == "query":
+def check_eot(spec: AttackSpec | None, threat: Threat, codec: str, *, stochastic: bool | None = None) -> None:
+    """EOT averages gradients over a random defense: refused where every sample gives one gradient.
+
+    At collection (``stochastic`` unknown) for cells that attack the bare, deterministic model; once
+    the codec is built, also for a codec that is not stochastic. The error names codec, attack and fix.
+    """
+    if spec is None or spec.eot == 1 or not threat.attacked or threat.info.queries:
         return
-    if threat == "oblivious" or codec == "identity":
+    if "bare" in threat.info.paths or codec == "identity":
         raise HacError(f"eot={spec.eot} (attack {spec.name!r}) averages gradients over a random defense, but the "
                        f"{threat} cells of codec {codec!r} attack the bare, deterministic model; give eot in a marker "
                        f"whose threats are whitebox/adaptive on a stochastic codec")
+    if stochastic is False:
+        raise HacError(f"eot={spec.eot} (attack {spec.name!r}) averages gradients over a random defense, but codec "
+                       f"{codec!r} is deterministic (its stochastic flag is False): every sample gives the same "
+                       f"gradient at {spec.eot}x the cost; drop eot, or mark a codec that really is random with "
+                       f"stochastic = True")
 
 
 def parse_fraction(value: Any, where: str) -> float:
@@ -325,8 +336,7 @@ def resolve_thresholds(spec: Any, cases: list[Case]) -> list[Case]:
         return cases
     if not isinstance(spec, Mapping):
         value = parse_fraction(spec, "hac marker min_accuracy")
-        return [c if c.attack is not None and c.attack.min_norm and c.threat != "clean"
-                else _with_threshold(c, value) for c in cases]
+        return [c if _min_norm(c) else _with_threshold(c, value) for c in cases]
     ids = {c.id for c in cases}
     threats = {c.threat for c in cases}
     exact, by_threat, patterns = {}, {}, {}
@@ -338,7 +348,7 @@ def resolve_thresholds(spec: Any, cases: list[Case]) -> list[Case]:
             exact[key] = value
         elif key in threats:
             by_threat[key] = value
-        elif key in THREATS or key == WORST:
+        elif key in {t.value for t in Threat}:
             raise HacError(f"hac marker min_accuracy[{key!r}]: the marker runs no {key!r} cells (its threats: "
                            f"{', '.join(sorted(threats))}); add {key!r} to threats= or drop the key")
         elif any(_reaches(key, c) for c in cases):
@@ -371,7 +381,7 @@ def _reaches(pattern: str, case: Case) -> bool:
 
 
 def _min_norm(case: Case) -> bool:
-    return case.attack is not None and case.attack.min_norm and case.threat != "clean"
+    return case.attack is not None and case.attack.min_norm and case.threat.attacked
 
 
 def _with_threshold(case: Case, value: float) -> Case:

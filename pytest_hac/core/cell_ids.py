@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..attacks import DEFAULT_QUERIES, AttackSpec, make_spec
+from ..attacks import DEFAULT_QUERIES, AttackSpec, eps_label, make_spec
 from ..errors import HacError
 
 #: Attack parameters a cell id names when they differ from the run's defaults or between the marker's
@@ -19,9 +19,9 @@ def _tag(spec: AttackSpec, param: str) -> str:
     if param == "norm":
         return spec.norm
     if param == "steps":
-        return f"q{spec.steps}" if spec.info.gradient_free else f"s{spec.steps}"
+        return f"q{spec.steps}" if spec.queries is not None else f"s{spec.steps}"
     if param == "alpha":
-        return "a" + (AttackSpec(spec.name, spec.alpha).eps_label.replace("/255", "") if spec.alpha else "auto")
+        return "a" + (eps_label(spec.alpha).replace("/255", "") if spec.alpha else "auto")
     return f"{param}{getattr(spec, param)}"
 
 

@@ -22,13 +22,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..attacks import Threat
 from ..codecs import Codec
 from ..models import Classifier
 
-#: Threat -> the gradient paths its attack follows, each one attack (and one ``AdvKey``) per restart;
-#: an image counts as correct only if the real pipeline gets it right on every one.
-GRADIENT_PATHS = {"oblivious": ("bare",), "whitebox": ("approximate",),
-                  "adaptive": ("bpda", "bpda-identity", "bpda-first", "approximate"), "query": ("real",)}
 #: Paths that are another path at one round (no later round to treat apart).
 SAME_AT_ONE_ROUND = {"bpda-first": "bpda"}
 #: BPDA modes -> what the backward pass differentiates in (the first round, each later round);
@@ -38,23 +35,25 @@ BPDA_BACKWARD = {"bpda": ("approximate", "approximate"), "bpda-identity": ("iden
 MODES = ("approximate", "real", *BPDA_BACKWARD)
 
 
-def gradient_paths(threat: str, codec: str, rounds: int) -> tuple[str, ...]:
-    """The attacker's views of the defense for a cell: one attack per path.
+def gradient_paths(threat: Threat, codec: str, rounds: int) -> tuple[str, ...]:
+    """The attacker's views of the defense for a cell (the threat's ``paths``): one attack per path, each
+    one attack (and one ``AdvKey``) per restart; an image counts as correct only if the real pipeline
+    gets it right on every one.
 
     Paths that coincide at this number of rounds are tried once ("bpda-first" is "bpda" at one round).
     """
     if codec == "identity":
         return ("bare",)
-    paths = GRADIENT_PATHS[threat]
+    paths = Threat.of(threat).info.paths
     return paths if rounds > 1 else tuple(p for p in paths if SAME_AT_ONE_ROUND.get(p) not in paths)
 
 
-def masking_hint(threat: str) -> str:
+def masking_hint(threat: Threat) -> str:
     """What a user can try when a masking check (informed-not-weaker, large-eps-through-defense,
     gradient-nonzero, gradient-free-not-stronger) flags a ``threat`` cell on their codec."""
     tries = ["more steps (steps=, --hac-steps) or restarts (restarts=)",
              "eot=N if the codec is random (EOT needs a codec marked stochastic = True)"]
-    if threat == "adaptive":
+    if "bpda-identity" in Threat.of(threat).info.paths:
         tries.append("a codec approximate() whose gradient carries information (the adaptive attack already "
                      "keeps, per image, the worst of the approximation's and the identity's backward)")
     else:
@@ -62,9 +61,6 @@ def masking_hint(threat: str) -> str:
                      "identity backward) and keeps the per-image worst case")
     return "what to try: " + "; ".join(tries)
 
-
-#: The hint for any threat (messages that do not know the cell's threat).
-MASKING_HINT = masking_hint("whitebox")
 
 
 class Defended(nn.Module):

@@ -54,7 +54,7 @@ from functools import cached_property
 import torch
 from torch import Tensor, nn
 
-from ..attacks import AttackSpec, build_attack
+from ..attacks import AttackSpec, Threat, build_attack
 from ..attacks.budget import check_budget
 from ..codecs import Codec, get_codec
 from ..data import Dataset
@@ -64,21 +64,21 @@ from ..models import Classifier, check_logits
 from ..registry import ATTACKS
 from . import probes
 from .autobatch import cpu_batch
-from .cases import Case
+from .cases import Case, check_eot
 from .cost import plan_attack, worth_planning
 from .defended import Defended, gradient_paths
+from .diagnostics import Diagnostics
 from .gallery import Gallery, class_names
 from .judged import Outcome, psnr_per_image, worst_of
 from .keys import AdvKey, Chunk, CleanKey, CodecRef, Key, NormKey, OutcomeKey, RoundKey, SourceKey, content, model_free
-from .result import Result
+from .result import Result, worst_per_image
+from .soundness import SOUNDNESS_MODES
 
 #: Stages with their own batch size: an attack needs several times the memory of a forward pass.
 STAGES = ("attack", "codec", "predict")
 #: First batch size with ``batch_size="auto"``: CUDA starts large and halves on out-of-memory; on CPU
 #: codecs use 16 and the model's stages what its activations allow (:func:`.autobatch.cpu_batch`).
 AUTO_BATCH = {"cuda": 256, "cpu": 16}
-#: What soundness findings do (``--hac-soundness``); "thorough" adds the steps_2x probe to every cell.
-SOUNDNESS_MODES = ("fail", "warn", "thorough")
 #: Float32 copies of a chunk alive at once while a cell works on it (source, a codec round,
 #: the classifier's input, the attack's iterates): the chunk size is budget / 2 / (copies x image).
 WORKING_COPIES = 6
@@ -236,7 +236,7 @@ class Engine:
 
     def _cell(self, case: Case) -> Result:
         start = time.perf_counter()
-        spec = case.attack if case.threat != "clean" else None
+        spec = case.attack if case.threat.attacked else None
         if spec is not None:
             self._check_eot(case)
         keys = self.source_keys(case)
@@ -254,23 +254,21 @@ class Engine:
         return Result.from_correct(
             kept.correct.tolist(),
             case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds, threat=case.threat,
-            attack=None if spec is None else spec.name, eps=None if spec is None else spec.eps,
-            bpp=bpp, psnr=None if kept.psnr is None else float(kept.psnr.mean()),
+            spec=spec, bpp=bpp, psnr=None if kept.psnr is None else float(kept.psnr.mean()),
             seconds=time.perf_counter() - start, ids=list(self.dataset.ids), threshold=case.threshold,
-            attack_params={} if spec is None else spec.as_dict(), median_l2=median_l2,
-            diagnostics={} if spec is None else probes.measure(self, case, outcomes),
+            median_l2=median_l2, diagnostics=Diagnostics() if spec is None else probes.measure(self, case, outcomes),
         )
 
     def _worst(self, case: Case) -> Result:
         """Per image, right only if right in every part (clean and every attack): robust accuracy."""
         start = time.perf_counter()
         parts = [self.evaluate(p) for p in case.parts]  # reused: their outcomes are kept
-        correct = [all(flags) for flags in zip(*(r.correct for r in parts))]
-        clean = next((r for r in parts if r.threat == "clean"), parts[0])
+        clean = next((r for r in parts if r.threat is Threat.CLEAN), parts[0])
         return Result.from_correct(
-            correct, case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds, threat=case.threat,
-            attack=None, eps=None, bpp=clean.bpp, psnr=clean.psnr, seconds=time.perf_counter() - start,
-            ids=list(self.dataset.ids), threshold=case.threshold, diagnostics={"cells": [r.case_id for r in parts]})
+            worst_per_image(parts), case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds,
+            threat=case.threat, spec=None, bpp=clean.bpp, psnr=clean.psnr, seconds=time.perf_counter() - start,
+            ids=list(self.dataset.ids), threshold=case.threshold,
+            diagnostics=Diagnostics(cells=tuple(r.case_id for r in parts)))
 
     def adversarial(self, case: Case) -> list[Tensor]:
         """The case's adversarial images as float [0, 1], one set per gradient path and restart (``source_keys``).
@@ -284,7 +282,7 @@ class Engine:
     def source_keys(self, case: Case, *, steps: int | None = None) -> list[SourceKey]:
         """The images that reach the defense: the clean ones, or one adversarial set per gradient path
         (:func:`~.defended.gradient_paths`: several for adaptive cells) and restart."""
-        if case.threat == "clean" or case.attack is None:
+        if not case.threat.attacked or case.attack is None:
             return [CleanKey()]
         spec = case.attack if steps is None else replace(case.attack, steps=steps)
         return [self.adversarial_key(path, case.codec, case.quality, case.rounds, spec, restart=i)
@@ -536,19 +534,13 @@ class Engine:
         self.store.close()
 
     def _check_eot(self, case: Case) -> None:
-        """EOT over a deterministic defense repeats one gradient: refuse it, naming codec, attack and parameter."""
+        """EOT over a deterministic defense repeats one gradient (:func:`.cases.check_eot`, with the codec built)."""
         spec = case.attack
-        if spec.eot == 1:
+        if spec.eot == 1 or case.codec == "identity":
+            check_eot(spec, case.threat, case.codec)
             return
-        if "bare" in gradient_paths(case.threat, case.codec, case.rounds):
-            raise HacError(f"eot={spec.eot} (attack {spec.name!r}) averages gradients over a random defense, but the "
-                           f"{case.threat} cell {case.id or case.defense} attacks the bare, deterministic model; "
-                           f"drop eot")
-        if not getattr(self.codec(case.codec, case.quality), "stochastic", False):
-            raise HacError(f"eot={spec.eot} (attack {spec.name!r}) averages gradients over a random defense, but codec "
-                           f"{case.codec!r} is deterministic (its stochastic flag is False): every sample gives the "
-                           f"same gradient at {spec.eot}x the cost; drop eot, or mark a codec that really is random "
-                           f"with stochastic = True")
+        codec = self.codec(case.codec, case.quality)
+        check_eot(spec, case.threat, case.codec, stochastic=bool(getattr(codec, "stochastic", False)))
 
     def _halve(self, stage: str, failed: int) -> None:
         if self.device.type == "cuda":

@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..attacks import describe_attack
 from ..errors import HacError
 from .cases import parse_fraction
 from .result import Result
@@ -113,24 +114,6 @@ class Comparison:
         return None if self.baseline is None or self.current is None else 100 * (self.current - self.baseline)
 
 
-def describe_attack(params: dict) -> str:
-    """An attack with every parameter, as reports and messages show it: ``pgd Linf eps=4/255 steps=10 ...``."""
-    if not params:
-        return "no attack"
-    parts = [str(params.get("name", "?")), str(params.get("norm", ""))]
-    eps = params.get("eps")
-    if params.get("min_norm"):
-        parts.append("minimum-norm")
-    elif eps is not None:
-        k = eps * 255
-        parts.append(f"eps={k:g}/255" if params.get("norm") == "Linf" and abs(k - round(k)) < 1e-6 else f"eps={eps:g}")
-    for key in ("steps", "alpha", "restarts", "eot", "queries"):
-        value = params.get(key)
-        if value is not None:
-            parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-    return " ".join(p for p in parts if p)
-
-
 def compare(result: Result, baseline: list[Result], margin_points: float | None = None, *,
             parts: list[Result] | None = None,
             hashes: tuple[list[str] | None, list[str] | None] = (None, None)) -> Comparison | None:
@@ -150,7 +133,7 @@ def compare(result: Result, baseline: list[Result], margin_points: float | None 
         # ids name the attack's parameters: a weakened attack is another id, but the same defense, threat and
         # attack in the baseline must still see it, as "not comparable", never as a cell without a baseline
         old = next((r for r in baseline if r.defense == result.defense and r.threat == result.threat
-                    and r.attack == result.attack and r.attack_params != result.attack_params), None)
+                    and r.attack == result.attack and r.spec != result.spec), None)
         if old is None:
             return None
     why = _not_comparable(old, result, baseline, parts)
@@ -178,17 +161,17 @@ def compare(result: Result, baseline: list[Result], margin_points: float | None 
 
 
 def _not_comparable(old: Result, new: Result, baseline: list[Result], parts: list[Result] | None) -> str | None:
-    if old.attack_params != new.attack_params:
-        return (f"the attack differs: baseline {describe_attack(old.attack_params)}, this run "
-                f"{describe_attack(new.attack_params)}")
-    if new.threat != "worst":
+    if old.spec != new.spec:
+        return (f"the attack differs: baseline {describe_attack(old.spec)}, this run "
+                f"{describe_attack(new.spec)}")
+    if not new.threat.info.combines:
         return None
-    covered, was = new.diagnostics.get("cells", []), old.diagnostics.get("cells", [])
+    covered, was = new.diagnostics.cells or (), old.diagnostics.cells or ()
     if sorted(covered) != sorted(was):
         return f"the worst case covers other cells: baseline {sorted(was)}, this run {sorted(covered)}"
     for part in parts or []:
         base_part = next((r for r in baseline if r.case_id == part.case_id), None)
-        if base_part is None or base_part.attack_params != part.attack_params:
+        if base_part is None or base_part.spec != part.spec:
             return f"its part {part.case_id} is not comparable with the baseline's"
     return None
 

@@ -21,7 +21,7 @@ def _units(case: Case) -> list[str]:
     """The expensive work ``case`` itself does (or reads), by name."""
     if case.parts:
         return [u for part in case.parts for u in _units(part)]
-    if case.threat == "clean" or case.attack is None:
+    if not case.threat.attacked or case.attack is None:
         return [f"clean|{case.codec}|{case.quality}"]
     paths = gradient_paths(case.threat, case.codec, case.rounds)
     if paths == ("bare",):

@@ -1,22 +1,10 @@
 """Soundness probes: measurements the engine makes while a cell runs, for :mod:`.soundness`.
 
-``Result.diagnostics`` of an attacked cell:
-
-* ``restarts``: correct count per restart, ``[k_0, ..., k_R-1]`` (each the worst case over the
-  cell's gradient paths);
-* ``paths``: ``{path: k}``, correct count per gradient path (the worst case over restarts), for
-  cells that follow more than one (adaptive: ``bpda``, ``bpda-identity``, ``bpda-first``, ``approximate``);
-* ``zero_gradient``: ``{"images": k, "of": n}``, images whose input gradient of the
-  cross-entropy of the attacked module is all zero or not finite on every gradient path of
-  the cell (gradient attacks): an image one path can follow is attacked;
-* ``large_eps``: ``{"eps": e, "correct": k, "n": m}``, the cell's attack at eps 64/255
-  (L2: 64/255 * sqrt(C*H*W)) through the same gradient paths, judged by the real pipeline
-  on the first 32 images, the worst case over paths per image as in the cell (white-box and
-  adaptive cells, eps-bounded gradient attacks); adaptive cells add ``"paths": {path: k}``;
-* ``undefended_large_eps``: the same for the cell's attack against the bare model on the
-  first 64 images (eps-bounded gradient attacks);
-* ``steps_2x``: ``{"steps": 2s, "correct": [bool, ...]}``, the cell at twice the steps
-  (queries for Square), with ``soundness="thorough"`` only.
+An attacked cell's :class:`~.diagnostics.Diagnostics`: correct counts per restart and per gradient
+path, the zero-gradient share, the attack at :data:`PROBE_EPS` through the cell's gradient paths
+(white-box and adaptive cells, on the first 32 images) and against the bare model (the first 64),
+and, with ``soundness="thorough"``, the cell at twice its steps. For L2 attacks the probe's budget
+is ``PROBE_EPS * sqrt(C*H*W)``.
 
 Every probe is computed once and reused (stored like any attack); probes count in the
 engine's ``counters["probe_batches"]`` and ``seconds["probe"]``, apart from the cells' work.
@@ -34,6 +22,7 @@ from torch import Tensor
 from ..attacks import AttackSpec, make_spec
 from .cases import Case
 from .defended import gradient_paths
+from .diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, ZeroGradient
 from .judged import Outcome, worst_of
 from .keys import AdvKey, CodecRef, GradientKey
 
@@ -44,30 +33,31 @@ if TYPE_CHECKING:
 #: "On evaluating adversarial robustness"), on a subset: a probe, not a cell. Also the undefended
 #: model's sanity check, whatever its data (small images of simple digits resist 16/255; their usual
 #: budget is 0.3 = 77/255).
-LARGE_EPS = 64 / 255
-LARGE_EPS_IMAGES = 32
+PROBE_EPS = 64 / 255
+PROBE_IMAGES = 32
 UNDEFENDED_IMAGES = 64
 
 
-def measure(engine: Engine, case: Case, outcomes: list[Outcome]) -> dict:
-    """The diagnostics of an attacked cell (schema in the module docstring)."""
+def measure(engine: Engine, case: Case, outcomes: list[Outcome]) -> Diagnostics:
+    """The diagnostics of an attacked cell (see the module docstring)."""
     spec = case.attack
     keys = engine.source_keys(case)
-    out: dict = {"restarts": [_count(keys, outcomes, lambda k, i=i: k.restart == i) for i in range(spec.restarts)]}
+    restarts = tuple(_count(keys, outcomes, lambda k, i=i: k.restart == i) for i in range(spec.restarts))
     paths = gradient_paths(case.threat, case.codec, case.rounds)
-    if len(paths) > 1:
-        out["paths"] = {p: _count(keys, outcomes, lambda k, p=p: k.path == p) for p in paths}
+    per_path = {p: _count(keys, outcomes, lambda k, p=p: k.path == p) for p in paths} if len(paths) > 1 else None
+    zero = through = bare = more = None
     with engine.probing():
         if not spec.info.gradient_free:
             bad = zero_gradients(engine, case)
-            out["zero_gradient"] = {"images": int(bad.sum()), "of": len(bad)}
+            zero = ZeroGradient(int(bad.sum()), len(bad))
             if not spec.min_norm:
-                if case.threat in ("whitebox", "adaptive"):
-                    out["large_eps"] = large_eps(engine, case)
-                out["undefended_large_eps"] = undefended_large_eps(engine, spec)
+                if case.threat.info.informed:
+                    through = large_eps(engine, case)
+                bare = undefended_large_eps(engine, spec)
         if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
-            out["steps_2x"] = steps_2x(engine, case)
-    return out
+            more = steps_2x(engine, case)
+    return Diagnostics(restarts=restarts, paths=per_path, zero_gradient=zero, large_eps=through,
+                       undefended_large_eps=bare, steps_2x=more)
 
 
 def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey], bool]) -> int:
@@ -118,32 +108,30 @@ def probe_spec(engine: Engine, spec: AttackSpec, linf_eps: float, *, eot: int = 
                      norm=spec.norm, eot=eot)
 
 
-def large_eps(engine: Engine, case: Case) -> dict:
+def large_eps(engine: Engine, case: Case) -> LargeEpsProbe:
     """The cell's attack at a huge eps through the same gradient paths, judged by the real pipeline
     (per image, the worst case over the paths, as in the cell)."""
-    m = min(len(engine.labels), LARGE_EPS_IMAGES)
-    probe = probe_spec(engine, case.attack, LARGE_EPS, eot=case.attack.eot)
+    m = min(len(engine.labels), PROBE_IMAGES)
+    probe = probe_spec(engine, case.attack, PROBE_EPS, eot=case.attack.eot)
     paths = gradient_paths(case.threat, case.codec, case.rounds)
     outcomes = [engine.outcome(engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m),
                                case.codec, case.quality, case.rounds) for path in paths]
-    out = {"eps": probe.eps, "correct": int(worst_of(outcomes).correct.sum()), "n": m}
-    if len(paths) > 1:
-        out["paths"] = {path: int(o.correct.sum()) for path, o in zip(paths, outcomes)}
-    return out
+    per_path = {path: int(o.correct.sum()) for path, o in zip(paths, outcomes)} if len(paths) > 1 else None
+    return LargeEpsProbe(probe.eps, int(worst_of(outcomes).correct.sum()), m, per_path)
 
 
-def undefended_large_eps(engine: Engine, spec: AttackSpec) -> dict:
+def undefended_large_eps(engine: Engine, spec: AttackSpec) -> LargeEpsProbe:
     """The cell's attack at a large eps against the bare model: it must break it."""
     m = min(len(engine.labels), UNDEFENDED_IMAGES)
-    probe = probe_spec(engine, spec, LARGE_EPS)
+    probe = probe_spec(engine, spec, PROBE_EPS)
     key = engine.adversarial_key("bare", "identity", None, 1, probe, n=m)
     outcome = engine.outcome(key, "identity", None, 1)
-    return {"eps": probe.eps, "correct": int(outcome.correct.sum()), "n": m}
+    return LargeEpsProbe(probe.eps, int(outcome.correct.sum()), m)
 
 
-def steps_2x(engine: Engine, case: Case) -> dict:
+def steps_2x(engine: Engine, case: Case) -> MoreSteps:
     """The cell again with twice the steps (all restarts, all images)."""
     steps = 2 * case.attack.steps
     outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds)
                 for key in engine.source_keys(case, steps=steps)]
-    return {"steps": steps, "correct": worst_of(outcomes).correct.tolist()}
+    return MoreSteps(steps, tuple(worst_of(outcomes).correct.tolist()))

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..attacks import AttackSpec, Threat
+from .diagnostics import Diagnostics
 from .stats import wilson_interval
 
 #: Gate rules: how a measured accuracy is held against its threshold. One sentence each,
@@ -52,9 +55,9 @@ class Result:
     codec: str
     quality: int | None
     rounds: int
-    threat: str
-    attack: str | None
-    eps: float | None
+    threat: Threat
+    #: The whole attack (None for clean and worst cells).
+    spec: AttackSpec | None
     accuracy: float
     n: int
     ci_low: float
@@ -66,12 +69,14 @@ class Result:
     ids: tuple[str, ...] = field(default=(), repr=False)
     threshold: float | None = None
     rule: str = DEFAULT_RULE
-    attack_params: dict[str, Any] = field(default_factory=dict, repr=False)
     #: Minimum-norm attacks (cw): median L2 norm of the perturbations, in [0, 1] pixel units, counting an
     #: image the pipeline still gets right as infinite (None when fewer than half are fooled).
     median_l2: float | None = None
-    #: Measurements the soundness checks read, made while the cell ran (see soundness.py).
-    diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Measurements the soundness checks read, made while the cell ran.
+    diagnostics: Diagnostics = field(default_factory=Diagnostics, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threat", Threat.of(self.threat))
 
     @classmethod
     def from_correct(cls, correct: list[bool] | tuple[bool, ...], **fields: Any) -> "Result":
@@ -84,6 +89,19 @@ class Result:
     @property
     def correct_count(self) -> int:
         return sum(self.correct) if self.correct else round(self.accuracy * self.n)
+
+    @property
+    def attack(self) -> str | None:
+        return None if self.spec is None else self.spec.name
+
+    @property
+    def eps(self) -> float | None:
+        return None if self.spec is None else self.spec.eps
+
+    @property
+    def min_norm(self) -> bool:
+        """A minimum-norm attack's cell (cw): no eps budget."""
+        return self.spec is not None and self.spec.min_norm
 
     @property
     def defense(self) -> tuple[str, int | None, int]:
@@ -113,18 +131,38 @@ class Result:
             raise GateFailure(gate_message(self, threshold, rule), threshold=threshold, rule=rule)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["correct"], data["ids"] = list(self.correct), list(self.ids)
-        for key in ("accuracy", "ci_low", "ci_high", "bpp", "psnr", "seconds", "median_l2"):
-            value = data[key]
-            if isinstance(value, float) and not math.isfinite(value):
-                data[key] = None
+        """The JSON form (``report/schema.py``): the attack as its name, eps and every parameter."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "spec":
+                data.update(attack=self.attack, eps=self.eps)
+                continue
+            if f.name == "median_l2":  # the order of schema 2 and 3
+                data["attack_params"] = {} if self.spec is None else self.spec.as_dict()
+            if f.name == "diagnostics":
+                value = value.to_dict()
+            elif f.name in ("correct", "ids"):
+                value = list(value)
+            elif f.name == "threat":
+                value = str(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                value = None
+            data[f.name] = value
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
-        known = set(cls.__dataclass_fields__)
+        known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["correct"] = tuple(values.get("correct", ()))
         values["ids"] = tuple(values.get("ids", ()))
+        values["spec"] = AttackSpec.from_dict(data.get("attack_params") or {})
+        values["diagnostics"] = Diagnostics.from_dict(data.get("diagnostics"))
         return cls(**values)
+
+
+def worst_per_image(results: Sequence[Result]) -> list[bool]:
+    """Per image, right only if right in every result (same images, same order): the one per-image worst
+    case of cells (robust accuracy of a defense; a worst cell from its parts)."""
+    return [all(flags) for flags in zip(*(r.correct for r in results))]

@@ -13,23 +13,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from .cases import WORST, Case
+from ..attacks import Threat, eps_label
+from .cases import Case
 from .defended import masking_hint
-from .result import Result
+from .diagnostics import Diagnostics
+from .result import Result, worst_per_image
 from .stats import SIGNIFICANCE_LEVEL, mcnemar_drop_pvalue, wilson_interval
 
-#: Large enough that an undefended model must break under a working attack.
-LARGE_EPS = 8 / 255 - 1e-9
+#: What findings do (``--hac-soundness``), one sentence each for the report's header.
+SOUNDNESS_MODES: dict[str, str] = {
+    "fail": "a finding fails the cells it implicates (`--hac-soundness=warn` makes findings report lines only)",
+    "warn": "findings are report lines only (`--hac-soundness=warn`); they fail nothing",
+    "thorough": "a finding fails the cells it implicates; attacked cells are also rerun with twice the steps",
+}
+#: A cell's eps from which an undefended model must break under a working attack (the cell itself, not a probe).
+UNDEFENDED_EPS = 8 / 255 - 1e-9
 #: Accuracy an attack must push below (lower end of the 95% interval) where it must break the model.
 NEAR_ZERO = 0.1
 #: Share of images that may survive the 64/255 attack through the defense. A sound differentiable path
 #: drives accuracy to about 0 at that budget (Carlini et al., 2019), so more than a few percent surviving
 #: is masking: on the probe's 32 images, 2 or more (1 is tolerated: a last-step rounding can save one).
 LARGE_EPS_SURVIVORS = 0.05
-#: Threats whose attacker differentiates through the defense.
-INFORMED = ("whitebox", "adaptive")
 #: Share of images whose input gradient may be zero or not finite before a gradient attack is suspect.
 ZERO_GRADIENT_SHARE = 0.01
 #: The reference Square attack uses 5,000 queries; below this a query attack is too weak to say much.
@@ -87,14 +93,6 @@ def _significantly_higher(a: Result, b: Result) -> bool:
     return a.ci_low > b.ci_high
 
 
-def is_min_norm(r: Result) -> bool:
-    return bool(r.attack_params.get("min_norm"))
-
-
-def _attack_key(r: Result, *, with_eps: bool = True) -> tuple:
-    """The full attack of a cell (every parameter), optionally without eps."""
-    params = {k: v for k, v in sorted(r.attack_params.items()) if with_eps or k != "eps"}
-    return (r.attack, tuple((k, repr(v)) for k, v in params.items()))
 
 
 def _near_zero_missed(correct: int, n: int) -> bool:
@@ -102,7 +100,7 @@ def _near_zero_missed(correct: int, n: int) -> bool:
 
 
 def _checked(results: list[Result]) -> list[Result]:
-    return [r for r in results if r.threat != "worst"]
+    return [r for r in results if not r.threat.info.combines]
 
 
 def check(results: list[Result]) -> list[Finding]:
@@ -113,15 +111,15 @@ def check(results: list[Result]) -> list[Finding]:
     for r in results:
         by_defense[r.defense].append(r)
     for rs in by_defense.values():
-        clean = next((r for r in rs if r.threat == "clean"), None)
-        bounded = [r for r in rs if r.threat != "clean" and not is_min_norm(r)]
+        clean = next((r for r in rs if r.threat is Threat.CLEAN), None)
+        bounded = [r for r in rs if r.spec is not None and not r.min_norm]
         for r in bounded:
-            if clean is not None and r.eps == 0 and r.correct != clean.correct and r.threat != "query":
+            if clean is not None and r.eps == 0 and r.correct != clean.correct and not r.threat.info.queries:
                 findings.append(Finding("eps0-equals-clean", (r.case_id, clean.case_id),
                                         f"{r.case_id}: an attack with eps = 0 changed predictions", (r.case_id,)))
         series: dict[tuple, list[Result]] = defaultdict(list)
         for r in bounded:
-            series[(r.threat, _attack_key(r, with_eps=False))].append(r)
+            series[(r.threat, r.spec.without_eps())].append(r)
         for group in series.values():
             group.sort(key=lambda r: r.eps or 0)
             for lo, hi in zip(group, group[1:]):
@@ -130,21 +128,21 @@ def check(results: list[Result]) -> list[Finding]:
                                             f"{hi.case_id} is more accurate than {lo.case_id} at a smaller eps: the "
                                             f"attack is not converging (more steps or restarts)", (hi.case_id,)))
         for r in bounded:
-            if r.threat not in INFORMED:
+            if not r.threat.info.informed:
                 continue
             for o in bounded:
-                if o.threat == "oblivious" and _attack_key(o) == _attack_key(r) and _significantly_higher(r, o):
+                if o.threat is Threat.OBLIVIOUS and o.spec == r.spec and _significantly_higher(r, o):
                     findings.append(Finding("informed-not-weaker", (r.case_id, o.case_id),
                                             f"{r.case_id} ({r.accuracy:.2f}) is above {o.case_id} ({o.accuracy:.2f}): "
                                             f"the defense-aware attack is weaker, a sign of gradient masking; "
                                             f"{masking_hint(r.threat)}",
                                             (r.case_id,)))
         for q in bounded:
-            if q.threat != "query":
+            if not q.threat.info.queries:
                 continue
             for g in bounded:
-                if (g.threat in INFORMED and g.eps == q.eps
-                        and g.attack_params.get("norm") == q.attack_params.get("norm") and _significantly_higher(g, q)):
+                if (g.threat.info.informed and g.eps == q.eps and g.spec.norm == q.spec.norm
+                        and _significantly_higher(g, q)):
                     findings.append(Finding("gradient-free-not-stronger", (q.case_id, g.case_id),
                                             f"gradient-free {q.case_id} ({q.accuracy:.2f}) beats gradient attack "
                                             f"{g.case_id} ({g.accuracy:.2f}): possible gradient masking; "
@@ -159,25 +157,25 @@ def check(results: list[Result]) -> list[Finding]:
 def _undefended_breaks(results: list[Result]) -> list[Finding]:
     findings = []
     for r in results:
-        if (r.codec == "identity" and r.threat != "clean" and not is_min_norm(r) and r.attack in ("pgd", "apgd",
-                                                                                                   "autoattack")
-                and (r.eps or 0) >= LARGE_EPS and r.ci_low > NEAR_ZERO):
+        if (r.codec == "identity" and r.spec is not None and not r.min_norm and r.attack in ("pgd", "apgd",
+                                                                                             "autoattack")
+                and r.eps >= UNDEFENDED_EPS and r.ci_low > NEAR_ZERO):
             findings.append(Finding("undefended-breaks", (r.case_id,),
                                     f"{r.case_id}: the undefended model keeps {r.accuracy:.2f} accuracy under a "
                                     f"large-eps attack; expected near 0 (is it in eval mode, returning logits?)"))
     # The engine's probe: the cell's own attack at a large eps on the bare model (one per attack).
-    probes: dict[tuple, list[Result]] = defaultdict(list)
+    probes: dict[object, list[Result]] = defaultdict(list)
     for r in results:
-        if "undefended_large_eps" in r.diagnostics:
-            probes[_attack_key(r, with_eps=False)].append(r)
+        if r.diagnostics.undefended_large_eps is not None:
+            probes[r.spec.without_eps()].append(r)
     for group in probes.values():
-        probe = group[0].diagnostics["undefended_large_eps"]
-        if _near_zero_missed(probe["correct"], probe["n"]):
+        probe = group[0].diagnostics.undefended_large_eps
+        if _near_zero_missed(probe.correct, probe.n):
             cells = tuple(sorted(r.case_id for r in group))
             findings.append(Finding(
                 "undefended-breaks", cells,
-                f"{group[0].attack} at eps {probe['eps']:.4g} leaves the undefended model {probe['correct']}/"
-                f"{probe['n']} correct; expected near 0: the attack or the model is broken (eval mode? logits?), "
+                f"{group[0].attack} at eps {probe.eps:.4g} leaves the undefended model {probe.correct}/"
+                f"{probe.n} correct; expected near 0: the attack or the model is broken (eval mode? logits?), "
                 f"so every cell it attacked is suspect"))
     return findings
 
@@ -186,64 +184,60 @@ def _own_measurements(r: Result) -> list[Finding]:
     """Checks on what the engine measured while this one cell ran."""
     out = []
     d = r.diagnostics
-    if "large_eps" in d and d["large_eps"]["correct"] > LARGE_EPS_SURVIVORS * d["large_eps"]["n"]:
-        p = d["large_eps"]
-        eps = f"{p['eps'] * 255:.0f}/255" if r.attack_params.get("norm", "Linf") == "Linf" else f"{p['eps']:.3g}"
+    p = d.large_eps
+    if p is not None and p.correct > LARGE_EPS_SURVIVORS * p.n:
         out.append(Finding("large-eps-through-defense", (r.case_id,),
-                           f"{r.case_id}: the same attack at eps {eps} leaves {p['correct']}/"
-                           f"{p['n']} images correct (more than {LARGE_EPS_SURVIVORS:.0%}); expected near 0: the "
+                           f"{r.case_id}: the same attack at eps {eps_label(p.eps, r.spec.norm)} leaves {p.correct}/"
+                           f"{p.n} images correct (more than {LARGE_EPS_SURVIVORS:.0%}); expected near 0: the "
                            f"gradient through the defense is broken (gradient masking); {masking_hint(r.threat)}"))
-    if "zero_gradient" in d:
-        z = d["zero_gradient"]
-        if z["of"] and z["images"] / z["of"] > ZERO_GRADIENT_SHARE:
-            out.append(Finding("gradient-nonzero", (r.case_id,),
-                               f"{r.case_id}: the input gradient is zero or not finite on {z['images']} of {z['of']} "
-                               f"images: the attack has nothing to follow (gradient masking or a broken model); "
-                               f"{masking_hint(r.threat)}"))
-    queries = r.attack_params.get("queries")
-    if r.threat == "query" and queries is not None and queries < MIN_QUERIES:
+    z = d.zero_gradient
+    if z is not None and z.of and z.images / z.of > ZERO_GRADIENT_SHARE:
+        out.append(Finding("gradient-nonzero", (r.case_id,),
+                           f"{r.case_id}: the input gradient is zero or not finite on {z.images} of {z.of} "
+                           f"images: the attack has nothing to follow (gradient masking or a broken model); "
+                           f"{masking_hint(r.threat)}"))
+    queries = None if r.spec is None else r.spec.queries
+    if r.threat.info.queries and queries is not None and queries < MIN_QUERIES:
         out.append(Finding("query-budget", (r.case_id,),
                            f"{r.case_id}: {queries} queries is a weak query attack (at least {MIN_QUERIES}; the "
                            f"reference Square attack uses 5,000): raise queries="))
-    if "steps_2x" in d and r.correct:
-        more = d["steps_2x"]
-        if len(more["correct"]) == len(r.correct) and mcnemar_drop_pvalue(r.correct, more["correct"]) \
-                < SIGNIFICANCE_LEVEL:
-            k = sum(more["correct"])
-            out.append(Finding("steps-convergence", (r.case_id,),
-                               f"{r.case_id}: with {more['steps']} steps accuracy drops to {k}/{len(more['correct'])} "
-                               f"from {r.correct_count}/{r.n}: the attack had not converged; raise steps"))
+    more = d.steps_2x
+    if more is not None and r.correct and len(more.correct) == len(r.correct) \
+            and mcnemar_drop_pvalue(r.correct, more.correct) < SIGNIFICANCE_LEVEL:
+        out.append(Finding("steps-convergence", (r.case_id,),
+                           f"{r.case_id}: with {more.steps} steps accuracy drops to {sum(more.correct)}/"
+                           f"{len(more.correct)} from {r.correct_count}/{r.n}: the attack had not converged; "
+                           f"raise steps"))
     return out
 
 
 def ran(results: list[Result]) -> dict[str, bool]:
     """Which checks had something to check."""
     results = _checked(results)
-    attacked = [r for r in results if r.threat != "clean"]
-    bounded = [r for r in attacked if not is_min_norm(r)]
+    bounded = [r for r in results if r.spec is not None and not r.min_norm]
     by_defense: dict[tuple, list[Result]] = defaultdict(list)
     for r in bounded:
         by_defense[r.defense].append(r)
-    defenses_with_clean = {r.defense for r in results if r.threat == "clean"}
+    defenses_with_clean = {r.defense for r in results if r.threat is Threat.CLEAN}
     series = defaultdict(set)
     for r in bounded:
-        series[(r.defense, r.threat, _attack_key(r, with_eps=False))].add(r.eps)
-    informed = any(r.threat in ("whitebox", "adaptive") and any(
-        o.threat == "oblivious" and _attack_key(o) == _attack_key(r) for o in rs)
-        for rs in by_defense.values() for r in rs)
-    gradient_free = any(q.threat == "query" and any(g.threat in ("whitebox", "adaptive") and g.eps == q.eps
-                                                    for g in rs) for rs in by_defense.values() for q in rs)
+        series[(r.defense, r.threat, r.spec.without_eps())].add(r.eps)
+    informed = any(r.threat.info.informed and any(o.threat is Threat.OBLIVIOUS and o.spec == r.spec for o in rs)
+                   for rs in by_defense.values() for r in rs)
+    gradient_free = any(q.threat.info.queries and any(g.threat.info.informed and g.eps == q.eps for g in rs)
+                        for rs in by_defense.values() for q in rs)
+    measured = [r.diagnostics for r in results]
     return {
         "eps0-equals-clean": any(r.eps == 0 and r.defense in defenses_with_clean for r in bounded),
         "monotone-in-eps": any(len(e) > 1 for e in series.values()),
         "informed-not-weaker": informed,
         "gradient-free-not-stronger": gradient_free,
-        "undefended-breaks": any("undefended_large_eps" in r.diagnostics for r in results) or any(
-            r.codec == "identity" and r.threat != "clean" and (r.eps or 0) >= LARGE_EPS for r in bounded),
-        "large-eps-through-defense": any("large_eps" in r.diagnostics for r in results),
-        "gradient-nonzero": any("zero_gradient" in r.diagnostics for r in results),
-        "query-budget": any(r.threat == "query" for r in results),
-        "steps-convergence": any("steps_2x" in r.diagnostics for r in results),
+        "undefended-breaks": any(d.undefended_large_eps is not None for d in measured) or any(
+            r.codec == "identity" and r.eps >= UNDEFENDED_EPS for r in bounded),
+        "large-eps-through-defense": any(d.large_eps is not None for d in measured),
+        "gradient-nonzero": any(d.zero_gradient is not None for d in measured),
+        "query-budget": any(r.threat.info.queries for r in results),
+        "steps-convergence": any(d.steps_2x is not None for d in measured),
     }
 
 
@@ -273,23 +267,22 @@ def dependencies(case: Case, universe: Sequence[Case]) -> list[Case]:
     if case.parts:
         return list(case.parts)
     spec = case.attack
-    if spec is None or case.threat == "clean" or spec.min_norm:
+    if spec is None or not case.threat.attacked or spec.min_norm:
         return []
     same = [c for c in universe if (c.codec, c.quality, c.rounds) == (case.codec, case.quality, case.rounds)
-            and c.threat != WORST and c.identity != case.identity]
+            and not c.threat.info.combines and c.identity != case.identity]
     deps: list[Case] = []
-    if case.threat in INFORMED and case.codec != "identity" and spec.eot == 1:
-        twin = Case(case.codec, case.quality, case.rounds, "oblivious", spec,
-                    id=case.id.replace(f"-{case.threat}-", "-oblivious-", 1))
+    if case.threat.info.informed and case.codec != "identity" and spec.eot == 1:
+        twin = Case(case.codec, case.quality, case.rounds, Threat.OBLIVIOUS, spec,
+                    id=case.id.replace(f"-{case.threat}-", f"-{Threat.OBLIVIOUS}-", 1))
         deps.append(next((c for c in same if c.identity == twin.identity), twin))
-    if case.threat in INFORMED:
-        deps += [c for c in same if c.threat == "query" and c.attack.eps == spec.eps and c.attack.norm == spec.norm]
-    if case.threat != "query":
-        key = replace(spec, eps=0.0).key
-        deps += [c for c in same if c.threat == case.threat and c.attack is not None and not c.attack.min_norm
-                 and replace(c.attack, eps=0.0).key == key and c.attack.eps < spec.eps]
+    if case.threat.info.informed:
+        deps += [c for c in same if c.threat.info.queries and c.attack.eps == spec.eps and c.attack.norm == spec.norm]
+    if not case.threat.info.queries:
+        deps += [c for c in same if c.threat is case.threat and c.attack is not None and not c.attack.min_norm
+                 and c.attack.without_eps() == spec.without_eps() and c.attack.eps < spec.eps]
     if spec.eps == 0:
-        clean = Case(case.codec, case.quality, case.rounds, "clean", None, id=f"{case.defense}-clean")
+        clean = Case(case.codec, case.quality, case.rounds, Threat.CLEAN, None, id=f"{case.defense}-clean")
         deps.append(next((c for c in same if c.identity == clean.identity), clean))
     return list(dict.fromkeys(deps))
 
@@ -303,18 +296,18 @@ def worst_case(results: list[Result]) -> list[Result]:
     """
     by_defense: dict[tuple, list[Result]] = defaultdict(list)
     for r in _checked(results):
-        if not is_min_norm(r):
+        if not r.min_norm:
             by_defense[r.defense].append(r)
     rows = []
     for (codec, quality, rounds), rs in sorted(by_defense.items(), key=lambda kv: repr(kv[0])):
-        if not any(r.threat != "clean" for r in rs) or len({r.ids for r in rs}) != 1 or not rs[0].correct:
+        if not any(r.spec is not None for r in rs) or len({r.ids for r in rs}) != 1 or not rs[0].correct:
             continue
-        correct = [all(flags) for flags in zip(*(r.correct for r in rs))]
-        clean = next((r for r in rs if r.threat == "clean"), None)
+        clean = next((r for r in rs if r.threat is Threat.CLEAN), None)
         q = "" if quality is None else f"-q{quality}"
         rows.append(Result.from_correct(
-            correct, case_id=f"{codec}{q}-r{rounds}-worst", codec=codec, quality=quality, rounds=rounds,
-            threat="worst", attack=None, eps=None, bpp=clean.bpp if clean else None,
+            worst_per_image(rs), case_id=f"{codec}{q}-r{rounds}-{Threat.WORST}", codec=codec, quality=quality,
+            rounds=rounds, threat=Threat.WORST, spec=None, bpp=clean.bpp if clean else None,
             psnr=clean.psnr if clean else None, seconds=0.0, ids=rs[0].ids,
-            diagnostics={"cells": sorted(r.case_id for r in rs)}))
+            diagnostics=Diagnostics(cells=tuple(sorted(r.case_id for r in rs)))))
     return rows
+

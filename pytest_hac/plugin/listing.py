@@ -1,7 +1,7 @@
 """The text ``pytest --hac-list`` prints."""
 from __future__ import annotations
 
-from ..attacks import THREAT_ALIASES, THREAT_HELP, THREATS
+from ..attacks import Threat
 from ..codecs import quality_text
 from ..data import DATASETS
 from ..registry import ATTACKS, CODECS, MODELS
@@ -24,8 +24,7 @@ def listing() -> str:
     for e in ATTACKS:
         lines.append(f"  {e.name:<20} {e.info.norm:<5} {e.description}")
     lines += ["", "threats:"]
-    for t in THREATS:
-        aliases = [a for a, c in THREAT_ALIASES.items() if c == t]
-        extra = f" (aliases: {', '.join(aliases)})" if aliases else ""
-        lines.append(f"  {t:<20} {THREAT_HELP[t]}{extra}")
+    for t in Threat:
+        extra = f" (aliases: {', '.join(t.info.aliases)})" if t.info.aliases else ""
+        lines.append(f"  {t:<20} {t.info.help}{extra}")
     return "\n".join(lines)

@@ -15,11 +15,11 @@ from collections import defaultdict
 from html import escape
 from typing import Any
 
-from ..core.gates import describe_attack
+from ..attacks import Threat, describe_attack
 from ..core.result import GATE_RULES, format_threshold
 from ..core.soundness import worst_case
 from ..core.verdict import Status
-from .markdown import LEGEND, _column_key, _defense_key, columns
+from .markdown import LEGEND, _defense_key, column_key, columns
 from .schema import Cell, Report
 
 #: No request leaves the page: images are data: URIs, styles inline, scripts none.
@@ -74,7 +74,7 @@ def summary(report: Report) -> str:
 
 def _all_cells(report: Report) -> list[Cell]:
     """The report's cells plus each defense's computed worst case (as the Markdown matrix shows it)."""
-    gated = {c.result.defense for c in report.cells if c.result.threat == "worst"}
+    gated = {c.result.defense for c in report.cells if c.result.threat is Threat.WORST}
     return list(report.cells) + [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated]
 
 
@@ -95,14 +95,14 @@ def matrix(report: Report) -> str:
     rows: dict[tuple, dict[str, Cell]] = defaultdict(dict)
     for c in all_cells:
         row = rows[_defense_key(c.result)]
-        label = cols[_column_key(c.result)]
+        label = cols[column_key(c.result)]
         if label not in row or c.failed:
             row[label] = c
     out = ["<table id='matrix-table'><tr><th>defense</th><th>bpp</th><th>PSNR dB</th>"
            + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"]
     for key in sorted(rows):
         row = rows[key]
-        costs = next((c.result for c in row.values() if c.result.threat == "clean" and c.result.bpp is not None),
+        costs = next((c.result for c in row.values() if c.result.threat is Threat.CLEAN and c.result.bpp is not None),
                      next((c.result for c in row.values() if c.result.bpp is not None), None))
         bpp = "–" if costs is None else f"{costs.bpp:.2f}"
         psnr = "–" if costs is None or costs.psnr is None else f"{costs.psnr:.1f}"
@@ -134,7 +134,7 @@ def cells(report: Report) -> str:
             Status.FAILED: "<span class='badge fail'>FAIL</span>",
             Status.MEASURED: "<span class='badge'>measured</span>"}[c.status]
         reasons = "; ".join(str(x) for x in c.reasons + c.verdict.warnings) or "–"
-        attack = "–" if r.threat in ("clean", "worst") else describe_attack(r.attack_params)
+        attack = "–" if r.spec is None else describe_attack(r.spec)
         threshold = "–" if c.threshold is None or not c.test else format_threshold(c.threshold)
         test = c.test.split("::")[-1] if c.test else "(computed)"
         out.append(f"<tr{anchor}{' class=failed' if c.failed else ''}><td>{escape(r.case_id)}</td>"
@@ -184,7 +184,7 @@ def gallery_section(report: Report, gallery: dict[str, Any]) -> str:
         for cid, shots in shown.items():
             if index in shots:
                 r = by_id[cid]
-                rows[_defense_key(r)][cols[_column_key(r)]] = shots[index]
+                rows[_defense_key(r)][cols[column_key(r)]] = shots[index]
         out.append(f"<h3>{escape(image['id'])}: {escape(image['label_name'])}</h3>"
                    f"<figure>{_img(image['clean'], 'clean photo')}<figcaption>clean photo</figcaption></figure>")
         out.append("<table class='gallery'><tr><th>defense</th>" + "".join(f"<th>{escape(h)}</th>" for h in headers)

@@ -5,9 +5,10 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from ..core.gates import describe_attack
+from ..attacks import Threat
+from ..attacks.threats import rank
 from ..core.result import GATE_RULES, Result, format_threshold
-from ..core.soundness import CHECKS, check, status, worst_case
+from ..core.soundness import CHECKS, SOUNDNESS_MODES, check, status, worst_case
 from ..core.stats import SIGNIFICANCE_LEVEL
 from ..core.verdict import Status
 from .schema import Cell, Report
@@ -16,7 +17,6 @@ VERDICT_SHOWN = {Status.PASSED: "pass", Status.FAILED: "**FAIL**", Status.MEASUR
 
 #: Below this side a JPEG's ~600-byte header dominates its bits per pixel.
 SMALL_IMAGE = 64
-THREAT_ORDER = ("clean", "oblivious", "whitebox", "adaptive", "query", "worst")
 LEGEND = ("Accuracy is top-1 with its 95% Wilson interval in brackets. ❌ marks a failed cell (its reasons are in the "
           "Cells tables), ⚑ a cell a soundness check flagged under `--hac-soundness=warn`; a cell without a threshold "
           "is *measured*: reported, not gated. *partial* marks a worst case computed before all of its cells ran (an "
@@ -24,29 +24,10 @@ LEGEND = ("Accuracy is top-1 with its 95% Wilson interval in brackets. ❌ marks
           "the images both runs share; ⚠ marks a significant drop beyond `--hac-compare-fail`. *worst case* counts "
           "an image only if the defense gets it right clean and under every attack tried (robust accuracy). bpp and "
           "PSNR are measured on the decoded images of each defense's clean cell (PSNR against the clean originals).")
-SOUNDNESS_MODES = {
-    "fail": "a finding fails the cells it implicates (`--hac-soundness=warn` makes findings report lines only)",
-    "thorough": "a finding fails the cells it implicates; attacked cells are also rerun with twice the steps",
-    "warn": "findings are report lines only (`--hac-soundness=warn`); they fail nothing",
-}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _eps_label(r: Result) -> str:
-    eps, norm = r.attack_params.get("eps", r.eps), r.attack_params.get("norm", "Linf")
-    if r.attack_params.get("min_norm"):
-        return "min-norm"
-    if eps is None:
-        return ""
-    k = eps * 255
-    return f"{k:g}/255" if norm == "Linf" and abs(k - round(k)) < 1e-6 else f"{eps:g}"
-
-
-def _threat_rank(threat: str) -> int:
-    return THREAT_ORDER.index(threat) if threat in THREAT_ORDER else len(THREAT_ORDER)
 
 
 def _defense_key(r: Result) -> tuple:
@@ -66,22 +47,22 @@ def _delta(cell: Cell) -> str:
 def columns(results: list[Result]) -> dict[tuple, str]:
     """Matrix column per threat x full attack, in threat order; labels grow only where two would collide."""
     keys: dict[tuple, Result] = {}
-    for r in sorted(results, key=lambda r: (_threat_rank(r.threat), r.attack or "", r.eps or 0)):
-        keys.setdefault((r.threat, tuple(sorted((k, repr(v)) for k, v in r.attack_params.items()))), r)
-    short = {k: ("worst case" if r.threat == "worst" else r.threat if r.threat == "clean"
-                 else f"{r.threat} {r.attack} {_eps_label(r)}".strip()) for k, r in keys.items()}
+    for r in sorted(results, key=lambda r: (rank(r.threat), r.attack or "", r.eps or 0)):
+        keys.setdefault(column_key(r), r)
+    short = {k: ("worst case" if r.threat is Threat.WORST else str(r.threat) if r.spec is None
+                 else f"{r.threat} {r.attack} {r.spec.eps_label}") for k, r in keys.items()}
     clash = {label for label in short.values() if list(short.values()).count(label) > 1}
-    return {k: (f"{r.threat} {describe_attack(r.attack_params)}" if short[k] in clash else short[k])
-            for k, r in keys.items()}
+    return {k: (f"{r.threat} {r.spec.describe()}" if short[k] in clash else short[k]) for k, r in keys.items()}
 
 
-def _column_key(r: Result) -> tuple:
-    return (r.threat, tuple(sorted((k, repr(v)) for k, v in r.attack_params.items())))
+def column_key(r: Result) -> tuple:
+    """A matrix column: the threat and the whole attack."""
+    return (r.threat, r.spec)
 
 
 def computed_worst(report: Report) -> list[Cell]:
     """Worst cases of defenses without a worst cell of their own, computed from the report's cells."""
-    gated = {c.result.defense for c in report.cells if c.result.threat == "worst"}
+    gated = {c.result.defense for c in report.cells if c.result.threat is Threat.WORST}
     return [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated]
 
 
@@ -105,17 +86,17 @@ def matrix_table(report: Report) -> tuple[list[str], list[list[str]]]:
     for c in cells:
         r = c.result
         row = rows[_defense_key(r)]
-        row[cols[_column_key(r)]] = (f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{_delta(c)}"
+        row[cols[column_key(r)]] = (f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{_delta(c)}"
                                      + (" ❌" if failed[c.case_id] else "") + (" ⚑" if warned[c.case_id] else "")
                                      + (" *partial*" if c in extra and unfinished else ""))
         source = r.threat
-        if r.bpp is not None and (r.threat == "clean" or "bpp" not in row):
+        if r.bpp is not None and (r.threat is Threat.CLEAN or "bpp" not in row):
             row["bpp"], row["psnr"], row["source"] = r.bpp, r.psnr, source
     headers = ["codec", "quality", "rounds", "bpp", "PSNR dB"] + list(dict.fromkeys(cols.values()))
     body = []
     for key in sorted(rows):
         row = rows[key]
-        note = "" if row.get("source") in (None, "clean") else f" ({row['source']})"
+        note = "" if row.get("source") in (None, Threat.CLEAN) else f" ({row['source']})"
         q = "–" if key[1] == -1 else str(key[1])
         body.append([key[0], q, str(key[2]), _fmt(row.get("bpp")) + note, _fmt(row.get("psnr"), 1) + note]
                     + [row.get(c, "") for c in headers[5:]])
@@ -246,7 +227,7 @@ def cells_section(report: Report) -> list[str]:
     cells = list(report.cells) + computed
     unfinished = partial(report)
     lines = ["## Cells", ""]
-    for threat in sorted({cell.result.threat for cell in cells}, key=_threat_rank):
+    for threat in sorted({cell.result.threat for cell in cells}, key=rank):
         rows = []
         for cell in sorted((x for x in cells if x.result.threat == threat), key=lambda x: (x.case_id, x.test)):
             r = cell.result
@@ -261,8 +242,8 @@ def cells_section(report: Report) -> list[str]:
                 why = "partial: computed from the cells that ran (the run is incomplete, a shard or a selection)"
             if comp is not None and not comp.comparable and "baseline" not in why:
                 why = (why + "; " if why else "") + f"not comparable with the baseline: {comp.why}"
-            attack = "–" if r.threat in ("clean", "worst") else describe_attack(r.attack_params)
-            if r.attack_params.get("min_norm"):
+            attack = "–" if r.spec is None else r.spec.describe()
+            if r.min_norm:
                 attack += (f" (median L2 {r.median_l2:.3g})" if r.median_l2 is not None
                            else " (median L2 ∞: fewer than half the images fooled)")
             row = [r.case_id] + ([_test_name(cell.test) or "(computed)"] if several_tests else []) + [
@@ -272,6 +253,6 @@ def cells_section(report: Report) -> list[str]:
             rows.append(row)
         headers = ["cell"] + (["test"] if several_tests else []) + [
             "attack", "accuracy", "95% CI", "n", "Δ pts", "threshold", "gate", "reasons", "bpp", "PSNR", "seconds"]
-        title = "worst case (robust accuracy per defense)" if threat == "worst" else threat
+        title = "worst case (robust accuracy per defense)" if threat is Threat.WORST else threat
         lines += [f"### {title}", "", tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""]
     return lines

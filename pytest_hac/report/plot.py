@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..attacks import Threat
+from ..attacks.threats import rank
 from ..core.result import Result
 from ..core.soundness import worst_case
 from ..io.files import atomic_write
-from .markdown import THREAT_ORDER, columns
+from .markdown import column_key, columns
 from .schema import Report
 
 if TYPE_CHECKING:
@@ -55,10 +57,6 @@ def style(index: int) -> dict:
     return {"color": COLORS[index % len(COLORS)], "marker": marker, "linestyle": linestyle}
 
 
-def _threat_rank(threat: str) -> tuple[int, str]:
-    return (THREAT_ORDER.index(threat) if threat in THREAT_ORDER else len(THREAT_ORDER), threat)
-
-
 def _panels(report: Report) -> dict[str, dict[str, _Point]]:
     """threat -> case id -> point, for every case with a bpp (and the computed worst case per defense)."""
     panels: dict[str, dict[str, _Point]] = defaultdict(dict)
@@ -71,22 +69,22 @@ def _panels(report: Report) -> dict[str, dict[str, _Point]]:
             point.thresholds.add(float(cell.threshold))
         point.failed |= cell.failed
         point.why |= {r.kind.value for r in cell.reasons}
-    gated_worst = {c.result.defense for c in report.cells if c.result.threat == "worst"}
+    gated_worst = {c.result.defense for c in report.cells if c.result.threat is Threat.WORST}
     for r in worst_case(report.results):
         if r.defense not in gated_worst and r.bpp is not None and math.isfinite(r.bpp):
-            panels["worst"].setdefault(r.case_id, _Point(r))
-    return dict(sorted(panels.items(), key=lambda kv: _threat_rank(kv[0])))
+            panels[Threat.WORST].setdefault(r.case_id, _Point(r))
+    return dict(sorted(panels.items(), key=lambda kv: (rank(kv[0]), kv[0])))
 
 
 def _series(points: dict[str, _Point]) -> tuple[str, dict[str, list[_Point]]]:
     """A panel's title and its series: one per codec and rounds (and attack, where the threat has several)."""
     results = [p.result for p in points.values()]
     labels = columns(results)
-    key_of = {r.case_id: (r.threat, tuple(sorted((k, repr(v)) for k, v in r.attack_params.items()))) for r in results}
+    key_of = {r.case_id: column_key(r) for r in results}
     threat = results[0].threat
-    title = WORST_TITLE if threat == "worst" else threat
+    title = WORST_TITLE if threat is Threat.WORST else threat
     attacks = {key: label.removeprefix(threat).strip() for key, label in labels.items()}
-    if len(attacks) == 1 and next(iter(attacks.values())) and threat != "worst":
+    if len(attacks) == 1 and next(iter(attacks.values())) and threat is not Threat.WORST:
         title = f"{threat} · {next(iter(attacks.values()))}"
     series: dict[str, list[_Point]] = defaultdict(list)
     for case_id, p in points.items():

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.gates import Comparison, compare, describe_attack
+from ..attacks import describe_attack
+from ..core.gates import Comparison, compare
 from ..core.result import Result
 from ..core.stats import SIGNIFICANCE_LEVEL
 from .history import Entry, load_history
@@ -123,7 +124,7 @@ def _points(trend: Trend, case_id: str) -> list[Point | None]:
     """One cell's points across the window: compared with the newest comparable run's attack, step by step."""
     found = [next((r for r in e.report.results if r.case_id == case_id), None) for e in trend.entries]
     comparable = [i for i, r in enumerate(found) if r is not None and i not in trend.excluded]
-    attack = found[comparable[-1]].attack_params if comparable else None
+    attack = found[comparable[-1]].spec if comparable else None
     points: list[Point | None] = []
     previous: Result | None = None
     for i, result in enumerate(found):
@@ -131,9 +132,9 @@ def _points(trend: Trend, case_id: str) -> list[Point | None]:
             points.append(None)
         elif i in trend.excluded:
             points.append(Point(i, result, why=trend.excluded[i]))
-        elif result.attack_params != attack:
-            points.append(Point(i, result, why=f"the attack differs: {describe_attack(result.attack_params)}, "
-                                               f"newest run {describe_attack(attack or {})}"))
+        elif result.spec != attack:
+            points.append(Point(i, result, why=f"the attack differs: {describe_attack(result.spec)}, "
+                                               f"newest run {describe_attack(attack)}"))
         else:
             step = None if previous is None else compare(result, [previous])
             points.append(Point(i, result, step=step))

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..attacks.threats import rank
 from ..errors import HacError
 from ..io.files import atomic_write, safe_stem
-from .markdown import THREAT_ORDER
 from .plot import FAILED_COLOR, style
 from .schema import Report
 from .trend import DEFAULT_LAST, Point, Trend, trend_of
@@ -102,7 +102,7 @@ def figure(trend: Trend) -> Figure | None:
         by_threat.setdefault(first.result.threat, []).append(case_id)
     if not by_threat or len(trend.entries) < 2:
         return None
-    threats = sorted(by_threat, key=lambda t: (THREAT_ORDER.index(t) if t in THREAT_ORDER else 99, t))
+    threats = sorted(by_threat, key=lambda t: (rank(t), t))
     fig = Figure(figsize=(6.5, 3.2 * len(threats)), layout="constrained")
     axes = fig.subplots(len(threats), 1, squeeze=False)[:, 0]
     for ax, threat in zip(axes, threats):

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_hac.attacks import THREAT_ALIASES, THREATS
+from pytest_hac.attacks import Threat
 from pytest_hac.core.cases import expand
 from pytest_hac.core.engine import Engine
 from pytest_hac.core.result import GATE_RULES
@@ -108,7 +108,8 @@ GOOD_MARKER = {
     "codecs": st.one_of(st.builds(lambda qs: {"jpeg": qs}, st.lists(st.integers(1, 100), min_size=1, max_size=2)),
                         st.just({"identity": []})),
     "rounds": st.lists(st.integers(1, 2), min_size=1, max_size=2),
-    "threats": st.lists(st.sampled_from(list(THREATS) + list(THREAT_ALIASES)), min_size=1, max_size=3),
+    "threats": st.lists(st.sampled_from([name for t in Threat if not t.info.combines
+                                         for name in (t.value, *t.info.aliases)]), min_size=1, max_size=3),
     "attack": st.sampled_from(["fgsm", "pgd", "ifgsm", "apgd", "square", "pgdl2"]),
     "eps": st.one_of(st.floats(0, 16 / 255), st.sampled_from(["4/255", "8/255", "0"])),
     "steps": st.integers(1, 2),

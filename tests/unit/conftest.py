@@ -27,12 +27,13 @@ PGD = {"name": "pgd", "norm": "Linf", "eps": 4 / 255, "steps": 10, "alpha": 1 / 
 
 
 def _result(case_id: str, correct: list[bool], *, threat: str = "oblivious", attack: dict | None = None):
+    from pytest_hac.attacks import AttackSpec
     from pytest_hac.core.result import Result
 
     params = dict(PGD if attack is None and threat != "clean" else attack or {})
     return Result.from_correct(correct, case_id=case_id, codec="jpeg", quality=50, rounds=1, threat=threat,
-                               attack=params.get("name"), eps=params.get("eps"), bpp=1.0, psnr=30.0, seconds=0.1,
-                               ids=[f"img{i:04d}" for i in range(len(correct))], attack_params=params)
+                               spec=AttackSpec.from_dict(params), bpp=1.0, psnr=30.0, seconds=0.1,
+                               ids=[f"img{i:04d}" for i in range(len(correct))])
 
 
 def _report(cells, *, model: str = "tiny-cnn", dataset: str = "digits", attack: dict | None = None,

@@ -77,11 +77,11 @@ def test_adaptive_keeps_per_image_the_path_the_real_pipeline_gets_wrong(model, d
     right = torch.stack([real_pipeline_right(model, data, get_codec("jpeg", 50), 2, adv) for adv in sets])
     assert r.correct == tuple(right.all(0).tolist())
     paths = ("bpda", "bpda-identity", "bpda-first", "approximate")
-    assert r.diagnostics["paths"] == dict(zip(paths, right.sum(1).tolist()))
-    assert r.diagnostics["restarts"] == [sum(r.correct)]
+    assert r.diagnostics.paths == dict(zip(paths, right.sum(1).tolist()))
+    assert r.diagnostics.restarts == (sum(r.correct),)
     assert engine.counters["attack_images"] == 4 * len(data)  # each path is one attack per image
-    large = r.diagnostics["large_eps"]
-    assert tuple(large["paths"]) == paths and large["correct"] <= min(large["paths"].values())
+    large = r.diagnostics.large_eps
+    assert tuple(large.paths) == paths and large.correct <= min(large.paths.values())
     # the white-box cell's attack is the adaptive cell's "approximate" path: shared, not run again
     white = engine.evaluate(replace(case, threat="whitebox", id="jpeg-q50-r2-whitebox"))
     assert engine.counters["attack_images"] == 4 * len(data)
@@ -94,7 +94,7 @@ def test_adaptive_paths_and_restarts_do_not_depend_on_batches_or_chunks(model, d
     def outcome(**kw):
         engine = Engine(model, data, **kw)
         r = engine.evaluate(case)
-        return r.correct, r.diagnostics["paths"], r.diagnostics["restarts"], engine.counters["attack_images"]
+        return r.correct, r.diagnostics.paths, r.diagnostics.restarts, engine.counters["attack_images"]
 
     reference = outcome(batch_size=16)
     assert reference[3] == 8 * len(data)  # four paths x two restarts
@@ -118,11 +118,11 @@ def test_a_masked_approximation_stops_whitebox_but_not_adaptive(model, data, reg
     spec = make_spec("pgd", "4/255", steps=5)
     white = engine.evaluate(Case("masked-jpeg", 50, 2, "whitebox", spec, id="w"))
     adapt = engine.evaluate(Case("masked-jpeg", 50, 2, "adaptive", spec, id="a"))
-    assert white.diagnostics["zero_gradient"]["images"] == len(data)
-    assert white.diagnostics["large_eps"]["correct"] > 2  # masked: only the random start moves it
-    assert adapt.diagnostics["zero_gradient"]["images"] == 0  # the identity path has a gradient to follow
-    assert adapt.diagnostics["large_eps"]["correct"] <= 2  # and at 64/255 it breaks the defense
-    assert adapt.diagnostics["large_eps"]["paths"]["bpda"] > 2  # through the masked approximation alone it did not
+    assert white.diagnostics.zero_gradient.images == len(data)
+    assert white.diagnostics.large_eps.correct > 2  # masked: only the random start moves it
+    assert adapt.diagnostics.zero_gradient.images == 0  # the identity path has a gradient to follow
+    assert adapt.diagnostics.large_eps.correct <= 2  # and at 64/255 it breaks the defense
+    assert adapt.diagnostics.large_eps.paths["bpda"] > 2  # through the masked approximation alone it did not
 
 
 def test_xdist_runs_an_adaptive_cell_beside_the_white_box_cell_whose_attack_it_shares():
@@ -156,6 +156,6 @@ def test_adaptive_is_never_weaker_than_oblivious_and_its_probe_breaks_jpeg_at_ev
     by_id = {r.case_id: r for r in results}
     for r in results:
         if r.threat == "adaptive":
-            assert r.diagnostics["large_eps"]["correct"] <= 1
+            assert r.diagnostics.large_eps.correct <= 1
             white = by_id[r.case_id.replace("adaptive", "whitebox")]
             assert all(a <= w for a, w in zip(r.correct, white.correct))

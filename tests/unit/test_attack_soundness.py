@@ -12,7 +12,7 @@ from pytest_hac.codecs.jpeg import Jpeg
 from pytest_hac.core.cases import Case, expand
 from pytest_hac.core.defended import Defended
 from pytest_hac.core.engine import Engine
-from pytest_hac.core.probes import LARGE_EPS
+from pytest_hac.core.probes import PROBE_EPS
 from pytest_hac.errors import HacError
 from pytest_hac.registry import register_attack, register_codec
 
@@ -91,9 +91,9 @@ def test_pgd_restarts_are_real_restarts_and_never_raise_accuracy(model, data):
     sets = e.adversarial(five)
     assert len(sets) == 5 and all(not torch.equal(sets[0], s) for s in sets[1:])  # not one attack run 5 times
     assert all(m <= o for m, o in zip(more.correct, one.correct))
-    assert more.diagnostics["restarts"][0] == sum(one.correct) and len(more.diagnostics["restarts"]) == 5
-    assert sum(more.correct) <= min(more.diagnostics["restarts"])
-    assert more.attack_params["restarts"] == 5
+    assert more.diagnostics.restarts[0] == sum(one.correct) and len(more.diagnostics.restarts) == 5
+    assert sum(more.correct) <= min(more.diagnostics.restarts)
+    assert more.spec.restarts == 5
 
 
 def test_a_restart_that_fools_the_pipeline_counts_per_image(model, data, registries):
@@ -118,7 +118,7 @@ def test_a_restart_that_fools_the_pipeline_counts_per_image(model, data, registr
     jpeg = get_codec("jpeg", 90)
     right = torch.stack([predictions(model, jpeg.roundtrip(adv)[0]) == data.labels for adv in e.adversarial(case)])
     assert six.correct == tuple(right.all(0).tolist())  # the worst case per image, judged by the real pipeline
-    assert six.diagnostics["restarts"] == right.sum(1).tolist()
+    assert list(six.diagnostics.restarts) == right.sum(1).tolist()
 
 
 def test_restart_sets_are_shared_by_every_defense(model, data):
@@ -145,7 +145,7 @@ def test_eot_runs_against_a_stochastic_codec_and_is_refused_for_a_deterministic_
                       "eot": 3}, {})
     first = engine(model, data).evaluate(case)
     again = engine(model, data).evaluate(case)
-    assert first.correct == again.correct and first.attack_params["eot"] == 3  # seeded: the noise is reproducible
+    assert first.correct == again.correct and first.spec.eot == 3  # seeded: the noise is reproducible
     (jpeg,) = expand({"codecs": {"jpeg": [50]}, "threats": ["whitebox"], "attack": "pgd", "eot": 3}, {})
     with pytest.raises(HacError, match="eot=3 \\(attack 'pgd'\\).*codec 'jpeg' is deterministic"):
         engine(model, data).evaluate(jpeg)
@@ -215,7 +215,7 @@ def test_cw_is_a_minimum_norm_attack_with_a_median_l2(model, data):
     r = e.evaluate(case)
     (adv,) = e.adversarial(case)
     norms = (adv - data.pixels()).flatten(1).double().norm(dim=1)
-    assert r.eps is None and r.attack_params["min_norm"] is True and r.attack_params["eps"] is None
+    assert r.eps is None and r.spec.min_norm is True and r.spec.eps is None
     # an image the pipeline still gets right counts as needing an infinite perturbation
     counted = norms.masked_fill(torch.tensor(r.correct), float("inf")).median()
     assert (r.median_l2 is None) == (not torch.isfinite(counted).item())
@@ -224,10 +224,10 @@ def test_cw_is_a_minimum_norm_attack_with_a_median_l2(model, data):
     (bare,) = expand({"codecs": {"identity": []}, "threats": ["oblivious"], "attack": "cw", "steps": 50}, {})
     undefended = e.evaluate(bare)
     assert undefended.accuracy < 0.5 and 0 < undefended.median_l2 < 10  # most fooled: a finite median
-    assert "large_eps" not in r.diagnostics and "undefended_large_eps" not in r.diagnostics
-    assert r.diagnostics["zero_gradient"]["of"] == len(data)
+    assert r.diagnostics.large_eps is None and r.diagnostics.undefended_large_eps is None
+    assert r.diagnostics.zero_gradient.of == len(data)
     bounded = e.evaluate(cell("jpeg", 50, "oblivious", make_spec("pgd", "4/255", steps=2)))
-    assert bounded.median_l2 is None and bounded.attack_params["min_norm"] is False
+    assert bounded.median_l2 is None and bounded.spec.min_norm is False
 
 
 # --- 5. the budget is asserted ----------------------------------------------------------------------------
@@ -250,54 +250,54 @@ def test_whitebox_diagnostics_schema_and_reuse(model, data):
     e = engine(model, data)
     r = e.evaluate(cell("jpeg", 50, "whitebox", make_spec("pgd", "4/255", steps=2)))
     n = len(data)
-    assert set(r.diagnostics) == {"restarts", "zero_gradient", "large_eps", "undefended_large_eps"}
-    assert r.diagnostics["restarts"] == [sum(r.correct)]
-    assert r.diagnostics["zero_gradient"] == {"images": 0, "of": n}
-    large, undefended = r.diagnostics["large_eps"], r.diagnostics["undefended_large_eps"]
-    assert large["eps"] == LARGE_EPS and large["n"] == min(n, 32) and 0 <= large["correct"] <= large["n"]
-    assert undefended["eps"] == 64 / 255 and undefended["n"] == min(n, 64)
-    assert large["correct"] <= 2 and undefended["correct"] <= 2  # honest gradients break tiny-cnn at large eps
+    assert set(r.diagnostics.to_dict()) == {"restarts", "zero_gradient", "large_eps", "undefended_large_eps"}
+    assert r.diagnostics.restarts == (sum(r.correct),)
+    assert r.diagnostics.zero_gradient.to_dict() == {"images": 0, "of": n}
+    large, undefended = r.diagnostics.large_eps, r.diagnostics.undefended_large_eps
+    assert large.eps == PROBE_EPS and large.n == min(n, 32) and 0 <= large.correct <= large.n
+    assert undefended.eps == 64 / 255 and undefended.n == min(n, 64)
+    assert large.correct <= 2 and undefended.correct <= 2  # honest gradients break tiny-cnn at large eps
     assert e.counters["attack_batches"] == 1 and e.counters["probe_batches"] > 0
     # another eps on the same defense, and an oblivious cell: every probe is reused
     probes = e.counters["probe_batches"]
     again = e.evaluate(cell("jpeg", 50, "whitebox", make_spec("pgd", "2/255", steps=2)))
-    assert again.diagnostics["large_eps"] == large and again.diagnostics["undefended_large_eps"] == undefended
+    assert again.diagnostics.large_eps == large and again.diagnostics.undefended_large_eps == undefended
     oblivious = e.evaluate(cell("jpeg", 75, "oblivious", make_spec("pgd", "2/255", steps=2)))
-    assert "large_eps" not in oblivious.diagnostics and oblivious.diagnostics["undefended_large_eps"] == undefended
+    assert oblivious.diagnostics.large_eps is None and oblivious.diagnostics.undefended_large_eps == undefended
     assert e.counters["probe_batches"] == probes + 1  # only the bare model's zero-gradient check is new
     query = e.evaluate(cell("jpeg", 50, "query", make_spec("square", "4/255", queries=5)))
-    assert set(query.diagnostics) == {"restarts"}  # nothing gradient-based to probe
+    assert set(query.diagnostics.to_dict()) == {"restarts"}  # nothing gradient-based to probe
 
 
 def test_masked_gradients_show_in_the_diagnostics(model, data, registries):
     register_codec("masked-jpeg", lambda q, **_: MaskedJpeg(q), qualities=range(1, 101))
     e = engine(model, data)
     r = e.evaluate(cell("masked-jpeg", 50, "whitebox", make_spec("pgd", "4/255", steps=2)))
-    assert r.diagnostics["zero_gradient"] == {"images": len(data), "of": len(data)}
+    assert r.diagnostics.zero_gradient.to_dict() == {"images": len(data), "of": len(data)}
     # a 64/255 attack that leaves most images correct (its random start alone fools a few): masking
-    assert r.diagnostics["large_eps"]["correct"] > len(data) / 2
-    assert r.diagnostics["undefended_large_eps"]["correct"] <= 2  # while the bare model breaks
+    assert r.diagnostics.large_eps.correct > len(data) / 2
+    assert r.diagnostics.undefended_large_eps.correct <= 2  # while the bare model breaks
 
 
 def test_l2_probes_scale_eps_by_the_image_size(model, data):
     r = engine(model, data).evaluate(cell("jpeg", 50, "whitebox", make_spec("pgdl2", 0.5, steps=2)))
     size = math.sqrt(3 * 32 * 32)
-    assert r.diagnostics["large_eps"]["eps"] == pytest.approx(64 / 255 * size)
-    assert r.diagnostics["undefended_large_eps"]["eps"] == pytest.approx(64 / 255 * size)
+    assert r.diagnostics.large_eps.eps == pytest.approx(64 / 255 * size)
+    assert r.diagnostics.undefended_large_eps.eps == pytest.approx(64 / 255 * size)
 
 
 def test_steps_2x_only_when_thorough(model, data):
     spec = make_spec("pgd", "4/255", steps=2)
     plain = engine(model, data).evaluate(cell("jpeg", 50, "oblivious", spec))
-    assert "steps_2x" not in plain.diagnostics
+    assert plain.diagnostics.steps_2x is None
     e = engine(model, data, soundness="thorough")
     r = e.evaluate(cell("jpeg", 50, "oblivious", spec))
-    assert r.diagnostics["steps_2x"]["steps"] == 4 and len(r.diagnostics["steps_2x"]["correct"]) == len(data)
+    assert r.diagnostics.steps_2x.steps == 4 and len(r.diagnostics.steps_2x.correct) == len(data)
     assert e.counters["attack_batches"] == 1  # the rerun counts as a probe
     four = e.evaluate(cell("jpeg", 50, "oblivious", make_spec("pgd", "4/255", steps=4)))
-    assert list(four.correct) == r.diagnostics["steps_2x"]["correct"]  # the same attack, reused
+    assert four.correct == r.diagnostics.steps_2x.correct  # the same attack, reused
     asked = engine(model, data).evaluate(cell("jpeg", 50, "oblivious", spec, thorough=True))
-    assert asked.diagnostics["steps_2x"] == r.diagnostics["steps_2x"]
+    assert asked.diagnostics.steps_2x == r.diagnostics.steps_2x
     with pytest.raises(HacError, match="soundness must be one of"):
         engine(model, data, soundness="strict")
 
@@ -341,7 +341,7 @@ def test_a_worst_case_cell_is_right_only_where_every_part_is(model, data):
     combined = e.evaluate(worst)
     assert combined.correct == tuple(all(flags) for flags in zip(*(r.correct for r in results)))
     assert combined.accuracy <= min(r.accuracy for r in results)
-    assert combined.diagnostics["cells"] == [p.id for p in parts] and combined.bpp == results[0].bpp
+    assert combined.diagnostics.cells == tuple(p.id for p in parts) and combined.bpp == results[0].bpp
 
 
 
@@ -349,4 +349,4 @@ def test_large_eps_probe_does_not_flag_kornias_differentiable_jpeg(model, data):
     from pytest_hac.core.soundness import check
 
     r = engine(model, data).evaluate(cell("jpeg-kornia", 50, "whitebox", make_spec("pgd", "4/255", steps=10)))
-    assert "large-eps-through-defense" not in [f.check for f in check([r])], r.diagnostics["large_eps"]
+    assert "large-eps-through-defense" not in [f.check for f in check([r])], r.diagnostics.large_eps

@@ -71,7 +71,7 @@ def _mixed_run(synthetic):
     regressed = Cell("t.py::test[jpeg-q50-r1-oblivious-pgd]", synthetic.result("jpeg-q50-r1-oblivious-pgd", right),
                      Verdict(Status.FAILED, (Reason(ReasonKind.REGRESSION, "dropped 20.0 points"),)),
                      compare(new, [old], 2))
-    square = {"name": "square", "norm": "Linf", "eps": 4 / 255, "queries": 100, "restarts": 1}
+    square = {"name": "square", "norm": "Linf", "eps": 4 / 255, "steps": 100, "queries": 100, "restarts": 1}
     query = Cell("t.py::test[jpeg-q50-r1-query-square]",
                  synthetic.result("jpeg-q50-r1-query-square", right, threat="query", attack=square), PASSED)
     return synthetic.report([ok, low, regressed, query])

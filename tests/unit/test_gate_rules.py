@@ -1,12 +1,13 @@
 """Gate rules on a result: point, lenient and confident, and what a failure says."""
 import pytest
 
+from pytest_hac.attacks import AttackSpec
 from pytest_hac.core.result import Result
 
 
 def result(k: int, n: int, threshold=None) -> Result:
     return Result.from_correct([True] * k + [False] * (n - k), case_id="jpeg-q50-r1-oblivious-pgd", codec="jpeg",
-                               quality=50, rounds=1, threat="oblivious", attack="pgd", eps=4 / 255, bpp=1.0,
+                               quality=50, rounds=1, threat="oblivious", spec=AttackSpec("pgd", 4 / 255), bpp=1.0,
                                psnr=30.0, seconds=0.1, threshold=threshold)
 
 

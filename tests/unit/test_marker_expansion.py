@@ -145,7 +145,7 @@ def test_threat_thresholds_do_not_gate_a_minimum_norm_attack():
 
 
 def test_threat_aliases_from_the_paper():
-    from pytest_hac.attacks import canonical_threat
+    from pytest_hac.attacks import Threat
 
-    assert canonical_threat("black-box") == "oblivious"
-    assert canonical_threat("White-Box") == "whitebox"
+    assert Threat.of("black-box") is Threat.OBLIVIOUS
+    assert Threat.of("White-Box") is Threat.WHITEBOX

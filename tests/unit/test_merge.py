@@ -19,7 +19,7 @@ def _report(ids, cells=(), **kw) -> Report:
 
 def _cell(case_id, ids, passed=True) -> Cell:
     r = Result.from_correct([True] * len(ids), case_id=case_id, codec="jpeg", quality=50, rounds=1, threat="clean",
-                            attack=None, eps=None, bpp=1.0, psnr=30.0, seconds=0.1, ids=ids)
+                            spec=None, bpp=1.0, psnr=30.0, seconds=0.1, ids=ids)
     return Cell(test=f"t.py::test[{case_id}]", result=r, verdict=verdict_of(passed))
 
 

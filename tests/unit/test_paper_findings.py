@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+from pytest_hac.attacks import AttackSpec
 from pytest_hac.core.result import Result
 
 SPEC = importlib.util.spec_from_file_location("paper_findings", Path(__file__).parents[2] / "suites/paper/findings.py")
@@ -11,10 +12,10 @@ SPEC.loader.exec_module(findings)
 
 def cell(codec, threat, acc, *, bpp=1.0, rounds=1, quality=1, eps=4 / 255):
     correct = [True] * round(acc * 20) + [False] * (20 - round(acc * 20))
-    attack = None if threat == "clean" else "pgd"
+    spec = None if threat == "clean" else AttackSpec("pgd", eps)
     return Result.from_correct(correct, case_id=f"{codec}-q{quality}-r{rounds}-{threat}", codec=codec,
-                               quality=quality, rounds=rounds, threat=threat, attack=attack,
-                               eps=None if attack is None else eps, bpp=bpp, psnr=30.0, seconds=0.0)
+                               quality=quality, rounds=rounds, threat=threat, spec=spec, bpp=bpp, psnr=30.0,
+                               seconds=0.0)
 
 
 def test_learned_vs_jpeg_compares_only_at_comparable_bpp():

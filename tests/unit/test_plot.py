@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_hac.attacks import AttackSpec
 from pytest_hac.core.result import Result
 from pytest_hac.core.verdict import Reason, ReasonKind, Status, Verdict
 from pytest_hac.report.plot import FAILED_GID, THRESHOLD_GID, figure, style, write_plot
@@ -17,9 +18,8 @@ def cell(codec="jpeg", quality=50, rounds=1, threat="clean", correct=(1, 1, 1, 1
     attacked = threat != "clean"
     case_id = f"{codec}-q{quality}-r{rounds}-{threat}" + ("-pgd" if attacked else "")
     r = Result.from_correct(list(correct), case_id=case_id, codec=codec, quality=quality, rounds=rounds, threat=threat,
-                            attack="pgd" if attacked else None, eps=PGD["eps"] if attacked else None, bpp=bpp,
-                            psnr=None if bpp is None else 30.0, seconds=0.1, ids=IDS,
-                            attack_params=dict(PGD) if attacked else {}, threshold=threshold)
+                            spec=AttackSpec.from_dict(PGD) if attacked else None, bpp=bpp,
+                            psnr=None if bpp is None else 30.0, seconds=0.1, ids=IDS, threshold=threshold)
     return Cell(test=f"test_cells.py::{test}[{r.case_id}]", result=r, verdict=verdict_of(passed), threshold=threshold)
 
 
@@ -128,8 +128,8 @@ def test_several_attacks_in_one_threat_are_separate_series():
     r = fgsm.result
     from dataclasses import replace
 
-    fgsm = replace(fgsm, result=replace(r, case_id=r.case_id.replace("pgd", "fgsm"), attack="fgsm",
-                                        attack_params={"name": "fgsm", "eps": 4 / 255, "norm": "Linf"}))
+    fgsm = replace(fgsm, result=replace(r, case_id=r.case_id.replace("pgd", "fgsm"),
+                                        spec=AttackSpec("fgsm", 4 / 255, steps=1)))
     fig = figure(report([cell(threat="oblivious", bpp=1.0), fgsm]))
     (lines,) = series_lines(fig)
     assert len(lines) == 2 and all(label.startswith("jpeg r1 · ") for label in lines)

@@ -3,16 +3,17 @@ import pytest
 
 
 def _result(case_id, threat, correct, eps=4 / 255, attack="pgd", codec="jpeg", **params):
+    from pytest_hac.attacks import AttackSpec
+    from pytest_hac.core.diagnostics import Diagnostics
     from pytest_hac.core.result import Result
 
-    attack_params = {} if threat == "clean" else {"name": attack, "norm": "Linf", "eps": eps, "steps": 10, **params}
-    diagnostics = params.pop("diagnostics", {}) if "diagnostics" in params else {}
-    attack_params.pop("diagnostics", None)
+    diagnostics = Diagnostics.from_dict(params.pop("diagnostics", {}))
+    queries = params.pop("queries", None)  # a gradient-free attack's steps are its queries
+    spec = None if threat == "clean" else AttackSpec(attack, eps, "Linf", **{"steps": queries or 10, **params},
+                                                     gradient_free=queries is not None)
     return Result.from_correct(correct, case_id=case_id, codec=codec, quality=50 if codec == "jpeg" else None,
-                               rounds=1, threat=threat, attack=None if threat == "clean" else attack,
-                               eps=None if threat == "clean" else eps, bpp=1.0, psnr=30.0, seconds=0.0,
-                               attack_params=attack_params, diagnostics=diagnostics, ids=[str(i) for i in
-                                                                                          range(len(correct))])
+                               rounds=1, threat=threat, spec=spec, bpp=1.0, psnr=30.0, seconds=0.0,
+                               diagnostics=diagnostics, ids=[str(i) for i in range(len(correct))])
 
 
 def test_soundness_checks_on_synthetic_results():
@@ -45,7 +46,7 @@ def test_an_attack_with_other_parameters_is_no_evidence_of_masking():
 
     results = [_result("o4", "oblivious", [True] * 5 + [False] * 35),
                _result("w4", "whitebox", [True] * 40, steps=1)]
-    assert results[1].attack_params["steps"] == 1
+    assert results[1].spec.steps == 1
     assert check(results) == []
     same = [results[0], _result("w4", "whitebox", [True] * 40)]
     assert [f.check for f in check(same)] == ["informed-not-weaker"]

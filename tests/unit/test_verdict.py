@@ -1,7 +1,9 @@
 """The one verdict function, the marker's thresholds and cell identity (issue: a verdict decided once)."""
 import pytest
 
+from pytest_hac.attacks import AttackSpec
 from pytest_hac.core.cases import Case, check_unique, expand
+from pytest_hac.core.diagnostics import Diagnostics, LargeEpsProbe
 from pytest_hac.core.gates import compare
 from pytest_hac.core.result import Result
 from pytest_hac.core.soundness import Finding, check, dependencies
@@ -10,7 +12,7 @@ from pytest_hac.errors import HacError
 
 
 def result(correct, case_id="jpeg-q50-r1-clean", threat="clean", **kw) -> Result:
-    fields = dict(case_id=case_id, codec="jpeg", quality=50, rounds=1, threat=threat, attack=None, eps=None, bpp=1.0,
+    fields = dict(case_id=case_id, codec="jpeg", quality=50, rounds=1, threat=threat, spec=None, bpp=1.0,
                   psnr=30.0, seconds=0.0, ids=[f"i{k}" for k in range(len(correct))])
     fields.update(kw)
     return Result.from_correct(list(correct), **fields)
@@ -150,9 +152,8 @@ def test_an_informed_cell_depends_on_its_oblivious_twin_and_the_query_cells():
 
 def test_large_eps_probe_flags_more_than_a_few_percent_surviving():
     def probe(survivors):
-        r = result([0] * 32, case_id="w", threat="whitebox", attack="pgd", eps=4 / 255,
-                   attack_params={"name": "pgd", "norm": "Linf", "eps": 4 / 255},
-                   diagnostics={"large_eps": {"eps": 64 / 255, "correct": survivors, "n": 32}})
+        r = result([0] * 32, case_id="w", threat="whitebox", spec=AttackSpec("pgd", 4 / 255),
+                   diagnostics=Diagnostics(large_eps=LargeEpsProbe(64 / 255, survivors, 32)))
         return [f.check for f in check([r])]
 
     # 6 of 32 surviving passed before (the lower end of the interval was under 10%): masking now

@@ -24,6 +24,7 @@ from ..codecs import validate_quality
 from ..errors import HacError
 from ..registry import ATTACKS, CODECS, AttackInfo
 from .cell_ids import attack_ids
+from .defense import Defense
 
 MARKER_KEYS = {"codecs", "rounds", "threats", "attack", "eps", "steps", "alpha", "restarts", "eot", "queries",
                "soundness", "min_accuracy"}
@@ -57,9 +58,8 @@ class Case:
         object.__setattr__(self, "threat", Threat.of(self.threat))
 
     @property
-    def defense(self) -> str:
-        q = "" if self.quality is None else f"-q{self.quality}"
-        return f"{self.codec}{q}-r{self.rounds}"
+    def defense(self) -> Defense:
+        return Defense(self.codec, self.quality, self.rounds)
 
     @property
     def identity(self) -> str:

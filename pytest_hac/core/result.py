@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..attacks import AttackSpec, Threat
+from .defense import Defense
 from .diagnostics import Diagnostics
 from .stats import wilson_interval
 
@@ -104,8 +105,8 @@ class Result:
         return self.spec is not None and self.spec.min_norm
 
     @property
-    def defense(self) -> tuple[str, int | None, int]:
-        return (self.codec, self.quality, self.rounds)
+    def defense(self) -> Defense:
+        return Defense(self.codec, self.quality, self.rounds)
 
     def gate(self, threshold: float | None = None, rule: str | None = None) -> bool:
         """Whether the result meets ``threshold`` under ``rule`` (see :data:`GATE_RULES`)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..attacks import Threat, eps_label
 from .cases import Case
 from .defended import masking_hint
+from .defense import Defense
 from .diagnostics import Diagnostics
 from .result import Result, worst_per_image
 from .stats import SIGNIFICANCE_LEVEL, mcnemar_drop_pvalue, wilson_interval
@@ -107,7 +108,7 @@ def check(results: list[Result]) -> list[Finding]:
     """All soundness findings for a set of results (an empty list means no check flagged anything)."""
     findings: list[Finding] = []
     results = _checked(results)
-    by_defense: dict[tuple, list[Result]] = defaultdict(list)
+    by_defense: dict[Defense, list[Result]] = defaultdict(list)
     for r in results:
         by_defense[r.defense].append(r)
     for rs in by_defense.values():
@@ -215,7 +216,7 @@ def ran(results: list[Result]) -> dict[str, bool]:
     """Which checks had something to check."""
     results = _checked(results)
     bounded = [r for r in results if r.spec is not None and not r.min_norm]
-    by_defense: dict[tuple, list[Result]] = defaultdict(list)
+    by_defense: dict[Defense, list[Result]] = defaultdict(list)
     for r in bounded:
         by_defense[r.defense].append(r)
     defenses_with_clean = {r.defense for r in results if r.threat is Threat.CLEAN}
@@ -294,19 +295,18 @@ def worst_case(results: list[Result]) -> list[Result]:
     defended model gets it right clean and under every attack (minimum-norm attacks,
     which have no budget, left out). Defenses without an attacked cell have no row.
     """
-    by_defense: dict[tuple, list[Result]] = defaultdict(list)
+    by_defense: dict[Defense, list[Result]] = defaultdict(list)
     for r in _checked(results):
         if not r.min_norm:
             by_defense[r.defense].append(r)
     rows = []
-    for (codec, quality, rounds), rs in sorted(by_defense.items(), key=lambda kv: repr(kv[0])):
+    for defense, rs in sorted(by_defense.items(), key=lambda kv: repr(tuple(kv[0]))):
         if not any(r.spec is not None for r in rs) or len({r.ids for r in rs}) != 1 or not rs[0].correct:
             continue
         clean = next((r for r in rs if r.threat is Threat.CLEAN), None)
-        q = "" if quality is None else f"-q{quality}"
         rows.append(Result.from_correct(
-            worst_per_image(rs), case_id=f"{codec}{q}-r{rounds}-{Threat.WORST}", codec=codec, quality=quality,
-            rounds=rounds, threat=Threat.WORST, spec=None, bpp=clean.bpp if clean else None,
+            worst_per_image(rs), case_id=f"{defense}-{Threat.WORST}", codec=defense.codec, quality=defense.quality,
+            rounds=defense.rounds, threat=Threat.WORST, spec=None, bpp=clean.bpp if clean else None,
             psnr=clean.psnr if clean else None, seconds=0.0, ids=rs[0].ids,
             diagnostics=Diagnostics(cells=tuple(sorted(r.case_id for r in rs)))))
     return rows

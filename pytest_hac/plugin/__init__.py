@@ -15,14 +15,14 @@ import pytest
 from ..errors import HacError
 from ..run import HacRun
 from ..settings import OPTIONS, settings_from
-from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
+from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_run, hac_settings
 from .pictures import GalleryCollector
 from .plan import PlanPrinter
 from .progress_log import XdistProgress
 from .session import PLUGIN_NAME, HacPlugin
 from .update import ThresholdsWriter
 
-__all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_session", "hac_settings"]
+__all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_run", "hac_settings"]
 
 MARKER_HELP = (
     "hac(codecs={'jpeg': [25, 50]}, rounds=[1, 2], threats=['clean', 'oblivious', 'whitebox'], attack='pgd', "

@@ -30,33 +30,33 @@ def _usage(fn):
 
 
 @pytest.fixture(scope="session")
-def hac_session(request: pytest.FixtureRequest) -> HacRun:
+def hac_run(request: pytest.FixtureRequest) -> HacRun:
     """The run's :class:`~pytest_hac.run.HacRun`: settings, lazily loaded model/data/engine, cells."""
     return _run(request)
 
 
 @pytest.fixture(scope="session")
-def hac_settings(hac_session: HacRun):
+def hac_settings(hac_run: HacRun):
     """The validated :class:`~pytest_hac.settings.Settings` of this run."""
-    return hac_session.settings
+    return hac_run.settings
 
 
 @pytest.fixture(scope="session")
-def hac_model(hac_session: HacRun):
+def hac_model(hac_run: HacRun):
     """The classifier under test (loaded once per session, eval mode, on the chosen device)."""
-    return _usage(lambda: hac_session.model)
+    return _usage(lambda: hac_run.loaded.model)
 
 
 @pytest.fixture(scope="session")
-def hac_dataset(hac_session: HacRun):
+def hac_dataset(hac_run: HacRun):
     """The evaluation images, preprocessed for ``hac_model`` (loaded once per session)."""
-    return _usage(lambda: hac_session.dataset)
+    return _usage(lambda: hac_run.loaded.dataset)
 
 
 @pytest.fixture(scope="session")
-def hac_engine(hac_session: HacRun):
+def hac_engine(hac_run: HacRun):
     """The session's :class:`~pytest_hac.core.engine.Engine`: caches and batches every case."""
-    return _usage(lambda: hac_session.engine)
+    return _usage(lambda: hac_run.engine)
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def _weights(session: pytest.Session, engine) -> dict[str, float]:
 
 
 @pytest.fixture
-def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callable[[Case], Result]:
+def hac_evaluate(request: pytest.FixtureRequest, hac_run: HacRun) -> Callable[[Case], Result]:
     """``hac_evaluate(case) -> Result``: evaluate (reusing earlier work). The cell's verdict is decided when
     its test ends, from the marker's threshold whether or not the body asserts it; an assertion in the body
     can only add a stricter check."""
@@ -83,12 +83,12 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_session: HacRun) -> Callabl
     def evaluate(case: Case) -> Result:
         from .progress import live_status
 
-        engine = _usage(lambda: hac_session.engine)
+        engine = _usage(lambda: hac_run.engine)
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-        settings = hac_session.settings
+        settings = hac_run.settings
         with live_status(request.config, plugin.scope.selected, settings.no_progress, engine, case.id,
                          settings.progress_every, lambda: _weights(request.session, engine)):
-            result = _usage(lambda: hac_session.evaluate(case))
+            result = _usage(lambda: hac_run.evaluate(case))
         if engine.gallery is not None:  # the controller takes it off (pictures.GalleryCollector): not for JUnit
             request.node.user_properties.append((GALLERY_PROPERTY, json.dumps(engine.gallery.to_dict([case.id]))))
         request.node.stash[RESULT_KEY] = result

@@ -11,7 +11,6 @@ import json
 
 import pytest
 
-from ..core.gallery import merge
 from ..run import HacRun
 
 GALLERY_PROPERTY = "hac_gallery"
@@ -28,7 +27,7 @@ class GalleryCollector:
         kept = []
         for name, value in report.user_properties:
             if name == GALLERY_PROPERTY:
-                merge(self.run.gallery, json.loads(value))
+                self.run.add_gallery(json.loads(value))
             else:
                 kept.append((name, value))
         report.user_properties[:] = kept

@@ -56,6 +56,7 @@ class HacPlugin:
         #: (node id, case) of every cell the markers expand to, before any selection (-k, --lf, shards).
         self.universe: list = []
         self.finished: set[str] = set()
+        self._data_sent = False
         self.scope = Scope()
         #: The report written at session end (the terminal summary prints it).
         self.final: Report | None = None
@@ -133,7 +134,7 @@ class HacPlugin:
         digest = hashlib.sha256("\n".join(everything).encode()).hexdigest()[:16]
         self.scope = Scope(selected=len(cells), total=len(everything), shard=self.run.settings.shard,
                            cells_hash=digest)
-        self.run.scope = self.scope
+        self.run.set_scope(self.scope)
         grouped = any("@hac-" in item.nodeid for item in cells)
         if getattr(self.config.option, "loadgroup", False) and cells and not grouped:
             import warnings
@@ -146,7 +147,7 @@ class HacPlugin:
                       [case for _, case in self.universe])
         if cells and not self.config.option.collectonly and not self.worker:
             try:
-                self.run.prepare()
+                self.run.loaded.prepare()
             except HacError as exc:
                 raise self._usage_error(exc) from None
 
@@ -207,11 +208,15 @@ class HacPlugin:
                          if r.kind not in (ReasonKind.ASSERTION, ReasonKind.ERROR) and r.message not in said]
                 if extra:
                     report.sections.append(("pytest-hac: further reasons this cell failed", "\n".join(extra)))
+            # what the data is (image hashes included) travels once per worker, with its first cell
+            data_info = None
+            if self.worker and self.run.loaded.done and not self._data_sent:
+                data_info, self._data_sent = self.run.loaded.data_info(), True
             message = CellMessage(cell=cell, references=item.stash.get(REFERENCES_KEY, []),
                                   scope=self.scope, torch_threads=torch.get_num_threads(),
                                   attack_images=item.stash.get(WORK_KEY, 0),
                                   threshold_lines=self.run.threshold_lines + self.run.threshold_warnings,
-                                  data_info=self.run.data_info() if self.worker and self.run.loaded else None)
+                                  data_info=data_info)
             report.user_properties.append((PROPERTY, json.dumps(message.to_dict())))
             # on the item too: JUnit XML writes the properties the teardown report carries
             props = [(f"hac_{key}", getattr(cell.result, key)) for key in ("accuracy", "ci_low", "ci_high", "n",
@@ -232,22 +237,17 @@ class HacPlugin:
         if report.when != "call" or PROPERTY not in props:
             return
         message = CellMessage.from_dict(json.loads(props[PROPERTY]))
-        self.run.scope = message.scope
-        self.run.torch_threads = message.torch_threads
-        self.run.attack_images += message.attack_images
-        if not self.run.thresholds.use:  # xdist: the controller collects nothing, a worker says what applied
-            self.run.threshold_lines, self.run.threshold_warnings = message.threshold_lines, []
-        if message.data_info is not None:
-            self.run.worker_data_info = message.data_info
-        self.run.record(message.cell, message.references)
+        self.run.set_scope(message.scope)
+        self.run.record(message.cell, message.references, attack_images=message.attack_images,
+                        torch_threads=message.torch_threads, threshold_lines=message.threshold_lines,
+                        data_info=message.data_info)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         """xdist controller: a worker finished or crashed."""
         if error:
             worker = getattr(getattr(node, "gateway", None), "id", "?")
-            self.run.crashed.append(worker)
-            self.run.notes.append(f"xdist worker {worker} crashed ({str(error).strip()[:200]}): the run is incomplete")
+            self.run.worker_crashed(worker, str(error))
 
     # --- the end ------------------------------------------------------------------------------------
 

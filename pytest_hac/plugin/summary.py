@@ -17,7 +17,7 @@ def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> Non
         terminalreporter.write_line(f"pytest-hac: {warning}", yellow=True)
     if final is not None and final.error:
         terminalreporter.write_line("pytest-hac: the run ended in an error (above); the report says so: "
-                                    + ", ".join(str(p) for p in run.report_paths.values()), red=True)
+                                    + ", ".join(str(p) for p in run.files.paths.values()), red=True)
         return
     if not run.cells:
         return
@@ -36,13 +36,13 @@ def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> Non
     terminalreporter.write_line(tabulate(body, headers, tablefmt="simple", disable_numparse=True))
     for line in run.threshold_lines:
         terminalreporter.write_line(f"thresholds: {line}")
-    if run.write_error:
-        terminalreporter.write_line(f"pytest-hac: {run.write_error}", red=True)
+    if run.files.error:
+        terminalreporter.write_line(f"pytest-hac: {run.files.error}", red=True)
     for cell in report.cells:
         for warning in cell.verdict.warnings:
             terminalreporter.write_line(f"pytest-hac: ⚑ {cell.case_id} (not failed: --hac-soundness=warn): "
                                         f"{warning}", yellow=True)
     for note in report.notes:
         terminalreporter.write_line(f"pytest-hac: {note}", yellow=True)
-    for kind, path in run.report_paths.items():
+    for kind, path in run.files.paths.items():
         terminalreporter.write_line(f"report ({kind}): {path}")

@@ -49,7 +49,7 @@ class ThresholdsWriter:
                 continue
             note = (f"--hac-update-thresholds wrote {len(written)} thresholds (interval low end - "
                     f"{self.run.settings.threshold_margin:g}, rounded down) to {path}")
-            self.run.notes.append(note)
+            self.run.add_note(note)
             self.lines += [note] + [f"  {line}" for line in written]
         if self.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

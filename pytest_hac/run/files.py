@@ -1,0 +1,89 @@
+"""A run's files: yesterday's report set aside at the start, the report rewritten atomically as cells
+finish, an ERROR report when the run fails, and at the end the plot, the baseline, the history entry
+and GitHub's step summary. Writing never stops a run: a failure is kept in :attr:`ReportFiles.error`."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..report.baselines import save_baseline
+from ..report.history import record_history
+from ..report.output import discard, restore_aside, set_aside, write_report
+from ..report.schema import Report
+from ..report.summary import append_step_summary, step_summary
+from ..settings import Settings
+
+
+class ReportFiles:
+    """Where a run's reports go (``settings.report_dir``); with ``write=False`` (an xdist worker) nothing is written."""
+
+    def __init__(self, settings: Settings, *, write: bool = True) -> None:
+        self.settings = settings
+        self.write = write
+        #: The files written last, by kind (json, md, html, plot, baseline, history).
+        self.paths: dict[str, Path] = {}
+        self.error: str | None = None
+        self._aside: list[Path] = []
+        #: The stem the in-progress report was written under at the start.
+        self._marker: str | None = None
+
+    def start(self, rep: Report) -> None:
+        """Set ``<stem>.*`` aside as ``<stem>.previous.*`` and write ``rep`` (INCOMPLETE, no cell yet) instead."""
+        if not self.write:
+            return
+        self._marker = rep.stem
+        self._aside = set_aside(self.settings.report_dir, rep.stem)
+        self.rewrite(rep)
+
+    def rewrite(self, rep: Report, *, plot: bool = False, sections: tuple[str, ...] = (),
+                gallery: dict | None = None) -> None:
+        """Write ``rep`` (JSON, Markdown, HTML; the plot with ``plot``), atomically."""
+        if not self.write:
+            return
+        try:
+            self.paths = write_report(rep, self.settings.report_dir, plot=plot, sections=sections, gallery=gallery)
+            self.error = None
+        except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
+            self.error = f"could not write reports to {self.settings.report_dir}: {exc}"
+            warnings.warn(f"pytest-hac: {self.error}", stacklevel=3)
+
+    def failed(self, rep: Report) -> None:
+        """The run ended without a verdict: ``rep`` says ERROR, here and in the step summary."""
+        if not self.write:
+            return
+        self.rewrite(rep)
+        self._put_back(rep)
+        append_step_summary(step_summary(rep, self.settings.summary))
+
+    def finish(self, rep: Report, *, sections: tuple[str, ...] = (), gallery: dict | None = None) -> None:
+        """The final report with the plot, the baseline if asked, the history entry and the step summary.
+
+        A selection (``-k``, node ids) writes ``<model>.selection.*`` and puts the full report set aside
+        at the start back in place; any other run replaces it.
+        """
+        if not self.write:
+            return
+        s = self.settings
+        self.rewrite(rep, plot=True, sections=sections, gallery=gallery)
+        self._put_back(rep)
+        if rep.cells and s.save_baseline is not None:
+            try:
+                self.paths["baseline"] = save_baseline(rep, s.baseline_dir, s.save_baseline)
+            except OSError as exc:
+                self.error = f"could not save baseline in {s.baseline_dir}: {exc}"
+        if s.history is not None:
+            try:
+                if (entry := record_history(rep, s.history)) is not None:
+                    self.paths["history"] = entry
+            except OSError as exc:
+                self.error = f"could not add the run to the history in {s.history}: {exc}"
+        if rep.cells:
+            append_step_summary(step_summary(rep, s.summary))
+
+    def _put_back(self, rep: Report) -> None:
+        """A selection's report has its own name: the full report set aside at the start comes back."""
+        selection = rep.stem != self._marker
+        if selection and self._marker is not None:
+            discard(self.settings.report_dir, self._marker)
+        restore_aside(self._aside, keep=selection)
+        self._aside = []

@@ -175,7 +175,7 @@ def _undefended_breaks(results: list[Result]) -> list[Finding]:
             cells = tuple(sorted(r.case_id for r in group))
             findings.append(Finding(
                 "undefended-breaks", cells,
-                f"{group[0].attack} at eps {probe.eps:.4g} leaves the undefended model {probe.correct}/"
+                f"{group[0].attack} at eps {eps_label(probe.eps, group[0].spec.norm)} leaves the undefended model {probe.correct}/"
                 f"{probe.n} correct; expected near 0: the attack or the model is broken (eval mode? logits?), "
                 f"so every cell it attacked is suspect"))
     return findings

@@ -35,6 +35,7 @@ from .report.output import discard, restore_aside, set_aside, write_report
 from .report.provenance import dataset_name, default_data, upscaling_note, versions
 from .report.schema import Cell, Report, Scope
 from .report.summary import append_step_summary, step_summary
+from .report.trend import Trend, trend_of
 from .settings import Settings
 
 #: Label mappings up to this many classes are written into the report in full.
@@ -77,6 +78,7 @@ class HacRun:
         self._set_aside: list[Path] = []
         #: The stem the in-progress report was written under at the start.
         self._marker: str | None = None
+        self._trend: tuple[Report, Trend] | None = None
 
     # --- the start ----------------------------------------------------------------------------------
 
@@ -310,10 +312,9 @@ class HacRun:
         return [f"attack weaker than its defaults: {attack} in {len(cells)} cell{'s' if len(cells) != 1 else ''}"
                 for attack, cells in weak.items()]
 
-    def _write(self, rep: Report, *, plot: bool, sections: tuple[str, ...] = (), gallery: dict | None = None) -> None:
+    def _write(self, rep: Report, *, plot: bool, trend: Trend | None = None, gallery: dict | None = None) -> None:
         try:
-            self.report_paths = write_report(rep, self.settings.report_dir, plot=plot, sections=sections,
-                                             gallery=gallery)
+            self.report_paths = write_report(rep, self.settings.report_dir, plot=plot, trend=trend, gallery=gallery)
             self.write_error = None
         except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
             self.write_error = f"could not write reports to {self.settings.report_dir}: {exc}"
@@ -348,22 +349,19 @@ class HacRun:
         restore_aside(self._set_aside, keep=selection)
         self._set_aside = []
 
-    def trend_sections(self, rep: Report) -> tuple[str, ...]:
-        """With ``--hac-history``: the report's trend section over the history and this run."""
+    def trend(self, rep: Report) -> Trend | None:
+        """With ``--hac-history``: the trend over the history and this run (the Markdown's and the page's
+        section, and ``--hac-trend-fail``'s drifts), read once per report."""
         if self.settings.history is None or not rep.complete or rep.scope.partial:
-            return ()
-        from .report.trend_view import trend_markdown
-
-        return (trend_markdown(self.settings.history, rep),)
+            return None
+        if self._trend is None or self._trend[0] is not rep:
+            self._trend = (rep, trend_of(self.settings.history, rep))
+        return self._trend[1]
 
     def trend_failures(self, rep: Report) -> list[str]:
         """``--hac-trend-fail``: the significant drifts larger than its margin (none: the run passes)."""
-        s = self.settings
-        if s.trend_fail is None or s.history is None or not rep.complete or rep.scope.partial:
-            return []
-        from .report.trend_view import trend_failures
-
-        return trend_failures(s.history, rep, s.trend_fail)
+        trend = None if self.settings.trend_fail is None else self.trend(rep)
+        return [] if trend is None else [f.message(trend.labels) for f in trend.drifts(self.settings.trend_fail)]
 
     def finish(self, rep: Report) -> Report:
         """Write the final report (with the plot), the baseline if asked, and GitHub's step summary.
@@ -372,7 +370,7 @@ class HacRun:
         aside at the start back in place; any other run replaces it.
         """
         if self.write_files:
-            self._write(rep, plot=True, sections=self.trend_sections(rep), gallery=self.gallery)
+            self._write(rep, plot=True, trend=self.trend(rep), gallery=self.gallery)
             self._put_back(rep)
             if rep.cells and self.settings.save_baseline is not None:
                 try:

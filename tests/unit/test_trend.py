@@ -123,3 +123,23 @@ def test_trend_cli_writes_table_and_plot_and_fails_on_a_drift(tmp_path, syntheti
     assert hac_main(["trend", str(history), "-o", str(out), "--last", "3", "--fail", "1"]) == 0  # 2 points: noise
     assert hac_main(["trend", str(tmp_path / "missing"), "-o", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_html_page_marks_steps_drifts_and_runs_not_compared(synthetic):
+    import re
+
+    from pytest_hac.report.history import Entry
+    from pytest_hac.report.html import page
+
+    runs = _runs(synthetic, sudden_at=6)
+    runs[3] = replace(runs[3], dataset="imagenette")
+    trend = build_trend([Entry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)])
+    text = page(runs[-1], trend=trend)
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><th><a href='#cell-([^']+)'>.*?</tr>", text)}
+    assert set(rows) == {DRIFT, STABLE, SUDDEN}  # each cell links to its row of the page
+    assert "<b>drift</b>" in rows[DRIFT] and "class=drop" not in rows[DRIFT]
+    assert rows[SUDDEN].count("<td class=drop>") == 1 and "<td>drop</td>" in rows[SUDDEN]
+    assert all(row.count("<td class=apart>") == 1 for row in rows.values())  # run 4: other data
+    assert "not compared: other data &#x27;imagenette&#x27;" in text and "drift jpeg-q50-r1-oblivious-pgd" in text
+    assert re.search(r"<img id='trend-image' [^>]*src='data:image/png;base64,iVBOR", text)
+    assert "id='trend'" not in page(runs[-1], trend=build_trend([Entry(Path("0.json"), runs[-1], {})]))

@@ -15,10 +15,11 @@ import pytest
 from ..errors import HacError
 from ..run import HacRun
 from ..settings import OPTIONS, settings_from
+from . import fixtures
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_session, hac_settings
 from .pictures import GalleryCollector
 from .plan import PlanPrinter
-from .progress_log import XdistProgress
+from .progress_log import CellStarts, XdistProgress
 from .session import PLUGIN_NAME, HacPlugin
 from .update import ThresholdsWriter
 
@@ -80,10 +81,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is None:
         config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
     xdist = config.getoption("dist", "no") != "no" or bool(config.getoption("numprocesses", None))
-    if worker is None and xdist and settings.progress_every > 0:
+    if xdist and worker is None and settings.progress_every > 0:
+        config.pluginmanager.register(XdistProgress(config, settings.progress_every), "hac-progress-log")
+    if worker is not None and settings.progress_every > 0:  # only xdist's workers have workerinput
         plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
-        config.pluginmanager.register(XdistProgress(config, settings.progress_every, lambda: plugin.run.scope.selected),
-                                      "hac-progress-log")
+        config.pluginmanager.register(CellStarts(lambda: plugin.scope.selected, lambda session: fixtures.cell_weights(
+            session, run.engine) if run.loaded else None), "hac-cell-starts")
     if worker is None and config.getoption("hac_plan"):
         config.pluginmanager.register(PlanPrinter(run), "hac-plan")
     if worker is None and settings.update_thresholds:

@@ -53,7 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="list models, data sets, codecs, attacks and threats (hook-registered ones too), then exit")
     group.addoption("--hac-plan", action="store_true", default=False,
                     help="like --collect-only: list the selected cells with their attack, codec and model passes "
-                         "and a time estimate from a short measured warm-up, then exit without evaluating")
+                         "and their soundness probes', and a time estimate (cells, probes, loading) from a short "
+                         "measured warm-up, then exit without evaluating")
 
 
 def pytest_configure(config: pytest.Config) -> None:

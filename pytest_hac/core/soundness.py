@@ -175,9 +175,9 @@ def _undefended_breaks(results: list[Result]) -> list[Finding]:
             cells = tuple(sorted(r.case_id for r in group))
             findings.append(Finding(
                 "undefended-breaks", cells,
-                f"{group[0].attack} at eps {eps_label(probe.eps, group[0].spec.norm)} leaves the undefended model {probe.correct}/"
-                f"{probe.n} correct; expected near 0: the attack or the model is broken (eval mode? logits?), "
-                f"so every cell it attacked is suspect"))
+                f"{group[0].attack} at eps {eps_label(probe.eps, group[0].spec.norm)} leaves the undefended model "
+                f"{probe.correct}/{probe.n} correct; expected near 0: the attack or the model is broken (eval mode? "
+                f"logits?), so every cell it attacked is suspect"))
     return findings
 
 

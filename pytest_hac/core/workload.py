@@ -10,9 +10,17 @@ first cell that needs it, as the engine computes it:
 * codec passes: images x rounds real round trips of the codec;
 * model passes: images classified.
 
-:func:`measure` times one batch of each kind (the warm-up) and :func:`seconds` turns passes into an
-estimate. The soundness probes (a small share: a few dozen images per attack) are not counted.
-:func:`weights` gives each cell a unitless cost, for the estimated time left of a running session.
+Each attacked cell's soundness probes (:mod:`.probes`) are counted apart (:class:`Probe`), with the
+engine's keys too, so a probe that several cells read (the undefended large-eps attack of an attack,
+the zero-gradient check of a gradient path) counts once, at the first cell that runs it: the
+zero-gradient check (one forward-and-backward pass per image and gradient path), the large-eps
+attack through the cell's gradient paths on the first 32 images (white-box and adaptive cells), the
+large-eps attack on the bare model on the first 64 images, and with ``soundness="thorough"`` the
+cell's attack at twice its steps.
+
+:func:`measure` times one batch of each kind of pass (the warm-up), :func:`seconds` turns a cell's
+passes into an estimate and :func:`probe_seconds` its probes'. :func:`weights` gives each cell a
+unitless cost (its probes included), for the estimated time left of a running session.
 """
 from __future__ import annotations
 
@@ -24,13 +32,35 @@ import torch
 from torch.nn import functional as F
 
 from .cases import Case
-from .keys import AdvKey, CodecRef
+from .defended import gradient_paths
+from .keys import AdvKey, CodecRef, GradientKey, SourceKey
+from .probes import PROBE_EPS, PROBE_IMAGES, UNDEFENDED_IMAGES, probe_spec
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 #: A forward-and-backward pass costs about this many forward passes (for the unitless weights).
 BACKWARD_FACTOR = 3
+
+
+@dataclass
+class Probe:
+    """One soundness probe's own work (one key: what earlier cells or probes computed is theirs)."""
+
+    #: "zero-gradient", "large-eps", "undefended large-eps" or "steps 2x".
+    kind: str
+    #: What its gradient (or query) passes go through: (path, codec, quality, rounds).
+    target: tuple
+    images: int
+    attack: int = 0
+    queries: int = 0
+    codec: int = 0
+    model: int = 0
+    codecs: dict[CodecRef, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def weight(self) -> float:
+        return BACKWARD_FACTOR * self.attack + self.queries + self.codec + self.model
 
 
 @dataclass
@@ -47,14 +77,23 @@ class Work:
     #: What the attacker's gradient passes through: (path, codec, quality, rounds); for the warm-up.
     target: tuple = field(default=(), repr=False)
     codecs: dict[CodecRef, int] = field(default_factory=dict, repr=False)
+    #: The soundness probes this cell runs first (apart from its own work above).
+    probes: list[Probe] = field(default_factory=list)
 
     @property
     def weight(self) -> float:
-        return BACKWARD_FACTOR * self.attack + self.queries + self.codec + self.model
+        """The cell's passes and its probes' (a backward pass counted as :data:`BACKWARD_FACTOR`)."""
+        return BACKWARD_FACTOR * self.attack + self.queries + self.codec + self.model + sum(
+            p.weight for p in self.probes)
+
+    @property
+    def probe_passes(self) -> int:
+        """Passes through the attacked module of this cell's probes (forward-and-backward and queries)."""
+        return sum(p.attack + p.queries for p in self.probes)
 
 
 def workload(engine: Engine, cases: list[Case]) -> list[Work]:
-    """Each case's own work, in the order given (shared work counts at its first cell)."""
+    """Each case's own work and its probes', in the order given (shared work counts at its first cell)."""
     seen: set = set()
     out = []
     n = len(engine.labels)
@@ -62,39 +101,96 @@ def workload(engine: Engine, cases: list[Case]) -> list[Work]:
         work = Work(case.id)
         for part in case.parts or (case,):
             _add(engine, part, n, work, seen)
+            _probes(engine, part, work, seen)
         out.append(work)
     return out
+
+
+def _target(key: AdvKey) -> tuple:
+    return ("bare", "identity", None, 1) if key.path == "bare" else (key.path, key.codec.name, key.codec.quality,
+                                                                      key.rounds)
+
+
+def _attack(key: AdvKey, acc: Work | Probe) -> None:
+    spec = key.spec
+    if spec.info.gradient_free:
+        acc.queries += key.n * spec.steps
+    else:
+        acc.attack += key.n * spec.steps * spec.eot
+
+
+def _pipeline(source: SourceKey, ref: CodecRef | None, rounds: int, n: int, acc: Work | Probe, seen: set) -> None:
+    """The real codec's rounds and the classifier on ``source``'s ``n`` images, as :meth:`Engine.outcome` runs."""
+    if ref is not None:
+        for k in range(1, rounds + 1):
+            if ("round", source, ref, k) not in seen:
+                seen.add(("round", source, ref, k))
+                acc.codec += n
+                acc.codecs[ref] = acc.codecs.get(ref, 0) + n
+    if ("outcome", source, ref, rounds) not in seen:
+        seen.add(("outcome", source, ref, rounds))
+        acc.model += n
 
 
 def _add(engine: Engine, case: Case, n: int, work: Work, seen: set) -> None:
     ref = None if case.codec == "identity" else CodecRef(case.codec, case.quality)
     for source in engine.source_keys(case):
         if isinstance(source, AdvKey):
-            spec = source.spec
-            path = source.path
-            work.target = ("bare", "identity", None, 1) if path == "bare" else (path, case.codec, case.quality,
-                                                                                 case.rounds)
+            work.target = _target(source)
             if source in seen:
                 work.attack_text = "shared (computed by an earlier cell)"
             else:
                 seen.add(source)
-                restarts = case.attack.restarts
+                _attack(source, work)
+                spec, restarts = source.spec, case.attack.restarts
                 if spec.info.gradient_free:
-                    work.queries += n * spec.steps
                     work.attack_text = f"{n} images x {spec.steps} queries x {restarts} restarts"
                 else:
-                    work.attack += n * spec.steps * spec.eot
                     eot = f" x {spec.eot} EOT" if spec.eot != 1 else ""
                     work.attack_text = f"{n} images x {spec.steps} steps x {restarts} restarts{eot}"
-        if ref is not None:
-            for k in range(1, case.rounds + 1):
-                if ("round", source, ref, k) not in seen:
-                    seen.add(("round", source, ref, k))
-                    work.codec += n
-                    work.codecs[ref] = work.codecs.get(ref, 0) + n
-        if ("outcome", source, ref, case.rounds) not in seen:
-            seen.add(("outcome", source, ref, case.rounds))
-            work.model += n
+        _pipeline(source, ref, case.rounds, n, work, seen)
+
+
+def _probe(kind: str, key: AdvKey, codec: str, quality: int | None, rounds: int, work: Work, seen: set) -> None:
+    """An attack probe: ``key``'s attack (unless computed already) and its outcome through the defense."""
+    probe = Probe(kind, _target(key), key.n)
+    if key not in seen:
+        seen.add(key)
+        _attack(key, probe)
+    ref = None if codec == "identity" else CodecRef(codec, quality)
+    _pipeline(key, ref, rounds if ref else 1, key.n, probe, seen)
+    if probe.weight:
+        work.probes.append(probe)
+
+
+def _probes(engine: Engine, case: Case, work: Work, seen: set) -> None:
+    """The soundness probes :func:`.probes.measure` runs after ``case`` (see the module docstring)."""
+    spec = case.attack
+    if not case.threat.attacked or spec is None:
+        return
+    n = len(engine.labels)
+    paths = gradient_paths(case.threat, case.codec, case.rounds)
+    if not spec.info.gradient_free:
+        for path in paths:
+            bare = path == "bare"
+            key = GradientKey(path, None if bare else CodecRef(case.codec, case.quality), 1 if bare else case.rounds)
+            if key not in seen:
+                seen.add(key)
+                target = ("bare", "identity", None, 1) if bare else (path, case.codec, case.quality, case.rounds)
+                work.probes.append(Probe("zero-gradient", target, n, attack=n))
+        if not spec.min_norm:
+            if case.threat.info.informed:
+                large = probe_spec(engine, spec, PROBE_EPS, eot=spec.eot)
+                for path in paths:
+                    key = engine.adversarial_key(path, case.codec, case.quality, case.rounds, large,
+                                                 n=min(n, PROBE_IMAGES))
+                    _probe("large-eps", key, case.codec, case.quality, case.rounds, work, seen)
+            key = engine.adversarial_key("bare", "identity", None, 1, probe_spec(engine, spec, PROBE_EPS),
+                                         n=min(n, UNDEFENDED_IMAGES))
+            _probe("undefended large-eps", key, "identity", None, 1, work, seen)
+    if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
+        for key in engine.source_keys(case, steps=2 * spec.steps):
+            _probe("steps 2x", key, case.codec, case.quality, case.rounds, work, seen)
 
 
 def weights(engine: Engine, cases: list[Case]) -> dict[str, float]:
@@ -131,7 +227,7 @@ def measure(engine: Engine, works: list[Work]) -> Timing:
     with torch.inference_mode():
         predict = _timed(lambda: engine.model(x).argmax(1)) / b
     gradient, forward, codec = {}, {}, {}
-    for w in works:
+    for w in [*works, *(p for w in works for p in w.probes)]:
         if w.target and w.attack and w.target not in gradient:
             target = engine.target(*w.target)
 
@@ -153,8 +249,8 @@ def measure(engine: Engine, works: list[Work]) -> Timing:
     return Timing(predict, gradient, forward, codec, b)
 
 
-def seconds(work: Work, timing: Timing) -> float:
-    """Estimated seconds of one cell's own work."""
+def seconds(work: Work | Probe, timing: Timing) -> float:
+    """Estimated seconds of one cell's own work (or of one probe's)."""
     total = work.model * timing.predict
     total += sum(n * timing.codec.get(ref, 0.0) for ref, n in work.codecs.items())
     if work.attack:
@@ -162,3 +258,8 @@ def seconds(work: Work, timing: Timing) -> float:
     if work.queries:
         total += work.queries * timing.forward.get(work.target, 0.0)
     return total
+
+
+def probe_seconds(work: Work, timing: Timing) -> float:
+    """Estimated seconds of the soundness probes a cell runs first."""
+    return sum(seconds(p, timing) for p in work.probes)

@@ -15,10 +15,11 @@ import pytest
 from ..errors import HacError
 from ..run import HacRun
 from ..settings import OPTIONS, settings_from
+from . import fixtures
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_run, hac_settings
 from .pictures import GalleryCollector
 from .plan import PlanPrinter
-from .progress_log import XdistProgress
+from .progress_log import CellStarts, XdistProgress
 from .session import PLUGIN_NAME, HacPlugin
 from .update import ThresholdsWriter
 
@@ -52,7 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="list models, data sets, codecs, attacks and threats (hook-registered ones too), then exit")
     group.addoption("--hac-plan", action="store_true", default=False,
                     help="like --collect-only: list the selected cells with their attack, codec and model passes "
-                         "and a time estimate from a short measured warm-up, then exit without evaluating")
+                         "and their soundness probes', and a time estimate (cells, probes, loading) from a short "
+                         "measured warm-up, then exit without evaluating")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,10 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is None:
         config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
     xdist = config.getoption("dist", "no") != "no" or bool(config.getoption("numprocesses", None))
-    if worker is None and xdist and settings.progress_every > 0:
+    if xdist and worker is None and settings.progress_every > 0:
+        config.pluginmanager.register(XdistProgress(config, settings.progress_every), "hac-progress-log")
+    if worker is not None and settings.progress_every > 0:  # only xdist's workers have workerinput
         plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
-        config.pluginmanager.register(XdistProgress(config, settings.progress_every, lambda: plugin.run.scope.selected),
-                                      "hac-progress-log")
+        config.pluginmanager.register(CellStarts(lambda: plugin.scope.selected, lambda session: fixtures.cell_weights(
+            session, run.engine) if run.loaded else None), "hac-cell-starts")
     if worker is None and config.getoption("hac_plan"):
         config.pluginmanager.register(PlanPrinter(run), "hac-plan")
     if worker is None and settings.update_thresholds:

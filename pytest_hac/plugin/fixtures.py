@@ -65,7 +65,7 @@ def hac_case(request: pytest.FixtureRequest) -> Case:
     return request.param
 
 
-def _weights(session: pytest.Session, engine) -> dict[str, float]:
+def cell_weights(session: pytest.Session, engine) -> dict[str, float]:
     """The planned cost of each selected cell, for the estimated time left."""
     from ..core.workload import weights
 
@@ -87,7 +87,7 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_run: HacRun) -> Callable[[C
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
         settings = hac_run.settings
         with live_status(request.config, plugin.scope.selected, settings.no_progress, engine, case.id,
-                         settings.progress_every, lambda: _weights(request.session, engine)):
+                         settings.progress_every, lambda: cell_weights(request.session, engine)):
             result = _usage(lambda: hac_run.evaluate(case))
         if engine.gallery is not None:  # the controller takes it off (pictures.GalleryCollector): not for JUnit
             request.node.user_properties.append((GALLERY_PROPERTY, json.dumps(engine.gallery.to_dict([case.id]))))

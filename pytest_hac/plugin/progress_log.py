@@ -9,14 +9,24 @@ runs log exactly as before.
 The time left is :class:`Eta`'s: the time spent so far, scaled by the work still to do over the work done,
 with each cell weighted by its planned passes (:func:`pytest_hac.core.workload.weights`: an attack counts
 its steps, shared work counts once); without weights (an xdist controller never loads the model), each cell
-counts the same. In one process the engine's per-batch callback drives the lines; on an xdist controller
-the workers' cell starts and reports do (a cell running on a worker prints nothing until it ends).
+counts the same. In one process the engine's per-batch callback drives the lines. On an xdist controller
+every event xdist forwards from a worker (a test's start, its reports, its end) may write one: the workers
+say on their reports which cell starts, how many cells the run has and, once loaded, each cell's planned
+cost (:class:`CellStarts`), so the controller's lines name the cells running now and estimate the time left
+from the first finished cell on. No thread prints: a line waits for the next event (while every worker is
+deep in one long cell, none comes).
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from .cells import is_cell
 
 
 def duration(seconds: float) -> str:
@@ -165,29 +175,87 @@ def progress_log(config, total: int, every: float, weights: Callable[[], dict[st
     return None if write is None else ProgressLog(write, every, Eta(total, weights()))
 
 
-class XdistProgress:
-    """On an xdist controller: the log lines from the workers' cell starts and reports."""
+#: On a cell's setup report (an xdist worker's): ``{"cell": id, "selected": cells of the run}``.
+START_PROPERTY = "hac_cell_start"
+#: On the first call report after a worker loaded the model: the planned cost per cell id (:func:`Eta`'s weights).
+WEIGHTS_PROPERTY = "hac_cell_weights"
 
-    def __init__(self, config, every: float, total: Callable[[], int]) -> None:
-        self.total = total
+
+class CellStarts:
+    """On an xdist worker: says on the reports xdist forwards which cell starts (its setup report), how many
+    cells the run has, and, once the engine is loaded, the planned cost per cell (on a call report).
+
+    Args:
+        selected: the run's number of selected cells.
+        weights: the planned cost per cell id for a session, or None while the model is not loaded.
+    """
+
+    def __init__(self, selected: Callable[[], int], weights: Callable[[Any], dict[str, float] | None]) -> None:
+        self.selected = selected
+        self.weights = weights
+        self.sent = False
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call):
+        report = yield
+        if not is_cell(item) or not hasattr(item, "callspec"):
+            return report
+        if report.when == "setup":
+            start = {"cell": item.callspec.params["hac_case"].id, "selected": self.selected()}
+            report.user_properties.append((START_PROPERTY, json.dumps(start)))
+        elif report.when == "call" and not self.sent:
+            weights = self.weights(item.session)
+            if weights is not None:
+                self.sent = True
+                report.user_properties.append((WEIGHTS_PROPERTY, json.dumps(weights)))
+        return report
+
+
+class XdistProgress:
+    """On an xdist controller: the log lines, written from the events xdist forwards from every worker
+    (each test's start, its setup, call and teardown reports, its end) once the interval has passed, so a
+    line comes between cell reports too, never from a thread of its own. The cells running are those whose
+    setup report said they start (:class:`CellStarts`) and that have not reported yet."""
+
+    def __init__(self, config, every: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
-        self.log = ProgressLog(self._write, every, Eta(0))
+        self.log = ProgressLog(self._write, every, Eta(0, clock=clock), clock=clock)
+        #: Cells running on the workers: node id -> cell id, in the order they started.
+        self.running: dict[str, str] = {}
+        self.seen = False
 
     def _write(self, line: str) -> None:
         write = _writer(self.config)  # looked up when needed: the terminal reporter comes after pytest_configure
         if write is not None:
             write(line)
 
-    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
-        if not self.total():  # no cell has reported yet: the controller cannot tell a cell from another test
-            return
-        self.log.eta.total = self.total()
-        name = nodeid.split("@hac-", 1)[0].split("::")[-1]
-        self.log.started(name[name.find("[") + 1:-1] if name.endswith("]") else name)  # the cell id
+    def _tick(self) -> None:
+        if self.seen:  # no cell has started: this may be a session without any (print nothing)
+            self.log.cell = ", ".join(dict.fromkeys(self.running.values()))
+            self.log.tick()
 
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        self._tick()
+
+    def pytest_runtest_logfinish(self, nodeid: str, location) -> None:
+        self._tick()
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report) -> None:
+        ours = {name: value for name, value in report.user_properties if name in (START_PROPERTY, WEIGHTS_PROPERTY)}
+        if ours:  # ours only: taken off, so no other reporter carries them
+            report.user_properties[:] = [(n, v) for n, v in report.user_properties if n not in ours]
+        if START_PROPERTY in ours:
+            start = json.loads(ours[START_PROPERTY])
+            self.seen = True
+            self.log.eta.total = max(self.log.eta.total, int(start["selected"]))
+            self.running[report.nodeid] = start["cell"]
+        if WEIGHTS_PROPERTY in ours and not self.log.eta.weights:
+            self.log.eta.weights = json.loads(ours[WEIGHTS_PROPERTY])
         props = dict(report.user_properties)
-        if report.when != "call" or "hac_n" not in props:
-            return
-        self.log.eta.total = self.total()
-        self.log.finished(report.nodeid, images=int(props["hac_n"]))
+        if report.when == "call" and "hac_n" in props and report.nodeid in self.running:
+            self.log.eta.finish(self.running.pop(report.nodeid))
+            self.log.images += int(props["hac_n"])
+        elif report.when == "teardown":  # a cell that never reported (its setup failed, it was skipped)
+            self.running.pop(report.nodeid, None)
+        self._tick()

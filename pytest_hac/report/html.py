@@ -4,6 +4,10 @@ Everything is inline (styles, the plot and the thumbnails as ``data:`` URIs): th
 from an artifact, offline, with no script at all. Its content security policy forbids every
 network request, so a page that renders here renders the same anywhere.
 
+With ``--hac-history``, the trend (:mod:`pytest_hac.report.trend`, computed once per run and shared with
+the Markdown report) follows the plot: the cells-by-runs table with significant steps and drifts marked,
+its findings, its PNG inlined and the runs it covers.
+
 The gallery (:mod:`pytest_hac.core.gallery`, the JSON of :meth:`~pytest_hac.core.gallery.Gallery.to_dict`)
 shows, per chosen image, the clean photo, what each defense decodes (bpp, PSNR) and, per
 attacked cell, the adversarial photo, its perturbation magnified and the prediction.
@@ -21,6 +25,9 @@ from ..core.soundness import worst_case
 from ..core.verdict import Status
 from .markdown import LEGEND, _defense_key, column_key, columns
 from .schema import Cell, Report
+from .trend import Trend
+from .trend_view import LEGEND as TREND_LEGEND
+from .trend_view import RUN_HEADERS, point_text, run_rows, trend_png, window_text
 
 #: No request leaves the page: images are data: URIs, styles inline, scripts none.
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -34,11 +41,13 @@ td.failed,tr.failed td{background:#fde4e4}td.failed a{color:#b00020;font-weight:
 figure{display:inline-block;margin:2px;text-align:center}figcaption{font-size:11px;max-width:140px}
 img.thumb{display:block;height:96px;width:auto;border:1px solid #ddd}#plot-image{max-width:100%}
 .gallery td{text-align:center}.legend{font-size:13px;color:#555;max-width:900px}
+td.drop{background:#fde4e4;font-weight:600}td.apart{color:#999}#trend-image{max-width:100%}
 """
 
 
-def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, Any] | None = None) -> str:
-    """The whole report as an HTML document (a string)."""
+def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, Any] | None = None,
+         trend: Trend | None = None) -> str:
+    """The whole report as an HTML document (a string); ``trend`` shows when it spans two runs or more."""
     title = f"pytest-hac robustness report: {report.model}"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta http-equiv='Content-Security-Policy' content=\"{POLICY}\">"
@@ -50,6 +59,8 @@ def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, An
         data = base64.b64encode(plot_png).decode("ascii")
         parts += ["<h2 id='plot'>Accuracy against bits per pixel</h2>",
                   f"<img id='plot-image' alt='accuracy against bits per pixel' src='data:image/png;base64,{data}'>"]
+    if trend is not None and len(trend.entries) >= 2:
+        parts += [f"<h2 id='trend'>Trend over the last {len(trend.entries)} runs</h2>", trend_section(report, trend)]
     if report.cells:
         parts += ["<h2 id='cells'>Cells</h2>", cells(report)]
     if gallery and gallery.get("cells"):
@@ -142,6 +153,38 @@ def cells(report: Report) -> str:
                    f"<td>[{r.ci_low:.3f}, {r.ci_high:.3f}]</td><td>{r.n}</td><td>{threshold}</td><td>{verdict}</td>"
                    f"<td>{escape(reasons)}</td><td>{_num(r.bpp, 2)}</td><td>{_num(r.psnr, 1)}</td>"
                    f"<td>{r.seconds:.1f}</td></tr>")
+    return "\n".join(out) + "</table>"
+
+
+def trend_section(report: Report, trend: Trend) -> str:
+    """The trend as the Markdown report shows it (the same cells, marks and findings), its plot inlined."""
+    ids = {r.case_id for r in report.results}
+    n = len(trend.entries)
+    out = [f"<p class='legend'>{escape(TREND_LEGEND.replace('*', ''))}</p>",
+           "<table id='trend-table'><tr><th>cell</th>" + "".join(f"<th>{i + 1}</th>" for i in range(n))
+           + "<th>window Δ</th><th>finding</th></tr>"]
+    for case_id, points in trend.cells.items():
+        name = escape(case_id)
+        if case_id in ids:
+            name = f"<a href='#{_anchor(case_id)}'>{name}</a>"
+        tds = []
+        for p in points:
+            text = point_text(p)
+            cls = " class=drop" if text.endswith("▼") else " class=apart" if text.endswith("°") else ""
+            tds.append(f"<td{cls}>{escape(text)}</td>")
+        delta, finding = window_text(trend, case_id)
+        finding = "<b>drift</b>" if finding == "**drift**" else escape(finding)
+        out.append(f"<tr><th>{name}</th>{''.join(tds)}<td>{escape(delta)}</td><td>{finding}</td></tr>")
+    out.append("</table>")
+    items = [f.message(trend.labels) for f in trend.findings] or ["no cell dropped significantly over the window"]
+    out.append("<ul id='trend-findings'>" + "".join(f"<li>{escape(x.replace('`', ''))}</li>"
+                                                    for x in items + trend.notes) + "</ul>")
+    png = trend_png(trend)
+    if png is not None:
+        data = base64.b64encode(png).decode("ascii")
+        out.append(f"<img id='trend-image' alt='accuracy per cell across the runs' src='data:image/png;base64,{data}'>")
+    out.append("<table id='trend-runs'><tr>" + "".join(f"<th>{h}</th>" for h in RUN_HEADERS) + "</tr>")
+    out += ["<tr>" + "".join(f"<td>{escape(x)}</td>" for x in row) + "</tr>" for row in run_rows(trend)]
     return "\n".join(out) + "</table>"
 
 

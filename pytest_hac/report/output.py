@@ -15,15 +15,20 @@ from .html import page
 from .markdown import markdown
 from .plot import png
 from .schema import Report
+from .trend import Trend
+from .trend_view import trend_table
 
 
 def write_report(report: Report, directory: Path, *, plot: bool = False,
-                 sections: tuple[str, ...] = (), gallery: dict[str, Any] | None = None) -> dict[str, Path]:
+                 sections: tuple[str, ...] = (), gallery: dict[str, Any] | None = None,
+                 trend: Trend | None = None) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>.md``, ``<stem>.html`` (and ``<stem>.png`` when ``plot``); returns the paths.
 
     The stem is the model's name, plus ``.shard-I-of-N`` or ``.selection`` for partial runs.
     The HTML page inlines the plot and ``gallery`` (:meth:`pytest_hac.core.gallery.Gallery.to_dict`)
     only when ``plot``: the final write of a run; the writes after each cell keep it to the tables.
+    ``trend`` (``--hac-history``, computed once by the caller) adds the trend section to both the
+    Markdown (after ``sections``) and the page.
     """
     stem = report.stem
     paths = {"json": directory / f"{stem}.json", "md": directory / f"{stem}.md", "html": directory / f"{stem}.html"}
@@ -36,8 +41,10 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
     elif (directory / f"{stem}.png").exists():
         plot_name = f"{stem}.png"
     atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
+    if trend is not None:
+        sections = (*sections, trend_table(trend, title="##"))
     atomic_write(paths["md"], markdown(report, plot_name=plot_name, sections=sections))
-    atomic_write(paths["html"], page(report, plot_png=plot_png, gallery=gallery if plot else None))
+    atomic_write(paths["html"], page(report, plot_png=plot_png, gallery=gallery if plot else None, trend=trend))
     return paths
 
 

@@ -11,8 +11,7 @@ from ..attacks.threats import rank
 from ..errors import HacError
 from ..io.files import atomic_write, safe_stem
 from .plot import FAILED_COLOR, style
-from .schema import Report
-from .trend import DEFAULT_LAST, Point, Trend, trend_of
+from .trend import Point, Trend, trend_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -25,7 +24,8 @@ LEGEND = ("Accuracy per cell, oldest run first (the runs are listed below the ta
 DROP_GID = "hac-trend-drop"
 
 
-def _point(p: Point | None) -> str:
+def point_text(p: Point | None) -> str:
+    """One cell in one run as the table shows it: ``0.81``, ``0.74 ▼`` (a significant step) or ``0.80 °``."""
     if p is None:
         return "–"
     apart = p.why is not None or (p.step is not None and not p.step.comparable)  # e.g. no image in common
@@ -33,7 +33,8 @@ def _point(p: Point | None) -> str:
     return f"{p.result.accuracy:.2f}{mark}"
 
 
-def _window(trend: Trend, case_id: str) -> tuple[str, str]:
+def window_text(trend: Trend, case_id: str) -> tuple[str, str]:
+    """A cell's *window Δ* and *finding* columns (``**drift**`` in Markdown's bold)."""
     found = next((f for f in trend.findings if f.case_id == case_id), None)
     chain = [p for p in trend.cells[case_id] if p is not None and p.why is None]
     if len(chain) < 2:
@@ -55,7 +56,7 @@ def trend_table(trend: Trend, *, title: str = "#", plot_name: str | None = None)
         return "\n".join(lines + ["Only one run in the history so far: the trend starts with the next one.", ""]
                          + [f"- {note}" for note in trend.notes]) + "\n"
     lines += [LEGEND, ""]
-    rows = [[f"`{case_id}`"] + [_point(p) for p in points] + list(_window(trend, case_id))
+    rows = [[f"`{case_id}`"] + [point_text(p) for p in points] + list(window_text(trend, case_id))
             for case_id, points in trend.cells.items()]
     headers = ["cell"] + [str(i + 1) for i in range(n)] + ["window Δ", "finding"]
     lines += [tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""]
@@ -66,27 +67,27 @@ def trend_table(trend: Trend, *, title: str = "#", plot_name: str | None = None)
     lines += [f"- {note}" for note in trend.notes]
     if plot_name:
         lines += ["", f"![accuracy per cell across the runs]({plot_name})"]
-    runs = []
-    for i, entry in enumerate(trend.entries):
-        run = entry.run
-        dirty = " (uncommitted changes)" if run.get("dirty") else ""
-        runs.append([str(i + 1), entry.date, (run.get("commit") or "–")[:12] + dirty, run.get("branch") or "–",
-                     str(len(entry.report.results)), "not compared: " + trend.excluded[i] if i in trend.excluded
-                     else "yes"])
-    lines += ["", tabulate(runs, ["run", "date", "commit", "branch", "cells", "compared"], tablefmt="github",
-                           disable_numparse=True), ""]
+    lines += ["", tabulate(run_rows(trend), RUN_HEADERS, tablefmt="github", disable_numparse=True), ""]
     return "\n".join(lines) + "\n"
 
 
-def trend_markdown(history_dir: Path, current_report: Report, last: int = DEFAULT_LAST) -> str:
-    """The report's trend section (``## Trend``): the history in ``history_dir`` with ``current_report`` as
-    its newest run (called before or after the run is recorded: it is counted once)."""
-    return trend_table(trend_of(history_dir, current_report, last=last), title="##")
+RUN_HEADERS = ["run", "date", "commit", "branch", "cells", "compared"]
 
 
-def trend_failures(history_dir: Path, current_report: Report, points: float, last: int = DEFAULT_LAST) -> list[str]:
-    """``--hac-trend-fail``: a line per drift larger than ``points`` over the history and this run (none: pass)."""
-    trend = trend_of(history_dir, current_report, last=last)
+def run_rows(trend: Trend) -> list[list[str]]:
+    """The runs of the window, one row each (:data:`RUN_HEADERS`): date, commit, branch, compared or why not."""
+    rows = []
+    for i, entry in enumerate(trend.entries):
+        run = entry.run
+        dirty = " (uncommitted changes)" if run.get("dirty") else ""
+        rows.append([str(i + 1), entry.date, (run.get("commit") or "–")[:12] + dirty, run.get("branch") or "–",
+                     str(len(entry.report.results)), "not compared: " + trend.excluded[i] if i in trend.excluded
+                     else "yes"])
+    return rows
+
+
+def trend_failures(trend: Trend, points: float) -> list[str]:
+    """``--hac-trend-fail``: a line per drift larger than ``points`` (none: the run passes)."""
     return [f.message(trend.labels) for f in trend.drifts(points)]
 
 
@@ -133,14 +134,22 @@ def figure(trend: Trend) -> Figure | None:
     return fig
 
 
-def write_trend_plot(trend: Trend, path: Path) -> bool:
-    """Save :func:`figure` as a PNG atomically; False when there was nothing to draw."""
+def trend_png(trend: Trend) -> bytes | None:
+    """:func:`figure` as PNG bytes (what the file and the HTML page hold); None when there is nothing to draw."""
     fig = figure(trend)
     if fig is None:
-        return False
+        return None
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_trend_plot(trend: Trend, path: Path) -> bool:
+    """Save :func:`figure` as a PNG atomically; False when there was nothing to draw."""
+    data = trend_png(trend)
+    if data is None:
+        return False
+    atomic_write(path, data)
     return True
 
 

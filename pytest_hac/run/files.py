@@ -11,6 +11,7 @@ from ..report.history import record_history
 from ..report.output import discard, restore_aside, set_aside, write_report
 from ..report.schema import Report
 from ..report.summary import append_step_summary, step_summary
+from ..report.trend import Trend
 from ..settings import Settings
 
 
@@ -35,13 +36,13 @@ class ReportFiles:
         self._aside = set_aside(self.settings.report_dir, rep.stem)
         self.rewrite(rep)
 
-    def rewrite(self, rep: Report, *, plot: bool = False, sections: tuple[str, ...] = (),
+    def rewrite(self, rep: Report, *, plot: bool = False, trend: Trend | None = None,
                 gallery: dict | None = None) -> None:
-        """Write ``rep`` (JSON, Markdown, HTML; the plot with ``plot``), atomically."""
+        """Write ``rep`` (JSON, Markdown, HTML; the plot with ``plot``; the trend's sections), atomically."""
         if not self.write:
             return
         try:
-            self.paths = write_report(rep, self.settings.report_dir, plot=plot, sections=sections, gallery=gallery)
+            self.paths = write_report(rep, self.settings.report_dir, plot=plot, trend=trend, gallery=gallery)
             self.error = None
         except OSError as exc:  # disk full, read-only folder: keep going, say so at the end
             self.error = f"could not write reports to {self.settings.report_dir}: {exc}"
@@ -55,7 +56,7 @@ class ReportFiles:
         self._put_back(rep)
         append_step_summary(step_summary(rep, self.settings.summary))
 
-    def finish(self, rep: Report, *, sections: tuple[str, ...] = (), gallery: dict | None = None) -> None:
+    def finish(self, rep: Report, *, trend: Trend | None = None, gallery: dict | None = None) -> None:
         """The final report with the plot, the baseline if asked, the history entry and the step summary.
 
         A selection (``-k``, node ids) writes ``<model>.selection.*`` and puts the full report set aside
@@ -64,7 +65,7 @@ class ReportFiles:
         if not self.write:
             return
         s = self.settings
-        self.rewrite(rep, plot=True, sections=sections, gallery=gallery)
+        self.rewrite(rep, plot=True, trend=trend, gallery=gallery)
         self._put_back(rep)
         if rep.cells and s.save_baseline is not None:
             try:

@@ -31,6 +31,7 @@ from ..registry import ATTACKS
 from ..report.baselines import load_baseline
 from ..report.provenance import dataset_name, default_data, upscaling_note, versions
 from ..report.schema import Cell, Report, Scope
+from ..report.trend import Trend, trend_of
 from ..settings import Settings
 from .files import ReportFiles
 from .loaded import Loaded
@@ -64,6 +65,7 @@ class HacRun:
         self._attack_images = 0
         self._threads: int | None = None
         self._worker_data: dict = {}
+        self._trend: tuple[Report, Trend] | None = None
 
     @property
     def write_files(self) -> bool:
@@ -268,24 +270,23 @@ class HacRun:
         self.files.failed(rep)
         return rep
 
-    def trend_sections(self, rep: Report) -> tuple[str, ...]:
-        """With ``--hac-history``: the report's trend section over the history and this run."""
+    def trend(self, rep: Report) -> Trend | None:
+        """With ``--hac-history``: the trend over the history and this run (the Markdown's and the page's
+        section, and ``--hac-trend-fail``'s drifts), read once per report."""
         if self.settings.history is None or not rep.complete or rep.scope.partial:
-            return ()
-        from ..report.trend_view import trend_markdown
-
-        return (trend_markdown(self.settings.history, rep),)
+            return None
+        if self._trend is None or self._trend[0] is not rep:
+            self._trend = (rep, trend_of(self.settings.history, rep))
+        return self._trend[1]
 
     def trend_failures(self, rep: Report) -> list[str]:
         """``--hac-trend-fail``: the significant drifts larger than its margin (none: the run passes)."""
-        s = self.settings
-        if s.trend_fail is None or s.history is None or not rep.complete or rep.scope.partial:
-            return []
         from ..report.trend_view import trend_failures
 
-        return trend_failures(s.history, rep, s.trend_fail)
+        trend = None if self.settings.trend_fail is None else self.trend(rep)
+        return [] if trend is None else trend_failures(trend, self.settings.trend_fail)
 
     def finish(self, rep: Report) -> Report:
         """Write the final files (:meth:`ReportFiles.finish <.files.ReportFiles.finish>`)."""
-        self.files.finish(rep, sections=self.trend_sections(rep) if self.write_files else (), gallery=self.gallery)
+        self.files.finish(rep, trend=self.trend(rep) if self.write_files else None, gallery=self.gallery)
         return rep

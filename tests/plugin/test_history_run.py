@@ -1,6 +1,8 @@
 """--hac-history on a real run: each complete run adds one entry (a selection adds none), the trend CLI reads
 them, and a pull request's step summary is the short one."""
+import base64
 import json
+import re
 
 from pytest_hac.__main__ import main as hac_main
 
@@ -34,3 +36,25 @@ def test_each_complete_run_adds_one_history_entry(suite, monkeypatch, capsys):
     assert hac_main(["trend", str(history), "-o", str(p.path / "trend")]) == 0
     assert "over the last 2 run(s)" in capsys.readouterr().out
     assert (p.path / "trend/tiny-cnn.trend.png").is_file()
+
+
+def test_the_html_page_shows_the_trend_once_there_are_two_runs(suite):
+    p = suite(CELLS)
+    args = [*TINY, "--hac-history=hist"]
+    p.runpytest(*args).assert_outcomes(passed=2)
+    page = p.path / "reports/tiny-cnn.html"
+    assert "id='trend'" not in page.read_text(encoding="utf-8")  # one run: no trend yet (the Markdown says so)
+    p.runpytest(*args).assert_outcomes(passed=2)
+    text = page.read_text(encoding="utf-8")
+    assert "<h2 id='trend'>Trend over the last 2 runs</h2>" in text and "<table id='trend-table'>" in text
+    # the same cells as the Markdown's trend section, each linking to its row of the page
+    markdown = (p.path / "reports/tiny-cnn.md").read_text(encoding="utf-8")
+    assert "## Trend: tiny-cnn over the last 2 run(s)" in markdown
+    for case_id in ("jpeg-q30-r1-clean", "jpeg-q75-r1-clean"):
+        assert f"| `{case_id}` |" in markdown and f"<a href='#cell-{case_id}'>{case_id}</a>" in text
+    assert "no cell dropped significantly over the window" in text and "not compared:" not in text
+    # the trend's PNG is inlined beside the accuracy-vs-bpp plot
+    pngs = re.findall(r"<img id='(plot|trend)-image' [^>]*src='data:image/png;base64,([^']+)'", text)
+    assert [name for name, _ in pngs] == ["plot", "trend"]
+    assert base64.b64decode(pngs[1][1]).startswith(b"\x89PNG")
+    assert page.stat().st_size < 2_000_000

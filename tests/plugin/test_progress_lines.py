@@ -11,7 +11,7 @@ def test_cells(hac_case, hac_evaluate):
     hac_evaluate(hac_case)
 """
 ARGS = ("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-gallery=0", "-q")
-LINE = re.compile(r"^pytest-hac: (\d)/(4|\?) cells done( · now \S+( \(\w+ \d+/\d+\))?)?( · [\d.]+ img/s)? · "
+LINE = re.compile(r"^pytest-hac: (\d)/4 cells done( · now \S+( \(\w+ \d+/\d+\))?(, \S+)*)?( · [\d.]+ img/s)? · "
                   r"(about [\d.]+ (s|min|h) left|time left: estimating)$")  # a loaded machine takes minutes
 
 
@@ -24,6 +24,9 @@ def test_lines_with_cells_done_current_cell_speed_and_time_left(suite, xdist):
     assert any("left" in line and "estimating" not in line for line in lines)
     if not xdist:  # in one process the engine's batches drive the lines: the stage of the current cell shows
         assert any(" · now " in line and "predict" in line for line in lines)
+    else:  # the controller knows the cells running and the run's size before any cell reports
+        assert re.match(r"pytest-hac: 0/4 cells done · now (jpeg|identity)-\S+ · time left: estimating$", lines[0])
+        assert "hac_cell_start" not in result.stdout.str()
 
 
 def test_no_lines_in_a_short_run_or_when_turned_off(suite):

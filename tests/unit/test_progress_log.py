@@ -53,3 +53,39 @@ def test_zero_turns_lines_off():
     log.started("c")
     log.finished("c")
     assert lines == []
+
+
+def _report(nodeid: str, when: str, **props):
+    import json
+    from types import SimpleNamespace
+
+    return SimpleNamespace(nodeid=nodeid, when=when,
+                           user_properties=[(k, v if k == "hac_n" else json.dumps(v)) for k, v in props.items()])
+
+
+def test_an_xdist_controller_writes_lines_between_cell_reports_naming_the_cells_running():
+    from pytest_hac.plugin.progress_log import START_PROPERTY, WEIGHTS_PROPERTY, XdistProgress
+
+    clock, lines = Clock(), []
+    progress = XdistProgress(config=None, every=30, clock=clock)
+    progress.log.write = lines.append
+    clock.now += 31
+    progress.pytest_runtest_logstart("t.py::test_other", None)  # before any cell: perhaps no cell at all
+    progress.pytest_runtest_logreport(_report("t.py::test_other", "setup"))
+    assert lines == []
+    start = _report("t.py::t[c1]", "setup", hac_cell_start={"cell": "c1", "selected": 3}, keep="x")
+    progress.pytest_runtest_logreport(start)
+    assert [n for n, _ in start.user_properties] == ["keep"]  # ours are taken off the report
+    assert lines == ["pytest-hac: 0/3 cells done · now c1 · time left: estimating"]
+    progress.pytest_runtest_logstart("t.py::t[c2]", None)  # within the interval: no line
+    clock.now += 31
+    progress.pytest_runtest_logreport(_report("t.py::t[c2]", "setup", **{START_PROPERTY: {"cell": "c2",
+                                                                                         "selected": 3}}))
+    assert lines[1:] == ["pytest-hac: 0/3 cells done · now c1, c2 · time left: estimating"]
+    call = _report("t.py::t[c1]", "call", hac_n=16, **{WEIGHTS_PROPERTY: {"c1": 1.0, "c2": 1.0, "c3": 2.0}})
+    progress.pytest_runtest_logreport(call)
+    progress.pytest_runtest_logreport(_report("t.py::t[c1]", "teardown"))
+    assert len(lines) == 2 and progress.log.eta.weights == {"c1": 1.0, "c2": 1.0, "c3": 2.0}
+    clock.now += 31  # c2 runs on: the next event anywhere (here another test's start) writes the line
+    progress.pytest_runtest_logstart("t.py::test_other2", None)
+    assert lines[2:] == ["pytest-hac: 1/3 cells done · now c2 · 0.2 img/s · about 5 min left"]  # 93 s x 3 / 1

@@ -9,7 +9,7 @@ import pytest
 from pytest_hac.__main__ import main as hac_main
 from pytest_hac.report.history import record_history
 from pytest_hac.report.trend import build_trend, trend_of
-from pytest_hac.report.trend_view import DROP_GID, figure, trend_failures, trend_markdown, trend_table
+from pytest_hac.report.trend_view import DROP_GID, figure, trend_failures, trend_table
 
 N, RUNS = 200, 10
 DRIFT, STABLE, SUDDEN = "jpeg-q50-r1-oblivious-pgd", "jpeg-q75-r1-oblivious-pgd", "jpeg-q90-r1-oblivious-pgd"
@@ -99,13 +99,14 @@ def test_runs_of_other_data_or_another_attack_are_not_compared(synthetic):
 def test_the_report_section_counts_the_current_run_once(tmp_path, synthetic):
     runs = _runs(synthetic)
     history = _record(runs[:-1], tmp_path / "hist")
-    before = trend_markdown(history, runs[-1])
+    before = trend_table(trend_of(history, runs[-1]), title="##")
     record_history(runs[-1], history)
-    after = trend_markdown(history, runs[-1])
+    trend = trend_of(history, runs[-1])
+    after = trend_table(trend, title="##")
     assert before.startswith("## Trend: tiny-cnn over the last 10 run(s)") and "**drift**" in before
-    assert after == before and len(trend_of(history, runs[-1]).entries) == RUNS
-    assert len(trend_failures(history, runs[-1], points=5)) == 1 and trend_failures(history, runs[-1], 10) == []
-    first = trend_markdown(tmp_path / "empty", runs[0])
+    assert after == before and len(trend.entries) == RUNS
+    assert len(trend_failures(trend, points=5)) == 1 and trend_failures(trend, 10) == []
+    first = trend_table(trend_of(tmp_path / "empty", runs[0]), title="##")
     assert "Only one run" in first
 
 
@@ -123,3 +124,23 @@ def test_trend_cli_writes_table_and_plot_and_fails_on_a_drift(tmp_path, syntheti
     assert hac_main(["trend", str(history), "-o", str(out), "--last", "3", "--fail", "1"]) == 0  # 2 points: noise
     assert hac_main(["trend", str(tmp_path / "missing"), "-o", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_html_page_marks_steps_drifts_and_runs_not_compared(synthetic):
+    import re
+
+    from pytest_hac.report.history import Entry
+    from pytest_hac.report.html import page
+
+    runs = _runs(synthetic, sudden_at=6)
+    runs[3] = replace(runs[3], dataset="imagenette")
+    trend = build_trend([Entry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)])
+    text = page(runs[-1], trend=trend)
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><th><a href='#cell-([^']+)'>.*?</tr>", text)}
+    assert set(rows) == {DRIFT, STABLE, SUDDEN}  # each cell links to its row of the page
+    assert "<b>drift</b>" in rows[DRIFT] and "class=drop" not in rows[DRIFT]
+    assert rows[SUDDEN].count("<td class=drop>") == 1 and "<td>drop</td>" in rows[SUDDEN]
+    assert all(row.count("<td class=apart>") == 1 for row in rows.values())  # run 4: other data
+    assert "not compared: other data &#x27;imagenette&#x27;" in text and "drift jpeg-q50-r1-oblivious-pgd" in text
+    assert re.search(r"<img id='trend-image' [^>]*src='data:image/png;base64,iVBOR", text)
+    assert "id='trend'" not in page(runs[-1], trend=build_trend([Entry(Path("0.json"), runs[-1], {})]))

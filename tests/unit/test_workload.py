@@ -56,3 +56,43 @@ def test_warm_up_times_each_kind_of_pass(engine):
     assert all(t > 0 for t in timing.codec.values())
     estimates = {w.case_id: seconds(w, timing) for w in works}
     assert estimates["jpeg-q50-r1-whitebox"] > estimates["jpeg-q50-r1-clean"] > 0
+
+
+def test_planned_probes_are_the_probes_the_engine_runs_each_once():
+    """Every soundness probe (zero-gradient, large-eps, undefended large-eps, steps 2x) is planned once per key,
+    at the first cell that runs it, and the plan's batches are the batches the engine's probes run."""
+    from pytest_hac.core.workload import probe_seconds
+
+    fresh = Engine(_model(), _data(), batch_size=4, soundness="thorough")
+    works = workload(fresh, CASES)
+    probes = [p for w in works for p in w.probes]
+    kinds = [p.kind for p in probes if p.attack]
+    assert kinds.count("zero-gradient") == 3  # bare, and jpeg q50 through its approximation at 1 and 2 rounds
+    assert kinds.count("large-eps") == 2 and kinds.count("undefended large-eps") == 1  # shared by every cell
+    assert kinds.count("steps 2x") == 6  # restarts x (bare, the whitebox r1 and r2 paths)
+    undefended = next(p for p in probes if p.kind == "undefended large-eps")
+    assert undefended.attack == 8 * 3 and undefended.model == 8 and undefended.target == ("bare", "identity", None, 1)
+    by_id = {w.case_id: w for w in works}
+    assert by_id["jpeg-q50-r1-clean"].probes == [] and by_id["jpeg-q50-r1-oblivious"].probe_passes > 0
+    assert all(w.weight >= w.probe_passes for w in works)
+    fresh.plan(CASES)
+    for c in CASES:
+        fresh.evaluate(c)
+    planned = sum((p.images // 4 if p.attack or p.queries else 0) + p.codec // 4 + p.model // 4 for p in probes)
+    assert planned == fresh.counters["probe_batches"] > 0
+    timing = measure(fresh, works)
+    assert ("approximate", "jpeg", 50, 2) in timing.gradient
+    assert probe_seconds(by_id["jpeg-q50-r1-whitebox"], timing) > 0
+
+
+def _model():
+    from pytest_hac.models import get_model
+
+    return get_model("tiny-cnn")
+
+
+def _data():
+    from pytest_hac.data import load_dataset
+
+    model = _model()
+    return load_dataset("digits", resize=model.resize_size, crop=model.input_size, samples=8)

@@ -1,12 +1,9 @@
 """pytest-hac's section of pytest's terminal summary: the matrix, counts by verdict, warnings, notes."""
 from __future__ import annotations
 
+from ..report.notes import plural
 from ..report.schema import Report
 from ..run import HacRun
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> None:

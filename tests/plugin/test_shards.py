@@ -3,7 +3,8 @@ import pytest
 
 from pytest_hac.__main__ import main as hac_main
 
-MODEL = "efficientnet-lite0"
+MODEL = "tiny-cnn"
+TINY = "--hac-model=tiny-cnn"
 
 
 def _merge(*args) -> int:
@@ -12,9 +13,9 @@ def _merge(*args) -> int:
 
 def test_shards_side_by_side_merge_into_the_full_run(suite, capsys, four_clean_cells, report_cells):
     p = suite(four_clean_cells)
-    p.runpytest("--hac-samples=4", "--hac-report-dir=full").assert_outcomes(passed=4)
-    p.runpytest("--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
-    p.runpytest("--hac-samples=4", "--hac-shard=2/2").assert_outcomes(passed=2)
+    p.runpytest(TINY, "--hac-samples=4", "--hac-report-dir=full").assert_outcomes(passed=4)
+    p.runpytest(TINY, "--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
+    p.runpytest(TINY, "--hac-samples=4", "--hac-shard=2/2").assert_outcomes(passed=2)
     reports = p.path / "reports"
     shards = sorted(reports.glob("*.shard-*.json"))
     assert [s.name for s in shards] == [f"{MODEL}.shard-1-of-2.json", f"{MODEL}.shard-2-of-2.json"]
@@ -38,7 +39,7 @@ def test_shards_side_by_side_merge_into_the_full_run(suite, capsys, four_clean_c
 
 def test_merge_of_a_missing_or_repeated_shard_fails(suite, capsys, four_clean_cells):
     p = suite(four_clean_cells)
-    p.runpytest("--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
+    p.runpytest(TINY, "--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
     shard1 = p.path / f"reports/{MODEL}.shard-1-of-2.json"
 
     assert _merge(shard1, "-o", p.path / "merged") == 2
@@ -52,9 +53,9 @@ def test_merge_of_a_missing_or_repeated_shard_fails(suite, capsys, four_clean_ce
 
 def test_merge_refuses_shards_of_runs_with_different_cells(suite, capsys, four_clean_cells):
     p = suite(four_clean_cells)
-    p.runpytest("--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
+    p.runpytest(TINY, "--hac-samples=4", "--hac-shard=1/2").assert_outcomes(passed=2)
     p.makepyfile(test_cells=four_clean_cells.replace("[30, 60, 90]", "[30, 60, 80]"))
-    p.runpytest("--hac-samples=4", "--hac-shard=2/2").assert_outcomes(passed=2)
+    p.runpytest(TINY, "--hac-samples=4", "--hac-shard=2/2").assert_outcomes(passed=2)
     shards = sorted((p.path / "reports").glob("*.shard-*.json"))
     assert len(shards) == 2
     assert _merge(*shards, "-o", p.path / "merged") == 2

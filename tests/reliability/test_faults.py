@@ -27,11 +27,11 @@ def test_cell(hac_case, hac_evaluate):
 
 def test_interrupted_run_leaves_a_valid_incomplete_report(suite, live_report_cells):
     p = suite(live_report_cells + "\ndef test_c_interrupt():\n    raise KeyboardInterrupt\n")
-    result = p.runpytest_subprocess("--hac-samples=4")
+    result = p.runpytest_subprocess(TINY, "--hac-samples=4")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    data = json.loads((p.path / "reports/efficientnet-lite0.json").read_text())
+    data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
     assert data["complete"] is False and len(data["results"]) == 2
-    assert "INCOMPLETE" in (p.path / "reports/efficientnet-lite0.md").read_text()
+    assert "INCOMPLETE" in (p.path / "reports/tiny-cnn.md").read_text()
     assert not list((p.path / "reports").glob(".*tmp"))  # no half-written temporaries left behind
 
 
@@ -160,7 +160,7 @@ def test_read_only_report_dir_is_reported_and_results_still_printed(suite):
 def test_unwritable_report_dir_is_reported_and_results_still_printed(suite, live_report_cells):
     p = suite(live_report_cells.split("def test_b")[0])
     (p.path / "blocked").write_text("a file, not a folder")
-    result = p.runpytest("--hac-samples=4", "--hac-report-dir=blocked")
+    result = p.runpytest(TINY, "--hac-samples=4", "--hac-report-dir=blocked")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*jpeg*50*", "*could not write reports to blocked*"])
 

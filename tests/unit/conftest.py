@@ -3,6 +3,23 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="module")
+def model():
+    """tiny-cnn: the engine's plumbing is checked on it, EfficientNet-Lite0 only where the model is the subject.
+    One per module (a test may patch it for its duration)."""
+    from pytest_hac.models import get_model
+
+    return get_model("tiny-cnn")
+
+
+@pytest.fixture(scope="module")
+def data(request):
+    """Held-out digits at 32 px for ``model``: the module's ``DIGITS`` of them (48 unless it says)."""
+    from pytest_hac.data import load_dataset
+
+    return load_dataset("digits", resize=32, crop=32, samples=getattr(request.module, "DIGITS", 48))
+
+
 @pytest.fixture(scope="session")
 def photos() -> torch.Tensor:
     """Natural photos (scikit-image's CC0 astronaut and coffee) as a float batch in [0, 1]."""

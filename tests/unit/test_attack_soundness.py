@@ -16,19 +16,7 @@ from pytest_hac.core.probes import PROBE_EPS
 from pytest_hac.errors import HacError
 from pytest_hac.registry import register_attack, register_codec
 
-
-@pytest.fixture(scope="module")
-def model():
-    from pytest_hac.models import get_model
-
-    return get_model("tiny-cnn")
-
-
-@pytest.fixture(scope="module")
-def data():
-    from pytest_hac.data import load_dataset
-
-    return load_dataset("digits", resize=32, crop=32, samples=16)
+DIGITS = 16  # the digits of the ``data`` fixture (tests/unit/conftest.py)
 
 
 def cell(codec, quality, threat, spec, **kw):

@@ -5,22 +5,10 @@ import torch
 from pytest_hac.core.cases import expand
 from pytest_hac.core.engine import Engine
 from pytest_hac.core.keys import Chunk, RoundKey
-from pytest_hac.data import load_dataset
 from pytest_hac.io.cache import Store
-from pytest_hac.models import get_model
 
 MATRIX = {"codecs": {"jpeg": [50, 75]}, "rounds": [1, 2], "threats": ["clean", "oblivious", "whitebox"],
           "attack": "pgd", "eps": "8/255", "steps": 2}
-
-
-@pytest.fixture(scope="module")
-def model():
-    return get_model("tiny-cnn")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("digits", resize=32, crop=32, samples=48)
 
 
 def run(model, data, cases, **kw):

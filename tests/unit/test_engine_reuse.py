@@ -26,18 +26,7 @@ MATRIX = [case("jpeg", q, r, t) for q in (25, 75) for r in (1, 2) for t in ("cle
     case("identity", None, 1, "clean"), case("identity", None, 1, "oblivious")]
 
 
-@pytest.fixture(scope="module")
-def model():
-    from pytest_hac.models import get_model
-
-    return get_model("efficientnet-lite0")
-
-
-@pytest.fixture(scope="module")
-def data(model):
-    from pytest_hac.data import load_dataset
-
-    return load_dataset("embedded", resize=model.resize_size, crop=model.input_size, samples=4)
+DIGITS = 4  # tiny-cnn on 4 digits (tests/unit/conftest.py): accounting, not the model, is the subject
 
 
 def engine(model, data, cache=None, **kw):

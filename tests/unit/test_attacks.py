@@ -51,22 +51,22 @@ def test_the_budget_is_checked_not_clipped():
     check_budget(torch.zeros_like(x), x, make_spec("cw"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fgsm", "ifgsm", "pgd", "apgd", "apgd-dlr", "square"])
 def test_attacks_reduce_undefended_accuracy(name):
     from pytest_hac.data import load_dataset
     from pytest_hac.models import get_model
 
-    model = get_model("efficientnet-lite0")
-    data = load_dataset("embedded", resize=256, crop=224, samples=6)
+    model = get_model("tiny-cnn")
+    data = load_dataset("digits", resize=model.resize_size, crop=model.input_size, samples=16)
     with torch.inference_mode():
         clean = (model(data.pixels()).argmax(1) == data.labels).sum().item()
-    spec = make_spec(name, "8/255", steps={"square": 50, "fgsm": None}.get(name, 5))
+    # digits resist small budgets (their usual one is 0.3 = 77/255): 32/255 must break most of them
+    spec = make_spec(name, "32/255", steps={"square": 50, "fgsm": None}.get(name, 5))
     torch.manual_seed(0)
     adv = build_attack(model, spec)(data.pixels(), data.labels)
     with torch.inference_mode():
         attacked = (model(adv).argmax(1) == data.labels).sum().item()
-    assert clean >= 4 and attacked < clean
+    assert clean >= 14 and attacked <= clean // 2
 
 
 @pytest.mark.parametrize("text, value", [("4/255", 4 / 255), (" 8 / 255 ", 8 / 255), ("0.03", 0.03), (0.5, 0.5),

@@ -48,7 +48,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
 import torch
@@ -87,6 +87,39 @@ Defense = tuple[str, "int | None", int]
 
 #: ``progress(stage, images_done, images_total)``, called after every batch.
 ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class Counters:
+    """Batches run per stage; the soundness probes' batches (of any stage) count apart in ``probe_batches``.
+
+    ``attack_images`` counts each distinct attack once per image: a restart is one attack, and each
+    gradient path of an adaptive cell is one (three at one round, four at more; the white-box one
+    shared with the white-box cell). ``oom_backoffs`` counts batches halved after CUDA ran out of memory.
+    """
+
+    attack_batches: int = 0
+    codec_batches: int = 0
+    predict_batches: int = 0
+    probe_batches: int = 0
+    oom_backoffs: int = 0
+    attack_images: int = 0
+
+    def count(self, stage: str, images: int = 0) -> None:
+        """One batch of ``stage`` (attack, codec or predict) over ``images`` images."""
+        if stage == "attack":
+            self.attack_batches += 1
+            self.attack_images += images
+        elif stage == "codec":
+            self.codec_batches += 1
+        elif stage == "predict":
+            self.predict_batches += 1
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
+
+    def to_dict(self) -> dict[str, int]:
+        """The counters as JSON has them (the former dict, same keys in the same order)."""
+        return asdict(self)
 
 
 class Engine:
@@ -177,11 +210,8 @@ class Engine:
         self._outcomes: dict[OutcomeKey, Outcome] = {}
         #: (source, defense) pairs that planned, not yet evaluated cases will ask for; None: no plan.
         self._needs: dict[Case, set[tuple[SourceKey, Defense]]] | None = None
-        #: Batches run per stage; the soundness probes' batches (of any stage) count apart. ``attack_images``
-        #: counts each distinct attack once per image: a restart is one attack, and each gradient path of an
-        #: adaptive cell is one (three at one round, four at more; the white-box one shared with the white-box cell).
-        self.counters = {"attack_batches": 0, "codec_batches": 0, "predict_batches": 0, "probe_batches": 0,
-                         "oom_backoffs": 0, "attack_images": 0}
+        #: Batches run per stage, the probes' apart, and images attacked (:class:`Counters`).
+        self.counters = Counters()
         #: Seconds spent per stage (attack, codec, predict) and on probes, for benchmarks and the progress line.
         self.seconds = dict.fromkeys((*STAGES, "probe"), 0.0)
 
@@ -523,11 +553,9 @@ class Engine:
 
     def count(self, stage: str, images: int = 0) -> None:
         if self._probe_depth:
-            self.counters["probe_batches"] += 1
+            self.counters.probe_batches += 1
             return
-        self.counters[f"{stage}_batches"] += 1
-        if stage == "attack":
-            self.counters["attack_images"] += images
+        self.counters.count(stage, images)
 
     def close(self) -> None:
         """Remove the session's scratch folder."""
@@ -548,7 +576,7 @@ class Engine:
         if failed <= 1:
             raise HacError("CUDA out of memory even at batch size 1; use a smaller model or --hac-device=cpu")
         self.batch_sizes[stage] = failed // 2
-        self.counters["oom_backoffs"] += 1
+        self.counters.oom_backoffs += 1
         warnings.warn(f"pytest-hac: CUDA out of memory in {stage}; batch size halved to {failed // 2}", stacklevel=3)
 
     # --- disk addresses -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ and, with ``soundness="thorough"``, the cell at twice its steps. For L2 attacks 
 is ``PROBE_EPS * sqrt(C*H*W)``.
 
 Every probe is computed once and reused (stored like any attack); probes count in the
-engine's ``counters["probe_batches"]`` and ``seconds["probe"]``, apart from the cells' work.
+engine's ``counters.probe_batches`` and ``seconds["probe"]``, apart from the cells' work.
 """
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ class Loaded:
 
     def attack_images(self) -> int:
         """Images attacked so far by this process's cells (soundness probes apart)."""
-        return 0 if self._engine is None else self._engine.counters["attack_images"]
+        return 0 if self._engine is None else self._engine.counters.attack_images
 
     def probe_seconds(self) -> float:
         return 0.0 if self._engine is None else self._engine.seconds.get("probe", 0.0)

@@ -47,7 +47,7 @@ def run_naive(model, data, cases):
     for c in cases:
         engine = Engine(model, data, batch_size="auto")
         results.append(engine.evaluate(c))
-        attack_batches += engine.counters["attack_batches"]
+        attack_batches += engine.counters.attack_batches
     return results, attack_batches, time.perf_counter() - start
 
 
@@ -72,14 +72,14 @@ def test_smoke_matrix_engine_against_a_naive_per_cell_loop(benchmark, lite0, emb
     benchmark.extra_info.update({
         "cells": len(cases), "images": len(embedded_photos), "seconds_total": round(seconds, 2),
         "naive_seconds_total": round(naive_seconds, 2), "naive_over_engine": round(naive_seconds / seconds, 2),
-        "attack_batches": engine.counters["attack_batches"], "naive_attack_batches": naive_attack_batches,
-        **_stage_seconds(engine), "counters": dict(engine.counters),
+        "attack_batches": engine.counters.attack_batches, "naive_attack_batches": naive_attack_batches,
+        **_stage_seconds(engine), "counters": engine.counters.to_dict(),
     })
     assert len(results) == len(naive) == len(cases)
     assert _outcomes(results) == _outcomes(naive), \
         "the engine and the naive loop run the same seeded attacks on the same images: their numbers must agree"
-    assert engine.counters["attack_batches"] < naive_attack_batches, (
-        f"the engine ran {engine.counters['attack_batches']} attack batches, the naive loop "
+    assert engine.counters.attack_batches < naive_attack_batches, (
+        f"the engine ran {engine.counters.attack_batches} attack batches, the naive loop "
         f"{naive_attack_batches}: sharing attacks between cells should run fewer")
     assert seconds < naive_seconds, (
         f"(a) goal missed: the engine took {seconds:.1f} s for the smoke matrix, the naive per-cell loop "
@@ -99,7 +99,7 @@ def test_smoke_matrix_costs_little_more_than_its_distinct_attacks(benchmark, lit
         "total_over_attack": round(seconds / attacks, 3), "goal_total_over_attack": ATTACK_SHARE_GOAL,
         # without the soundness probes: the cells' own attacks only
         "total_over_cell_attacks": round(seconds / engine.seconds["attack"], 3),
-        "counters": dict(engine.counters),
+        "counters": engine.counters.to_dict(),
     })
     assert len(results) == len(cases)
     assert seconds <= ATTACK_SHARE_GOAL * attacks, (

@@ -68,12 +68,12 @@ def test_adaptive_keeps_per_image_the_path_the_real_pipeline_gets_wrong(model, d
     paths = ("bpda", "bpda-identity", "bpda-first", "approximate")
     assert r.diagnostics.paths == dict(zip(paths, right.sum(1).tolist()))
     assert r.diagnostics.restarts == (sum(r.correct),)
-    assert engine.counters["attack_images"] == 4 * len(data)  # each path is one attack per image
+    assert engine.counters.attack_images == 4 * len(data)  # each path is one attack per image
     large = r.diagnostics.large_eps
     assert tuple(large.paths) == paths and large.correct <= min(large.paths.values())
     # the white-box cell's attack is the adaptive cell's "approximate" path: shared, not run again
     white = engine.evaluate(replace(case, threat="whitebox", id="jpeg-q50-r2-whitebox"))
-    assert engine.counters["attack_images"] == 4 * len(data)
+    assert engine.counters.attack_images == 4 * len(data)
     assert all(a <= w for a, w in zip(r.correct, white.correct))
 
 
@@ -83,7 +83,7 @@ def test_adaptive_paths_and_restarts_do_not_depend_on_batches_or_chunks(model, d
     def outcome(**kw):
         engine = Engine(model, data, **kw)
         r = engine.evaluate(case)
-        return r.correct, r.diagnostics.paths, r.diagnostics.restarts, engine.counters["attack_images"]
+        return r.correct, r.diagnostics.paths, r.diagnostics.restarts, engine.counters.attack_images
 
     reference = outcome(batch_size=16)
     assert reference[3] == 8 * len(data)  # four paths x two restarts

@@ -72,10 +72,10 @@ class MaskedJpeg(Jpeg):
 def test_pgd_restarts_are_real_restarts_and_never_raise_accuracy(model, data):
     e = engine(model, data)
     one = e.evaluate(cell("jpeg", 50, "oblivious", make_spec("pgd", "8/255", steps=3)))
-    assert e.counters["attack_batches"] == 1
+    assert e.counters.attack_batches == 1
     five = cell("jpeg", 50, "oblivious", make_spec("pgd", "8/255", steps=3, restarts=5))
     more = e.evaluate(five)
-    assert e.counters["attack_batches"] == 5  # restart 0 is the restarts=1 attack: reused, 4 new ones
+    assert e.counters.attack_batches == 5  # restart 0 is the restarts=1 attack: reused, 4 new ones
     sets = e.adversarial(five)
     assert len(sets) == 5 and all(not torch.equal(sets[0], s) for s in sets[1:])  # not one attack run 5 times
     assert all(m <= o for m, o in zip(more.correct, one.correct))
@@ -114,7 +114,7 @@ def test_restart_sets_are_shared_by_every_defense(model, data):
     spec = make_spec("pgd", "4/255", steps=2, restarts=3)
     for q in (25, 50, 75):
         e.evaluate(cell("jpeg", q, "oblivious", spec))
-    assert e.counters["attack_batches"] == 3
+    assert e.counters.attack_batches == 3
 
 
 # --- 1. eot ------------------------------------------------------------------------------------------
@@ -245,14 +245,14 @@ def test_whitebox_diagnostics_schema_and_reuse(model, data):
     assert large.eps == PROBE_EPS and large.n == min(n, 32) and 0 <= large.correct <= large.n
     assert undefended.eps == 64 / 255 and undefended.n == min(n, 64)
     assert large.correct <= 2 and undefended.correct <= 2  # honest gradients break tiny-cnn at large eps
-    assert e.counters["attack_batches"] == 1 and e.counters["probe_batches"] > 0
+    assert e.counters.attack_batches == 1 and e.counters.probe_batches > 0
     # another eps on the same defense, and an oblivious cell: every probe is reused
-    probes = e.counters["probe_batches"]
+    probes = e.counters.probe_batches
     again = e.evaluate(cell("jpeg", 50, "whitebox", make_spec("pgd", "2/255", steps=2)))
     assert again.diagnostics.large_eps == large and again.diagnostics.undefended_large_eps == undefended
     oblivious = e.evaluate(cell("jpeg", 75, "oblivious", make_spec("pgd", "2/255", steps=2)))
     assert oblivious.diagnostics.large_eps is None and oblivious.diagnostics.undefended_large_eps == undefended
-    assert e.counters["probe_batches"] == probes + 1  # only the bare model's zero-gradient check is new
+    assert e.counters.probe_batches == probes + 1  # only the bare model's zero-gradient check is new
     query = e.evaluate(cell("jpeg", 50, "query", make_spec("square", "4/255", queries=5)))
     assert set(query.diagnostics.to_dict()) == {"restarts"}  # nothing gradient-based to probe
 
@@ -281,7 +281,7 @@ def test_steps_2x_only_when_thorough(model, data):
     e = engine(model, data, soundness="thorough")
     r = e.evaluate(cell("jpeg", 50, "oblivious", spec))
     assert r.diagnostics.steps_2x.steps == 4 and len(r.diagnostics.steps_2x.correct) == len(data)
-    assert e.counters["attack_batches"] == 1  # the rerun counts as a probe
+    assert e.counters.attack_batches == 1  # the rerun counts as a probe
     four = e.evaluate(cell("jpeg", 50, "oblivious", make_spec("pgd", "4/255", steps=4)))
     assert four.correct == r.diagnostics.steps_2x.correct  # the same attack, reused
     asked = engine(model, data).evaluate(cell("jpeg", 50, "oblivious", spec, thorough=True))

@@ -31,7 +31,7 @@ def test_a_tiny_budget_gives_the_same_numbers_in_chunks_and_runs_each_attack_onc
     assert outcomes(got) == outcomes(expected)
     # one oblivious attack shared by 4 defenses + one white-box attack per defense: 5 distinct attacks
     attacks = 1 + sum(1 for c in cases if c.threat == "whitebox")
-    assert tight.counters["attack_images"] == attacks * len(data) == roomy.counters["attack_images"]
+    assert tight.counters.attack_images == attacks * len(data) == roomy.counters.attack_images
     tight.close()
     assert tight.store.keys() == []
 
@@ -74,7 +74,7 @@ def test_codec_rounds_are_kept_as_8_bit_images(model, data):
     pixels, bpp = engine.store.get(kept)
     assert pixels.dtype == torch.uint8 and bpp.dtype == torch.float64
     engine.evaluate(r2)
-    assert engine.counters["codec_batches"] == 12  # round 1 once (6 batches), round 2 from it (6 batches)
+    assert engine.counters.codec_batches == 12  # round 1 once (6 batches), round 2 from it (6 batches)
 
 
 @pytest.mark.parametrize("attack", ["pgd", "pgdl2", "apgd", "fgsm", "ifgsm"])

@@ -9,7 +9,7 @@ import torch
 
 from pytest_hac.attacks import make_spec
 from pytest_hac.core.cases import Case
-from pytest_hac.core.engine import Engine
+from pytest_hac.core.engine import Counters, Engine
 from pytest_hac.io.cache import DiskCache, Store
 
 PGD = make_spec("pgd", "4/255", steps=2)
@@ -50,24 +50,24 @@ def test_oblivious_attack_runs_once_for_every_defense(model, data):
     for c in MATRIX:
         if c.threat == "oblivious":
             e.evaluate(c)
-    assert e.counters["attack_batches"] == 1  # 4 images, batch 4: one attack shared by 5 defenses
+    assert e.counters.attack_batches == 1  # 4 images, batch 4: one attack shared by 5 defenses
 
 
 def test_round_k_costs_one_codec_pass_after_round_k_minus_1(model, data):
     e = engine(model, data)
     e.evaluate(case("jpeg", 50, 2, "clean"))
-    assert e.counters["codec_batches"] == 2
+    assert e.counters.codec_batches == 2
     e.evaluate(case("jpeg", 50, 3, "clean"))
-    assert e.counters["codec_batches"] == 3
+    assert e.counters.codec_batches == 3
     e.evaluate(case("jpeg", 50, 1, "clean"))
-    assert e.counters["codec_batches"] == 3
+    assert e.counters.codec_batches == 3
 
 
 def test_the_same_images_are_never_classified_twice(model, data):
     e = engine(model, data)
     for c in [case("identity", None, 1, "clean"), case("jpeg", 50, 1, "clean")] * 2:
         e.evaluate(c)
-    assert e.counters["predict_batches"] == 2
+    assert e.counters.predict_batches == 2
 
 
 def test_results_do_not_depend_on_order_or_cache(model, data, reference, tmp_path):
@@ -83,7 +83,7 @@ def test_a_second_session_with_the_cache_recomputes_nothing(model, data, referen
     second = engine(model, data, cache=tmp_path)
     got = {c.id: outcome(second.evaluate(c)) for c in MATRIX}
     assert got == reference
-    assert second.counters == dict.fromkeys(second.counters, 0)
+    assert second.counters == Counters()
     assert second.store.disk.hits > 0 and second.store.disk.writes == 0
 
 
@@ -98,15 +98,15 @@ def test_a_changed_model_or_version_never_reuses_entries(model, data, tmp_path):
     e = engine(changed, data, cache=tmp_path)
     for c in cells:
         e.evaluate(c)
-    assert e.counters["attack_batches"] == 1 and e.counters["predict_batches"] == 2
+    assert e.counters.attack_batches == 1 and e.counters.predict_batches == 2
     # JPEG of the clean photos does not depend on the model: only the new adversarial batch is coded
-    assert e.counters["codec_batches"] == 1
+    assert e.counters.codec_batches == 1
 
     versions = {**DiskCache(tmp_path).versions, "torch": "0.0"}
     newer = Engine(model, data, batch_size=4, store=Store(disk=DiskCache(tmp_path, versions=versions)))
     for c in cells:
         newer.evaluate(c)
-    assert newer.counters["attack_batches"] == 1 and newer.counters["codec_batches"] == 2
+    assert newer.counters.attack_batches == 1 and newer.counters.codec_batches == 2
 
 
 def test_a_corrupt_entry_is_recomputed(model, data, reference, tmp_path):
@@ -118,10 +118,10 @@ def test_a_corrupt_entry_is_recomputed(model, data, reference, tmp_path):
         path.write_bytes(path.read_bytes()[:100] if i == 0 else b"not a tensor")
     e = engine(model, data, cache=tmp_path)
     assert outcome(e.evaluate(c)) == reference[c.id]
-    assert e.counters["attack_batches"] == 1 and e.store.disk.corrupt >= len(entries) - 1
+    assert e.counters.attack_batches == 1 and e.store.disk.corrupt >= len(entries) - 1
     again = engine(model, data, cache=tmp_path)  # the recomputed entries replaced the broken ones
     again.evaluate(c)
-    assert again.counters == dict.fromkeys(again.counters, 0)
+    assert again.counters == Counters()
 
 
 def test_store_evicts_least_recently_used_and_reloads_from_disk(tmp_path):
@@ -157,7 +157,7 @@ def test_out_of_memory_halves_the_batch_and_carries_on(model, data, monkeypatch)
         got = {c.id: outcome(small.evaluate(c)) for c in cells}
     assert got == expected
     assert small.batch_sizes == {"attack": 2, "codec": 1, "predict": 2}
-    assert small.counters["oom_backoffs"] == 4  # attack 4->2, predict 4->2, codec 4->2->1
+    assert small.counters.oom_backoffs == 4  # attack 4->2, predict 4->2, codec 4->2->1
 
 
 def test_out_of_memory_at_batch_size_one_is_an_error(model, data, monkeypatch):

@@ -187,5 +187,5 @@ def test_cells_through_the_fast_path_equal_the_real_coder_cells():
         if not fast:
             codec.fast_path = False
         results = [engine.evaluate(c) for c in cases]
-        runs[fast] = ([(r.correct, r.bpp, r.psnr, r.diagnostics) for r in results], dict(engine.counters))
+        runs[fast] = ([(r.correct, r.bpp, r.psnr, r.diagnostics) for r in results], engine.counters.to_dict())
     assert runs[True] == runs[False]

@@ -41,9 +41,9 @@ def test_planned_passes_are_the_passes_the_engine_runs(engine):
     for c in CASES:
         engine.evaluate(c)
     counters = engine.counters
-    assert sum(w.attack for w in works) == counters["attack_images"] * PGD.steps
-    assert sum(w.codec for w in works) == counters["codec_batches"] * 4
-    assert sum(w.model for w in works) == counters["predict_batches"] * 4
+    assert sum(w.attack for w in works) == counters.attack_images * PGD.steps
+    assert sum(w.codec for w in works) == counters.codec_batches * 4
+    assert sum(w.model for w in works) == counters.predict_batches * 4
     assert all(v >= 0 for v in weights(engine, CASES).values())
 
 
@@ -79,7 +79,7 @@ def test_planned_probes_are_the_probes_the_engine_runs_each_once():
     for c in CASES:
         fresh.evaluate(c)
     planned = sum((p.images // 4 if p.attack or p.queries else 0) + p.codec // 4 + p.model // 4 for p in probes)
-    assert planned == fresh.counters["probe_batches"] > 0
+    assert planned == fresh.counters.probe_batches > 0
     timing = measure(fresh, works)
     assert ("approximate", "jpeg", 50, 2) in timing.gradient
     assert probe_seconds(by_id["jpeg-q50-r1-whitebox"], timing) > 0

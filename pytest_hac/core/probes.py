@@ -15,8 +15,6 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..attacks import AttackSpec, make_spec
@@ -24,7 +22,7 @@ from .cases import Case
 from .defended import gradient_paths
 from .diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, ZeroGradient
 from .judged import Outcome, worst_of
-from .keys import AdvKey, CodecRef, GradientKey
+from .keys import AdvKey
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -70,31 +68,8 @@ def zero_gradients(engine: Engine, case: Case) -> Tensor:
     on every gradient path of the cell?"""
     bad = None
     for path in gradient_paths(case.threat, case.codec, case.rounds):
-        mine = _zero_gradients(engine, case, path)
+        mine = engine.zero_gradients(path, case.codec, case.quality, case.rounds)
         bad = mine if bad is None else bad & mine
-    return bad
-
-
-def _zero_gradients(engine: Engine, case: Case, path: str) -> Tensor:
-    ref = None if path == "bare" else CodecRef(case.codec, case.quality)
-    key = GradientKey(path, ref, 1 if path == "bare" else case.rounds)
-    hit = engine.store.get(key, engine.address(key))
-    if hit is not None:
-        return hit[0]
-    target = engine.target(path, case.codec, case.quality, case.rounds)
-
-    def run(start: int, stop: int) -> Tensor:
-        xb = engine.dataset.pixels(start, stop).to(engine.device).requires_grad_(True)
-        yb = engine.labels[start:stop].to(engine.device)
-        with engine.seeded(key, start, stop), torch.enable_grad():
-            loss = F.cross_entropy(target(xb), yb, reduction="sum")  # sum: each image's gradient is its own
-            (grad,) = torch.autograd.grad(loss, xb)
-        flat = grad.detach().flatten(1)
-        engine.count("attack")
-        return (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
-
-    bad = torch.cat(engine.batched("attack", len(engine.labels), run))
-    engine.store.put(key, (bad,), engine.address(key))
     return bad
 
 

@@ -97,4 +97,4 @@ def test_random_starts_are_drawn_per_image(model, data):
     other = Engine(model, data, batch_size=16, seed=1).adversarial(case)[0]
     assert not torch.equal(first, other)  # so does another seed
     key = engine.source_keys(case)[0]
-    assert engine.image_seeds(key, 0, 4) == engine.image_seeds(key, 0, 8)[:4]
+    assert engine.seeds.image_seeds(key, 0, 4) == engine.seeds.image_seeds(key, 0, 8)[:4]

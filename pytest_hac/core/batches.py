@@ -1,0 +1,170 @@
+"""The batch runner: a stage's work over n images in batches of the stage's size, on the device.
+
+A CUDA out-of-memory error halves that stage's batch size and the run carries on from the
+batch that failed. Every batch is counted per stage (:class:`Counters`; the soundness probes'
+batches apart) and the seconds spent are summed per stage (attack, codec, predict, probe).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..data import Dataset
+from ..errors import HacError
+from ..models import Classifier
+from .autobatch import cpu_batch
+
+#: Stages with their own batch size: an attack needs several times the memory of a forward pass.
+STAGES = ("attack", "codec", "predict")
+#: First batch size with ``batch_size="auto"``: CUDA starts large and halves on out-of-memory; on CPU
+#: codecs use 16 and the model's stages what its activations allow (:func:`.autobatch.cpu_batch`).
+AUTO_BATCH = {"cuda": 256, "cpu": 16}
+
+#: ``progress(stage, images_done, images_total)``, called after every batch.
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class Counters:
+    """Batches run per stage; the soundness probes' batches (of any stage) count apart in ``probe_batches``.
+
+    ``attack_images`` counts each distinct attack once per image: a restart is one attack, and each
+    gradient path of an adaptive cell is one (three at one round, four at more; the white-box one
+    shared with the white-box cell). ``oom_backoffs`` counts batches halved after CUDA ran out of memory.
+    """
+
+    attack_batches: int = 0
+    codec_batches: int = 0
+    predict_batches: int = 0
+    probe_batches: int = 0
+    oom_backoffs: int = 0
+    attack_images: int = 0
+
+    def count(self, stage: str, images: int = 0) -> None:
+        """One batch of ``stage`` (attack, codec or predict) over ``images`` images."""
+        if stage == "attack":
+            self.attack_batches += 1
+            self.attack_images += images
+        elif stage == "codec":
+            self.codec_batches += 1
+        elif stage == "predict":
+            self.predict_batches += 1
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
+
+    def to_dict(self) -> dict[str, int]:
+        """The counters as JSON has them (the former dict, same keys in the same order)."""
+        return asdict(self)
+
+
+def first_batch_sizes(model: Classifier, dataset: Dataset, device: torch.device, batch_size: int | str,
+                      memory_mb: int) -> tuple[dict[str, int], int | None]:
+    """Each stage's first batch size, and the batch cap of attacks drawing from torch's RNG per batch.
+
+    With ``batch_size="auto"``: on CPU 16 for codecs and for the model the largest power of two its
+    activations fit in half the budget (at most 1024); 256 on CUDA. The cap (None: none) keeps such
+    attacks (Square, AutoAttack) on CPU at the former batch, so their results stay those recorded before
+    the model's batch grew.
+    """
+    n = len(dataset.labels)
+    start = min(AUTO_BATCH.get(device.type, 16), n) if batch_size == "auto" else int(batch_size)
+    start = max(1, start)
+    sizes = dict.fromkeys(STAGES, start)
+    if batch_size == "auto" and device.type == "cpu":
+        # The model's own batch for attacks and predictions; codecs keep theirs (same bytes as before).
+        fit = cpu_batch(model, dataset.pixels(0, 1)[0], n, (memory_mb << 20) // 2)
+        sizes.update(attack=fit, predict=fit)
+    cap = start if batch_size == "auto" and device.type == "cpu" else None
+    return sizes, cap
+
+
+class Batches:
+    """Runs work in batches of each stage's size on ``device``; counts batches and seconds, backs off on OOM.
+
+    Args:
+        device: where the work runs (CUDA out-of-memory back-off only there).
+        batch_sizes: the first batch size of each stage (:data:`STAGES`); halved on out-of-memory.
+        progress: called as ``progress(stage, done, total)`` after every batch.
+    """
+
+    def __init__(self, device: torch.device, batch_sizes: dict[str, int], progress: ProgressFn | None = None) -> None:
+        self.device = device
+        self.batch_sizes = batch_sizes
+        self.progress = progress
+        #: Batches run per stage, the probes' apart, and images attacked.
+        self.counters = Counters()
+        #: Seconds spent per stage (attack, codec, predict) and on probes, for benchmarks and the progress line.
+        self.seconds = dict.fromkeys((*STAGES, "probe"), 0.0)
+        self._probe_depth = 0
+
+    @property
+    def in_probe(self) -> bool:
+        """Whether the work now running is a soundness probe's (inside :meth:`probing`)."""
+        return bool(self._probe_depth)
+
+    def batched(self, stage: str, n: int, fn: Callable[[int, int], object], *, label: str | None = None,
+                cap: int | None = None) -> list:
+        """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size, at most ``cap``.
+
+        ``label`` names the stage in progress.
+
+        On CUDA out-of-memory the failed batch is halved and the run carries on
+        from it: finished batches are kept, later batches use the smaller size.
+        """
+        outs, start, began = [], 0, time.perf_counter()
+        try:
+            while start < n:
+                stop = min(n, start + min(self.batch_sizes[stage], cap or n))
+                try:
+                    outs.append(fn(start, stop))
+                except Exception as exc:  # noqa: BLE001  (re-raised below unless it is an OOM)
+                    if not _is_oom(exc):
+                        raise
+                    oom = True
+                else:
+                    oom = False
+                if oom:  # outside the except block: the traceback no longer pins the batch's tensors
+                    self._halve(stage, stop - start)
+                    continue
+                start = stop
+                if self.progress is not None:
+                    self.progress(label or stage, start, n)
+        finally:
+            self.seconds["probe" if self._probe_depth else stage] += time.perf_counter() - began
+        return outs
+
+    @contextmanager
+    def probing(self) -> Iterator[None]:
+        """Count the work inside as soundness probes, apart from the cells' own."""
+        self._probe_depth += 1
+        try:
+            yield
+        finally:
+            self._probe_depth -= 1
+
+    def count(self, stage: str, images: int = 0) -> None:
+        """One batch of ``stage`` done (over ``images`` images, for attacks)."""
+        if self._probe_depth:
+            self.counters.probe_batches += 1
+            return
+        self.counters.count(stage, images)
+
+    def _halve(self, stage: str, failed: int) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if failed <= 1:
+            raise HacError("CUDA out of memory even at batch size 1; use a smaller model or --hac-device=cpu")
+        self.batch_sizes[stage] = failed // 2
+        self.counters.oom_backoffs += 1
+        warnings.warn(f"pytest-hac: CUDA out of memory in {stage}; batch size halved to {failed // 2}", stacklevel=3)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    # Some kernels (cuDNN, cuBLAS) report exhausted memory as a plain RuntimeError.
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())

@@ -1,0 +1,146 @@
+"""Per-image outcomes of source images through a defense, chunk by chunk, each computed once.
+
+A source (clean pixels or an adversarial set) is walked ``chunk_size`` images at a time: its
+chunk, each real codec round from the previous one, the classifier; of each image only its
+:class:`~.judged.Outcome` (correct, bits per pixel, PSNR) is kept. Adversarial chunks (float32)
+and codec rounds (uint8, exactly the 8-bit images a codec decodes to) are stored under
+:class:`~.keys.Chunk` keys only while a pending planned case needs them (:class:`.keep_plan.KeepPlan`);
+the store spills what memory cannot hold instead of recomputing it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..data import Dataset
+from ..io.cache import Store
+from .addresses import Addresses
+from .batches import Batches
+from .gallery import Gallery
+from .judged import Outcome, psnr_per_image
+from .keep_plan import KeepPlan
+from .keys import AdvKey, Chunk, CleanKey, CodecRef, GradientKey, NormKey, OutcomeKey, RoundKey, SourceKey
+from .passes import Passes
+from .sources import defense_of
+
+
+class Outcomes:
+    """Outcomes, adversarial chunks and codec rounds of one engine, reused through ``store``.
+
+    Args:
+        dataset: the evaluation images.
+        passes: runs the attacks, codec rounds and predictions.
+        store: where chunks live; ``address(key)`` gives their disk address.
+        keep: which chunks a pending case still needs.
+        chunk_size: images per chunk (a multiple of every stage's batch size).
+        amp: whether predictions run under bf16 (part of an outcome's key).
+        gallery: thumbnails taken from the tensors computed here (None: none).
+    """
+
+    def __init__(self, dataset: Dataset, passes: Passes, store: Store, address: Addresses, keep: KeepPlan, *,
+                 chunk_size: int, amp: bool, gallery: Gallery | None) -> None:
+        self.dataset = dataset
+        self.labels = dataset.labels
+        self.passes = passes
+        self.batches: Batches = passes.batches
+        self.store = store
+        self.address = address
+        self.keep = keep
+        self.chunk_size = chunk_size
+        self.amp = amp
+        self.gallery = gallery
+        self._outcomes: dict[OutcomeKey, Outcome] = {}
+
+    def chunks(self, n: int) -> list[tuple[int, int]]:
+        return [(a, min(n, a + self.chunk_size)) for a in range(0, n, self.chunk_size)]
+
+    def outcome(self, source: SourceKey, codec: str, quality: int | None, rounds: int) -> Outcome:
+        """``source`` through ``rounds`` of the real ``codec`` and the classifier, per image; computed once."""
+        ref = None if codec == "identity" else CodecRef(codec, quality)
+        key = OutcomeKey(source, ref, rounds if ref else 1, self.amp)
+        if key in self._outcomes:
+            return self._outcomes[key]
+        hit = self.store.get(key, self.address(key))
+        if hit is not None:
+            self._outcomes[key] = Outcome.from_tuple(hit)
+            return self._outcomes[key]
+        n = len(self.labels) if isinstance(source, CleanKey) else source.n
+        parts = []
+        for a, b in self.chunks(n):
+            x, bpp = self.source_chunk(source, a, b), None
+            pixels = x
+            if ref is not None:
+                for k in range(1, rounds + 1):
+                    x, bpp = self.round_chunk(RoundKey(source, ref, k), a, b, x)
+            predicted = self.passes.predict(x)
+            correct = predicted == self.labels[a:b]
+            psnr = None if ref is None else psnr_per_image(x, self.dataset.pixels(a, b))
+            if self.gallery is not None and not self.batches.in_probe:
+                self.gallery.take(source, (codec, quality, rounds), a, pixels, x, predicted, bpp, psnr)
+            parts.append(Outcome(correct, bpp, psnr))
+        outcome = Outcome.cat(parts)
+        self._outcomes[key] = outcome
+        if self.store.disk is not None:  # only the disk layer: the outcome itself lives in _outcomes
+            self.store.disk.put(self.address(key), outcome.as_tuple(), label=repr(key))
+        return outcome
+
+    def source_chunk(self, source: SourceKey, a: int, b: int) -> Tensor:
+        """Images ``a:b`` of ``source`` as float [0, 1]: clean pixels, or the attack's (run once per image)."""
+        if isinstance(source, CleanKey):
+            return self.dataset.pixels(a, b)
+        chunk = Chunk(source, a, b)
+        hit = self.store.get(chunk, self.address(chunk))
+        if hit is not None:
+            return hit[0]
+        adv = self.passes.attack(self.passes.target(source.path, *defense_of(source)), source.spec, source, a, b)
+        self._keep(chunk, (adv,))
+        return adv
+
+    def round_chunk(self, key: RoundKey, a: int, b: int, previous: Tensor) -> tuple[Tensor, Tensor]:
+        """Images ``a:b`` after round ``key.round`` of the real codec (from ``previous``, round k-1)."""
+        chunk = Chunk(key, a, b)
+        hit = self.store.get(chunk, self.address(chunk))
+        if hit is not None:
+            pixels, bpp = hit
+            return (pixels.float().div(255) if pixels.dtype == torch.uint8 else pixels), bpp
+        x, bpp = self.passes.roundtrip(self.passes.codec(key.codec.name, key.codec.quality), previous, key=chunk)
+        self._keep(chunk, (_as_uint8(x), bpp))
+        return x, bpp
+
+    def _keep(self, chunk: Chunk, value: tuple[Tensor, ...]) -> None:
+        """Store ``chunk`` for the session while a pending cell needs it; on the cache dir (if any) always."""
+        address = self.address(chunk)
+        if self.keep.needed(chunk.key):
+            self.store.put(chunk, value, address)
+        elif address is not None:
+            self.store.disk.put(address, value, label=repr(chunk))
+
+    def norms(self, source: AdvKey) -> Tensor:
+        """Per image, the L2 norm of ``source``'s perturbation (for minimum-norm attacks)."""
+        key = NormKey(source)
+        hit = self.store.get(key, self.address(key))
+        if hit is not None:
+            return hit[0]
+        norms = torch.cat([(self.source_chunk(source, a, b) - self.dataset.pixels(a, b)).flatten(1).double()
+                           .norm(dim=1) for a, b in self.chunks(source.n)])
+        self.store.put(key, (norms,), self.address(key))
+        return norms
+
+    def zero_gradients(self, path: str, codec: str, quality: int | None, rounds: int) -> Tensor:
+        """Per image: is the input gradient at the clean image through ``path`` all zero or not finite? Once."""
+        ref = None if path == "bare" else CodecRef(codec, quality)
+        key = GradientKey(path, ref, 1 if path == "bare" else rounds)
+        hit = self.store.get(key, self.address(key))
+        if hit is not None:
+            return hit[0]
+        bad = self.passes.zero_gradients(self.passes.target(path, codec, quality, rounds), key)
+        self.store.put(key, (bad,), self.address(key))
+        return bad
+
+
+def _as_uint8(x: Tensor) -> Tensor:
+    """8-bit images as uint8 (4x smaller); anything else (a codec that does not quantize) as it is."""
+    pixels = x.mul(255).round()
+    if torch.equal(pixels.div(255), x):
+        return pixels.to(torch.uint8)
+    return x

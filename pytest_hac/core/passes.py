@@ -1,0 +1,155 @@
+"""Every pass over images on the device: attacks, real codec round trips, predictions, input gradients.
+
+Each runs batch by batch through :class:`.batches.Batches` (counted, timed, halved on CUDA
+out-of-memory), seeded by :class:`.seeding.Seeds`, and returns its results on the CPU. What is
+kept or reused is the caller's business (:mod:`.engine`).
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..attacks import AttackSpec, build_attack
+from ..attacks.budget import check_budget
+from ..codecs import Codec, get_codec
+from ..data import Dataset
+from ..errors import HacError
+from ..models import Classifier, check_logits
+from .batches import Batches
+from .cost import plan_attack, worth_planning
+from .defended import Defended
+from .keys import AdvKey, CodecRef, GradientKey, Key
+from .seeding import Seeds
+
+
+class Passes:
+    """The passes of one model over one data set on ``device``, and the codecs they use (built once).
+
+    Args:
+        model: the classifier, already on ``device`` and in eval mode.
+        dataset: the evaluation images, 8-bit.
+        batches: the batch runner (batch sizes, counters, seconds, progress).
+        seeds: per-image and per-batch seeds.
+        amp: classify under bf16 autocast (not when attacking).
+        weights_dir, offline: where learned codecs' checkpoints are, and whether to never download them.
+        batchwise_rng_cap: the batch cap of attacks without per-image seeds (see
+            :func:`.batches.first_batch_sizes`); None: no cap.
+    """
+
+    def __init__(self, model: Classifier, dataset: Dataset, batches: Batches, seeds: Seeds, *, amp: bool,
+                 weights_dir, offline: bool, batchwise_rng_cap: int | None) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.labels = dataset.labels
+        self.device = batches.device
+        self.batches = batches
+        self.seeds = seeds
+        self.amp = amp
+        self.weights_dir = weights_dir
+        self.offline = offline
+        self._batchwise_rng_cap = batchwise_rng_cap
+        self._codecs: dict[CodecRef, Codec] = {}
+
+    def codec(self, name: str, quality: int | None) -> Codec:
+        """The codec ``name`` at ``quality`` on the engine's device, built once."""
+        ref = CodecRef(name, quality)
+        if ref not in self._codecs:
+            self._codecs[ref] = get_codec(name, quality, device=self.device, weights_dir=self.weights_dir,
+                                          offline=self.offline)
+        return self._codecs[ref]
+
+    def target(self, path: str, codec: str, quality: int | None, rounds: int) -> nn.Module:
+        """The module an attack on ``path`` sees: the bare model or the model behind the defense."""
+        if path == "bare":
+            return self.model
+        return Defended(self.model, self.codec(codec, quality), rounds, path)
+
+    def attack(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> Tensor:
+        """Run ``spec`` against ``target`` on images ``a:b``, batch by batch.
+
+        Random starts are drawn per image (:meth:`.seeding.Seeds.image_seeds`); each batch also runs under
+        its own seed inside ``fork_rng``, and must come back inside [0, 1] and the eps ball.
+        """
+        attack = build_attack(target, spec)
+        label = self._announce(target, spec, key, a, b)
+
+        def run(start: int, stop: int) -> Tensor:
+            xb = self.dataset.pixels(a + start, a + stop).to(self.device)
+            yb = self.labels[a + start:a + stop].to(self.device)
+            if hasattr(attack, "image_seeds"):
+                attack.image_seeds = self.seeds.image_seeds(key, a + start, a + stop)
+            with self.seeds.seeded(key, a + start, a + stop):
+                adv = attack(xb, yb).detach()
+            check_budget(adv, xb, spec)
+            self.batches.count("attack", stop - start)
+            return adv.cpu()
+
+        cap = None if hasattr(attack, "image_seeds") else self._batchwise_rng_cap
+        out = torch.cat(self.batches.batched("attack", b - a, run, label=label, cap=cap))
+        if self.model.training:
+            raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
+        return out
+
+    def _announce(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> str:
+        """Before the first chunk of an attack through a defense: its planned codec passes and an estimate."""
+        batch = self.batches.batch_sizes["attack"]
+        if (not isinstance(target, Defended) or a or self.batches.in_probe
+                or not worth_planning(spec, key.n, key.rounds, batch)):
+            return "attack"
+        stop = a + min(batch, b - a)
+        plan = plan_attack(target, spec, key.n, key.rounds, self.dataset.pixels(a, stop).to(self.device),
+                           self.labels[a:stop].to(self.device))
+        if not plan.worth_saying:
+            return "attack"
+        label = f"attack ({plan.text()})"
+        if self.batches.progress is not None:
+            self.batches.progress(label, 0, b - a)
+        return label
+
+    def roundtrip(self, codec: Codec, x: Tensor, *, key: Key | None = None) -> tuple[Tensor, Tensor]:
+        """One pass of the real ``codec`` over ``x``, batched: reconstructions and bits per pixel.
+
+        With ``key``, each batch is seeded from it (stochastic codecs give reproducible outputs).
+        """
+
+        def run(start: int, stop: int) -> tuple[Tensor, Tensor]:
+            seeded = self.seeds.seeded(key, start, stop) if key is not None else nullcontext()
+            with seeded, torch.inference_mode():
+                x_hat, bpp = codec.roundtrip(x[start:stop].to(self.device))
+            self.batches.count("codec")
+            return x_hat.cpu(), bpp.cpu()
+
+        outs = self.batches.batched("codec", len(x), run)
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def predict(self, images: Tensor) -> Tensor:
+        """The classifier's predicted class of each image, batched, under inference mode (bf16 with ``amp``)."""
+
+        def run(start: int, stop: int) -> Tensor:
+            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
+            with torch.inference_mode(), autocast:
+                logits = self.model(images[start:stop].to(self.device)).float()
+            check_logits(self.model, logits)
+            self.batches.count("predict")
+            return logits.argmax(1).cpu()
+
+        return torch.cat(self.batches.batched("predict", len(images), run))
+
+    def zero_gradients(self, target: nn.Module, key: GradientKey) -> Tensor:
+        """Per image: is the input gradient of the cross-entropy of ``target`` at the clean image all zero
+        or not finite? Counted as attack batches (probes, inside :meth:`.batches.Batches.probing`)."""
+
+        def run(start: int, stop: int) -> Tensor:
+            xb = self.dataset.pixels(start, stop).to(self.device).requires_grad_(True)
+            yb = self.labels[start:stop].to(self.device)
+            with self.seeds.seeded(key, start, stop), torch.enable_grad():
+                loss = F.cross_entropy(target(xb), yb, reduction="sum")  # sum: each image's gradient is its own
+                (grad,) = torch.autograd.grad(loss, xb)
+            flat = grad.detach().flatten(1)
+            self.batches.count("attack")
+            return (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
+
+        return torch.cat(self.batches.batched("attack", len(self.labels), run))

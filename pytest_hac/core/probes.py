@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 from torch import Tensor
 
@@ -22,10 +23,7 @@ from .cases import Case
 from .defended import gradient_paths
 from .diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, ZeroGradient
 from .judged import Outcome, worst_of
-from .keys import AdvKey
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .keys import AdvKey, SourceKey
 
 #: An L-inf budget that breaks every classifier whose gradients carry information (Carlini et al., 2019,
 #: "On evaluating adversarial robustness"), on a subset: a probe, not a cell. Also the undefended
@@ -36,7 +34,40 @@ PROBE_IMAGES = 32
 UNDEFENDED_IMAGES = 64
 
 
-def measure(engine: Engine, case: Case, outcomes: list[Outcome]) -> Diagnostics:
+class ProbeEngine(Protocol):
+    """What the probes ask of the engine that runs them (:class:`~.engine.Engine` is one), and nothing more:
+    no store, addresses, batches or seeds. Probes name work by keys; the engine computes it once and counts it."""
+
+    @property
+    def soundness(self) -> str:
+        """``"fail"``, ``"warn"`` or ``"thorough"`` (the last adds the steps_2x probe to every attacked cell)."""
+
+    @property
+    def n_images(self) -> int:
+        """Images in the data set."""
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """The shape of one image, (C, H, W)."""
+
+    def source_keys(self, case: Case, *, steps: int | None = None) -> list[SourceKey]:
+        """The sources of ``case`` (one per gradient path and restart), at ``steps`` if given."""
+
+    def adversarial_key(self, path: str, codec: str, quality: int | None, rounds: int, spec: AttackSpec, *,
+                        restart: int = 0, n: int | None = None) -> AdvKey:
+        """The adversarial set of ``spec`` through ``path`` on the first ``n`` images (default all)."""
+
+    def outcome(self, source: SourceKey, codec: str, quality: int | None, rounds: int) -> Outcome:
+        """``source`` through the real defense and the classifier, per image; computed once."""
+
+    def zero_gradients(self, path: str, codec: str, quality: int | None, rounds: int) -> Tensor:
+        """Per image: is the input gradient at the clean image through ``path`` all zero or not finite?"""
+
+    def probing(self) -> AbstractContextManager[None]:
+        """Count the work inside as soundness probes, apart from the cells' own."""
+
+
+def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnostics:
     """The diagnostics of an attacked cell (see the module docstring)."""
     spec = case.attack
     keys = engine.source_keys(case)
@@ -63,7 +94,7 @@ def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey]
     return int(worst_of([o for k, o in zip(keys, outcomes) if which(k)]).correct.sum())
 
 
-def zero_gradients(engine: Engine, case: Case) -> Tensor:
+def zero_gradients(engine: ProbeEngine, case: Case) -> Tensor:
     """Per image: is the input gradient of the attack loss at the clean image all zero or not finite,
     on every gradient path of the cell?"""
     bad = None
@@ -73,20 +104,20 @@ def zero_gradients(engine: Engine, case: Case) -> Tensor:
     return bad
 
 
-def probe_spec(engine: Engine, spec: AttackSpec, linf_eps: float, *, eot: int = 1) -> AttackSpec:
+def probe_spec(engine: ProbeEngine, spec: AttackSpec, linf_eps: float, *, eot: int = 1) -> AttackSpec:
     """``spec``'s attack (name, norm, steps; default alpha) at max(its eps, ``linf_eps``).
 
     For L2 the budget is ``linf_eps * sqrt(C*H*W)``: the smallest L2 ball that holds the L-inf ball.
     """
-    eps = linf_eps if spec.norm == "Linf" else linf_eps * math.sqrt(engine.dataset.images[0].numel())
+    eps = linf_eps if spec.norm == "Linf" else linf_eps * math.sqrt(math.prod(engine.image_shape))
     return make_spec(spec.name, max(spec.eps, eps), steps=spec.steps if spec.info.takes_steps else None,
                      norm=spec.norm, eot=eot)
 
 
-def large_eps(engine: Engine, case: Case) -> LargeEpsProbe:
+def large_eps(engine: ProbeEngine, case: Case) -> LargeEpsProbe:
     """The cell's attack at a huge eps through the same gradient paths, judged by the real pipeline
     (per image, the worst case over the paths, as in the cell)."""
-    m = min(len(engine.labels), PROBE_IMAGES)
+    m = min(engine.n_images, PROBE_IMAGES)
     probe = probe_spec(engine, case.attack, PROBE_EPS, eot=case.attack.eot)
     paths = gradient_paths(case.threat, case.codec, case.rounds)
     outcomes = [engine.outcome(engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m),
@@ -95,16 +126,16 @@ def large_eps(engine: Engine, case: Case) -> LargeEpsProbe:
     return LargeEpsProbe(probe.eps, int(worst_of(outcomes).correct.sum()), m, per_path)
 
 
-def undefended_large_eps(engine: Engine, spec: AttackSpec) -> LargeEpsProbe:
+def undefended_large_eps(engine: ProbeEngine, spec: AttackSpec) -> LargeEpsProbe:
     """The cell's attack at a large eps against the bare model: it must break it."""
-    m = min(len(engine.labels), UNDEFENDED_IMAGES)
+    m = min(engine.n_images, UNDEFENDED_IMAGES)
     probe = probe_spec(engine, spec, PROBE_EPS)
     key = engine.adversarial_key("bare", "identity", None, 1, probe, n=m)
     outcome = engine.outcome(key, "identity", None, 1)
     return LargeEpsProbe(probe.eps, int(outcome.correct.sum()), m)
 
 
-def steps_2x(engine: Engine, case: Case) -> MoreSteps:
+def steps_2x(engine: ProbeEngine, case: Case) -> MoreSteps:
     """The cell again with twice the steps (all restarts, all images)."""
     steps = 2 * case.attack.steps
     outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds)

@@ -65,6 +65,15 @@ class AttackInfo:
         takes_alpha: it has a step size ``alpha`` (apgd adapts its own).
         takes_eot: it can average gradients over a random defense (EOT).
         min_norm: a minimum-norm attack: no eps, it finds the smallest perturbation it can.
+        per_image_seeds: it draws its random start per image from the seeds the engine sets on its
+            ``image_seeds`` attribute before each batch (one per image), so an image's result does not
+            depend on its batch; without it the engine seeds torch's RNG per batch only, and on CPU
+            keeps such an attack's batches at the first batch size (results stay those recorded).
+        best_iterate: it returns a best iterate for every image (lowest loss or margin), not the
+            clean image where it did not fool the model it attacked: needed when that model is not
+            the evaluated pipeline (oblivious and white-box cells). Declarative: the engine trusts it.
+
+    Both capabilities default to False, as for any attack a user registers.
     """
 
     norm: str = "Linf"
@@ -76,6 +85,8 @@ class AttackInfo:
     takes_alpha: bool = False
     takes_eot: bool = False
     min_norm: bool = False
+    per_image_seeds: bool = False
+    best_iterate: bool = False
 
     def __post_init__(self) -> None:
         norms = self.norms or (self.norm,)
@@ -213,15 +224,17 @@ def register_attack(name: str, factory: Callable[..., Any] | None = None, *, nor
                     gradient_free: bool = False, description: str = "", aliases: Sequence[str] = (),
                     replace: bool = False, norms: Sequence[str] = (), takes_steps: bool = True,
                     random_start: bool = False, takes_alpha: bool = False, takes_eot: bool = False,
-                    min_norm: bool = False):
+                    min_norm: bool = False, per_image_seeds: bool = False, best_iterate: bool = False):
     """Register ``factory(model, spec) -> attack``; the attack is called as ``attack(images, labels)``.
 
     The keyword arguments declare what the attack takes (see :class:`AttackInfo`); a
     marker parameter it does not take is refused at collection. The engine runs
     restarts itself (``random_start=True``), so the factory always sees ``restarts=1``;
-    the attack should draw its randomness from torch's global RNG, which the engine seeds.
+    the attack should draw its randomness from torch's global RNG, which the engine seeds per batch
+    (or, with ``per_image_seeds=True``, from the per-image seeds the engine sets on ``attack.image_seeds``).
     """
     info = AttackInfo(norm=norm, norms=tuple(norms), steps=steps, takes_steps=takes_steps,
                       gradient_free=gradient_free, random_start=random_start, takes_alpha=takes_alpha,
-                      takes_eot=takes_eot, min_norm=min_norm)
+                      takes_eot=takes_eot, min_norm=min_norm, per_image_seeds=per_image_seeds,
+                      best_iterate=best_iterate)
     return ATTACKS.register(name, factory, info=info, description=description, aliases=aliases, replace=replace)

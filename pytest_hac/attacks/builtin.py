@@ -1,12 +1,16 @@
 """The built-in attacks (torchattacks), registered through the same door users take.
 
-Defaults follow the paper: 10 steps with alpha = eps / 4 for the iterative L-inf attacks.
+Defaults follow the paper: 10 steps with alpha = eps / 4 for the iterative L-inf attacks. Each
+registration declares what the engine needs to know (:class:`~pytest_hac.registry.AttackInfo`):
+``per_image_seeds`` for the fixed attacks that draw their random start per image, ``best_iterate``
+for those returning a best iterate for every image. The fixed classes live in
+:mod:`.torchattacks_fixes`, imported by the factories below when an attack is built (it imports
+torchattacks, which importing pytest-hac must not).
 """
 from __future__ import annotations
 
 from ..registry import NORMS, register_attack
 from . import DEFAULT_QUERIES, AttackSpec
-from .torchattacks_fixes import fixed
 
 
 def _alpha(spec: AttackSpec) -> float:
@@ -28,34 +32,42 @@ def _bim(model, spec):
     return torchattacks.BIM(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps)
 
 
-@register_attack("pgd", random_start=True, takes_alpha=True, takes_eot=True,
+@register_attack("pgd", random_start=True, per_image_seeds=True, takes_alpha=True, takes_eot=True,
                  description="projected gradient descent with random start (L-inf); EOT with eot > 1",
                  aliases=("pgd-linf",))
 def _pgd(model, spec):
+    from .torchattacks_fixes import EOTPGD, PGD
+
     if spec.eot > 1:
-        return fixed().EOTPGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, eot_iter=spec.eot,
-                              random_start=True)
-    return fixed().PGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
+        return EOTPGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, eot_iter=spec.eot, random_start=True)
+    return PGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
 
 
-@register_attack("pgdl2", norm="L2", random_start=True, takes_alpha=True,
+@register_attack("pgdl2", norm="L2", random_start=True, per_image_seeds=True, takes_alpha=True,
                  description="projected gradient descent with random start (L2)", aliases=("pgd-l2",))
 def _pgdl2(model, spec):
-    return fixed().PGDL2(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
+    from .torchattacks_fixes import PGDL2
+
+    return PGDL2(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
 
 
-@register_attack("apgd", norms=NORMS, random_start=True, takes_eot=True,
+@register_attack("apgd", norms=NORMS, random_start=True, per_image_seeds=True, best_iterate=True, takes_eot=True,
                  description="auto-PGD with cross-entropy loss; best-loss iterate", aliases=("apgd-ce",))
 def _apgd(model, spec):
-    return fixed().BestLossAPGD(model, norm=spec.norm, eps=spec.eps, steps=spec.steps, n_restarts=1, loss="ce",
-                                 eot_iter=spec.eot)
+    from .torchattacks_fixes import BestLossAPGD
+
+    return BestLossAPGD(model, norm=spec.norm, eps=spec.eps, steps=spec.steps, n_restarts=1, loss="ce",
+                        eot_iter=spec.eot)
 
 
-@register_attack("apgd-dlr", norms=NORMS, random_start=True, takes_eot=True,
+@register_attack("apgd-dlr", norms=NORMS, random_start=True, per_image_seeds=True, best_iterate=True,
+                 takes_eot=True,
                  description="auto-PGD with the DLR loss; best-loss iterate")
 def _apgd_dlr(model, spec):
-    return fixed().BestLossAPGD(model, norm=spec.norm, eps=spec.eps, steps=spec.steps, n_restarts=1, loss="dlr",
-                                 eot_iter=spec.eot)
+    from .torchattacks_fixes import BestLossAPGD
+
+    return BestLossAPGD(model, norm=spec.norm, eps=spec.eps, steps=spec.steps, n_restarts=1, loss="dlr",
+                        eot_iter=spec.eot)
 
 
 @register_attack("cw", norm="L2", steps=50, min_norm=True,
@@ -67,13 +79,18 @@ def _cw(model, spec):
 
 
 @register_attack("square", norms=NORMS, steps=DEFAULT_QUERIES, gradient_free=True, random_start=True,
+                 best_iterate=True,
                  description="Square attack: gradient-free, queries only (steps = queries, default 5000)")
 def _square(model, spec):
-    return fixed().BestSquare(model, norm=spec.norm, eps=spec.eps, n_queries=spec.steps, n_restarts=1)
+    from .torchattacks_fixes import BestSquare
+
+    return BestSquare(model, norm=spec.norm, eps=spec.eps, n_queries=spec.steps, n_restarts=1)
 
 
-@register_attack("autoattack", norms=NORMS, steps=100, random_start=True,
+@register_attack("autoattack", norms=NORMS, steps=100, random_start=True, best_iterate=True,
                  description="AutoAttack standard (APGD-CE, APGD-T, FAB-T with 9 targets, Square 5000 queries)")
 def _autoattack(model, spec):
+    from .torchattacks_fixes import AutoAttack
+
     # torchattacks targets n_classes - 1 classes; the reference AutoAttack uses 9 targets.
-    return fixed().AutoAttack(model, norm=spec.norm, eps=spec.eps, steps=spec.steps, targets=9)
+    return AutoAttack(model, norm=spec.norm, eps=spec.eps, steps=spec.steps, targets=9)

@@ -2,26 +2,28 @@
 
 * torchattacks' APGD, Square and AutoAttack return the clean image for every point they
   did not fool, judged on the attacked model; when that model is not the evaluated pipeline
-  (oblivious, white-box) the pipeline would see no attack at all. These return a best iterate.
+  (oblivious, white-box) the pipeline would see no attack at all. These return a best iterate
+  (registered with ``best_iterate=True``, :class:`~pytest_hac.registry.AttackInfo`).
 * PGD, PGD-L2, EOT-PGD and APGD draw their random start per image, from a generator seeded
-  with the image's own seed (``image_seeds``, set by the engine for each batch), so an image's
-  adversarial example does not depend on which other images share its batch or chunk. Their
-  steps are torchattacks' own; PGD's loss is summed rather than averaged over the batch, so each
-  image's gradient is its own whatever the batch size.
+  with the image's own seed (``image_seeds``, set by the engine for each batch because their
+  registrations say ``per_image_seeds=True``), so an image's adversarial example does not depend
+  on which other images share its batch or chunk. Their steps are torchattacks' own; PGD's loss is
+  summed rather than averaged over the batch, so each image's gradient is its own whatever the batch size.
 * Square and AutoAttack's later components draw from torch's global RNG, which the engine seeds
   per batch: their numbers depend on batch boundaries.
 
-Built on first use: importing pytest-hac must not import torchattacks.
+This module imports torchattacks: only the attack factories of :mod:`.builtin` import it, when an
+attack is built, so importing pytest-hac does not import torchattacks.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator, Sequence
-from types import SimpleNamespace
 
 import torch
+import torchattacks
 from torch import Tensor
+from torchattacks.attacks import apgd as apgd_module
 
 from . import DEFAULT_QUERIES
 
@@ -38,8 +40,12 @@ def per_image(draw: str, shape: Sequence[int], seeds: Sequence[int], device: tor
 def _per_image_draws(module: object, seeds: Sequence[int] | None) -> Iterator[None]:
     """Within ``module``, make ``torch.rand``/``torch.randn`` of a whole batch draw per image.
 
-    torchattacks' APGD draws its random start with ``torch.rand(x.shape)`` in the middle of its
-    step loop; redirecting that one module's ``torch`` for the call keeps APGD's code untouched.
+    Why a patch: torchattacks' APGD draws its random start with ``torch.rand(x.shape)`` (L2:
+    ``torch.randn``) in the middle of ``attack_single_run``, from the global RNG, with no hook to
+    pass a generator. Redirecting that one module's global ``torch`` for the duration of the call
+    keeps APGD's code untouched (copying its 200-line step loop would fork it). This is the only
+    place pytest-hac patches a dependency; ``tests/unit/test_torchattacks_fixes.py`` fails if
+    torchattacks stops drawing the start this way. Draws of any other shape pass through unchanged.
     """
     if seeds is None:
         yield
@@ -67,124 +73,115 @@ def _per_image_draws(module: object, seeds: Sequence[int] | None) -> Iterator[No
         module.torch = real
 
 
-def fixed() -> SimpleNamespace:
-    """The classes, built once per torchattacks module (a test runner that re-imports it gets new ones)."""
-    import torchattacks
-
-    return _build(torchattacks)
+def _draw_seed() -> int:
+    # From the global RNG, which the engine seeds per batch: --hac-seed reaches the attack.
+    return int(torch.randint(0, 2**31 - 1, ()).item())
 
 
-@functools.cache
-def _build(torchattacks) -> SimpleNamespace:
+class PGD(torchattacks.PGD):
+    """PGD (L-inf) with a per-image random start and a summed loss."""
 
-    def draw_seed() -> int:
-        # From the global RNG, which the engine seeds per batch: --hac-seed reaches the attack.
-        return int(torch.randint(0, 2**31 - 1, ()).item())
+    image_seeds: list[int] | None = None
 
-    from torchattacks.attacks import apgd as apgd_module
+    def forward(self, images, labels):
+        return _pgd_linf(self, images, labels, eot_iter=1)
 
-    class PGD(torchattacks.PGD):
-        """PGD (L-inf) with a per-image random start and a summed loss."""
 
-        image_seeds: list[int] | None = None
+class EOTPGD(torchattacks.EOTPGD):
+    """EOT-PGD (gradients averaged over ``eot_iter`` passes of a random defense), per-image start."""
 
-        def forward(self, images, labels):
-            return _pgd_linf(self, images, labels, eot_iter=1)
+    image_seeds: list[int] | None = None
 
-    class EOTPGD(torchattacks.EOTPGD):
-        """EOT-PGD (gradients averaged over ``eot_iter`` passes of a random defense), per-image start."""
+    def forward(self, images, labels):
+        return _pgd_linf(self, images, labels, eot_iter=self.eot_iter)
 
-        image_seeds: list[int] | None = None
 
-        def forward(self, images, labels):
-            return _pgd_linf(self, images, labels, eot_iter=self.eot_iter)
+class PGDL2(torchattacks.PGDL2):
+    """PGD (L2) with a per-image random start (a random direction at a uniform radius) and a summed loss."""
 
-    class PGDL2(torchattacks.PGDL2):
-        """PGD (L2) with a per-image random start (a random direction at a uniform radius) and a summed loss."""
+    image_seeds: list[int] | None = None
 
-        image_seeds: list[int] | None = None
+    def forward(self, images, labels):
+        images, labels = _on_device(self, images, labels)
+        n = len(images)
+        adv = images.clone().detach()
+        if self.random_start:
+            seeds = self.image_seeds or [0] * n
+            direction = per_image("randn", images.shape, seeds, self.device)
+            radius = per_image("rand", (n, 1), [s + 1 for s in seeds], self.device).view(n, 1, 1, 1)
+            norms = direction.flatten(1).norm(dim=1).view(n, 1, 1, 1)
+            adv = (adv + direction * radius / norms * self.eps).clamp(0, 1).detach()
+        for _ in range(self.steps):
+            grad = _gradient(self, adv, labels)
+            grad = grad / (grad.flatten(1).norm(dim=1) + self.eps_for_division).view(n, 1, 1, 1)
+            delta = adv + self.alpha * grad - images
+            factor = (self.eps / delta.flatten(1).norm(dim=1)).clamp(max=1.0).view(n, 1, 1, 1)
+            adv = (images + delta * factor).clamp(0, 1).detach()
+        return adv
 
-        def forward(self, images, labels):
-            images, labels = _on_device(self, images, labels)
-            n = len(images)
-            adv = images.clone().detach()
-            if self.random_start:
-                seeds = self.image_seeds or [0] * n
-                direction = per_image("randn", images.shape, seeds, self.device)
-                radius = per_image("rand", (n, 1), [s + 1 for s in seeds], self.device).view(n, 1, 1, 1)
-                norms = direction.flatten(1).norm(dim=1).view(n, 1, 1, 1)
-                adv = (adv + direction * radius / norms * self.eps).clamp(0, 1).detach()
-            for _ in range(self.steps):
-                grad = _gradient(self, adv, labels)
-                grad = grad / (grad.flatten(1).norm(dim=1) + self.eps_for_division).view(n, 1, 1, 1)
-                delta = adv + self.alpha * grad - images
-                factor = (self.eps / delta.flatten(1).norm(dim=1)).clamp(max=1.0).view(n, 1, 1, 1)
-                adv = (images + delta * factor).clamp(0, 1).detach()
-            return adv
 
-    class BestLossAPGD(torchattacks.APGD):
-        """APGD returning its best-loss iterate for every image, fooled or not, wrong or right."""
+class BestLossAPGD(torchattacks.APGD):
+    """APGD returning its best-loss iterate for every image, fooled or not, wrong or right."""
 
-        image_seeds: list[int] | None = None
+    image_seeds: list[int] | None = None
 
-        def forward(self, images, labels):
-            images, labels = _on_device(self, images, labels)
-            # best_loss=True attacks every image and does not reseed torch.
-            with _per_image_draws(apgd_module, self.image_seeds):
-                _, adv = self.perturb(images, labels, best_loss=True)
-            return adv.detach()
+    def forward(self, images, labels):
+        images, labels = _on_device(self, images, labels)
+        # best_loss=True attacks every image and does not reseed torch.
+        with _per_image_draws(apgd_module, self.image_seeds):
+            _, adv = self.perturb(images, labels, best_loss=True)
+        return adv.detach()
 
-    class BestSquare(torchattacks.Square):
-        """Square returning its best (lowest-margin) iterate for every image."""
 
-        def perturb(self, x, y=None):
-            self.init_hyperparam(x)
-            y = y.detach().clone().long().to(self.device)
-            _, adv = self.attack_single_run(x, y)  # one run, seeded by the caller (no reseeding here)
-            return adv
+class BestSquare(torchattacks.Square):
+    """Square returning its best (lowest-margin) iterate for every image."""
 
-    class AutoAttack(torchattacks.attack.Attack):
-        """AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square 5,000 queries) as the reference runs it.
+    def perturb(self, x, y=None):
+        self.init_hyperparam(x)
+        y = y.detach().clone().long().to(self.device)
+        _, adv = self.attack_single_run(x, y)  # one run, seeded by the caller (no reseeding here)
+        return adv
 
-        ``steps`` reach the three gradient components (torchattacks' AutoAttack drops them);
-        9 target classes; images no component fools keep APGD-CE's best-loss iterate.
-        """
 
-        def __init__(self, model, norm: str, eps: float, steps: int, targets: int = 9) -> None:
-            super().__init__("AutoAttack", model)
-            self.norm, self.eps, self.steps = norm, eps, steps
-            self.attacks = [
-                BestLossAPGD(model, norm=norm, eps=eps, steps=steps, n_restarts=1, loss="ce"),
-                torchattacks.APGDT(model, norm=norm, eps=eps, steps=steps, n_restarts=1, n_classes=targets + 1),
-                torchattacks.FAB(model, norm=norm, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
-                                 n_classes=targets + 1),
-                BestSquare(model, norm=norm, eps=eps, n_queries=DEFAULT_QUERIES, n_restarts=1),
-            ]
-            self.targets = targets
+class AutoAttack(torchattacks.attack.Attack):
+    """AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square 5,000 queries) as the reference runs it.
 
-        def forward(self, images, labels):
-            images, labels = _on_device(self, images, labels)
-            first, *rest = self.attacks
-            out = first(images, labels)
+    ``steps`` reach the three gradient components (torchattacks' AutoAttack drops them);
+    9 target classes; images no component fools keep APGD-CE's best-loss iterate.
+    """
+
+    def __init__(self, model, norm: str, eps: float, steps: int, targets: int = 9) -> None:
+        super().__init__("AutoAttack", model)
+        self.norm, self.eps, self.steps = norm, eps, steps
+        self.attacks = [
+            BestLossAPGD(model, norm=norm, eps=eps, steps=steps, n_restarts=1, loss="ce"),
+            torchattacks.APGDT(model, norm=norm, eps=eps, steps=steps, n_restarts=1, n_classes=targets + 1),
+            torchattacks.FAB(model, norm=norm, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
+                             n_classes=targets + 1),
+            BestSquare(model, norm=norm, eps=eps, n_queries=DEFAULT_QUERIES, n_restarts=1),
+        ]
+        self.targets = targets
+
+    def forward(self, images, labels):
+        images, labels = _on_device(self, images, labels)
+        first, *rest = self.attacks
+        out = first(images, labels)
+        with torch.no_grad():
+            logits = self.get_logits(out)
+        classes, robust = logits.shape[1], logits.argmax(1) == labels
+        for attack in rest:
+            if hasattr(attack, "n_target_classes"):  # at most classes - 1 targets exist
+                attack.n_target_classes = min(self.targets, classes - 1)
+            attack.seed = _draw_seed()
+            idx = robust.nonzero().flatten()
+            if idx.numel() == 0:
+                break
+            adv = attack(images[idx], labels[idx]).detach()
             with torch.no_grad():
-                logits = self.get_logits(out)
-            classes, robust = logits.shape[1], logits.argmax(1) == labels
-            for attack in rest:
-                if hasattr(attack, "n_target_classes"):  # at most classes - 1 targets exist
-                    attack.n_target_classes = min(self.targets, classes - 1)
-                attack.seed = draw_seed()
-                idx = robust.nonzero().flatten()
-                if idx.numel() == 0:
-                    break
-                adv = attack(images[idx], labels[idx]).detach()
-                with torch.no_grad():
-                    fooled = self.get_logits(adv).argmax(1) != labels[idx]
-                out[idx[fooled]] = adv[fooled]
-                robust[idx[fooled]] = False
-            return out.detach()
-
-    return SimpleNamespace(PGD=PGD, EOTPGD=EOTPGD, PGDL2=PGDL2, BestLossAPGD=BestLossAPGD, BestSquare=BestSquare,
-                           AutoAttack=AutoAttack)
+                fooled = self.get_logits(adv).argmax(1) != labels[idx]
+            out[idx[fooled]] = adv[fooled]
+            robust[idx[fooled]] = False
+        return out.detach()
 
 
 def _on_device(attack, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

@@ -75,11 +75,12 @@ class Passes:
         """
         attack = build_attack(target, spec)
         label = self._announce(target, spec, key, a, b)
+        per_image = spec.info.per_image_seeds  # declared at registration (AttackInfo), set before each batch
 
         def run(start: int, stop: int) -> Tensor:
             xb = self.dataset.pixels(a + start, a + stop).to(self.device)
             yb = self.labels[a + start:a + stop].to(self.device)
-            if hasattr(attack, "image_seeds"):
+            if per_image:
                 attack.image_seeds = self.seeds.image_seeds(key, a + start, a + stop)
             with self.seeds.seeded(key, a + start, a + stop):
                 adv = attack(xb, yb).detach()
@@ -87,7 +88,7 @@ class Passes:
             self.batches.count("attack", stop - start)
             return adv.cpu()
 
-        cap = None if hasattr(attack, "image_seeds") else self._batchwise_rng_cap
+        cap = None if per_image else self._batchwise_rng_cap
         out = torch.cat(self.batches.batched("attack", b - a, run, label=label, cap=cap))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")

@@ -51,7 +51,7 @@ def main() -> None:
               flush=True)
     findings = soundness.check(results)
     print(f"{args.model} on {len(data)} {args.data} images, pgd {args.eps}, seed {args.seed}: "
-          f"{time.perf_counter() - began:.0f} s, {engine.counters['attack_images']} attacked images")
+          f"{time.perf_counter() - began:.0f} s, {engine.counters.attack_images} attacked images")
     informed = [t for t in threats if t in ("whitebox", "adaptive")]
     print("| defense | " + " | ".join(threats) + "".join(f" | {t} 64/255" for t in informed) + " | findings |")
     print("|---" * (2 + len(threats) + len(informed)) + "|")

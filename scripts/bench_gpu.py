@@ -81,7 +81,7 @@ def backoff_batch(device: torch.device, size: int, start: int) -> dict:
                    torch.randint(0, 1000, (n,)), tuple(map(str, range(n))), "index", class_labels=tuple(range(1000)))
     engine = Engine(model, data, device=device, batch_size=start, memory_mb=1 << 16)
     engine.evaluate(Case("identity", None, 1, "oblivious", make_spec("pgd", "8/255", steps=1), id="pgd"))
-    return {"start": start, "settled": engine.batch_sizes["attack"], "backoffs": engine.counters["oom_backoffs"]}
+    return {"start": start, "settled": engine.batch_sizes["attack"], "backoffs": engine.counters.oom_backoffs}
 
 
 def smoke_suite(device: torch.device) -> float:

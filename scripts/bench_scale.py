@@ -141,7 +141,8 @@ def matrix(root: Path, samples: int) -> dict:
     for case in cases:
         e.evaluate(case)
     distinct = 1 + sum(1 for c in cases if c.threat == "whitebox")  # one oblivious attack + one per defense
-    attacked = e.counters.get("attack_images", e.counters["attack_batches"] * e.batch_sizes["attack"])
+    counters = e.counters if isinstance(e.counters, dict) else e.counters.to_dict()  # older engines: a dict
+    attacked = counters.get("attack_images", counters["attack_batches"] * e.batch_sizes["attack"])
     return {"samples": len(data), "cells": len(cases), "seconds": time.perf_counter() - start,
             "peak_rss_mb": peak_rss_mb(), "distinct_attacks": distinct, "attack_images": attacked,
             "attack_runs_per_image": attacked / len(data) / distinct,

@@ -27,10 +27,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ..data import Dataset
+from .defense import Defense
 from .keys import CleanKey, SourceKey
-
-#: A defense: (codec, quality, rounds).
-Defense = tuple[str, "int | None", int]
 
 #: The longest side of a thumbnail, in pixels: keeps the page a few MB at most.
 THUMBNAIL = 128

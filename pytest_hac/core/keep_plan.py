@@ -9,11 +9,10 @@ reusable is kept, within the budget, spilling to scratch.
 from __future__ import annotations
 
 from .cases import Case
+from .defense import Defense
 from .keys import AdvKey, Chunk, CodecRef, RoundKey, SourceKey
 from .sources import source_keys
 
-#: Defense of a source: (codec, quality, rounds).
-Defense = tuple[str, "int | None", int]
 Needs = set[tuple[SourceKey, Defense]]
 
 

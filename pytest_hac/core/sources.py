@@ -10,6 +10,7 @@ from dataclasses import replace
 from ..attacks import AttackSpec
 from .cases import Case
 from .defended import gradient_paths
+from .defense import Defense
 from .keys import AdvKey, CleanKey, CodecRef, SourceKey
 
 
@@ -34,6 +35,7 @@ def adversarial_key(path: str, codec: str, quality: int | None, rounds: int, spe
     return AdvKey(path, ref, rounds, n, once, restart)
 
 
-def defense_of(key: AdvKey) -> tuple[str, int | None, int]:
+def defense_of(key: AdvKey) -> Defense:
     """The defense an adversarial set's attack saw: (codec, quality, rounds); the identity for the bare model."""
-    return ("identity", None, 1) if key.codec is None else (key.codec.name, key.codec.quality, key.rounds)
+    return Defense("identity", None, 1) if key.codec is None else Defense(key.codec.name, key.codec.quality,
+                                                                         key.rounds)

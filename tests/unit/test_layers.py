@@ -106,3 +106,19 @@ def test_no_two_modules_import_each_other():
 def test_every_part_has_a_layer():
     parts = {_part(_module(p)) for p in PACKAGE.rglob("*.py")} - {"__init__"}
     assert parts <= set().union(*LAYERS)
+
+
+#: The most lines a module and a class may hold: past these a room holds more than one job.
+MODULE_LINES, CLASS_LINES = 400, 250
+
+
+def test_rooms_stay_small():
+    big = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MODULE_LINES:
+            big.append(f"{_module(path)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > CLASS_LINES:
+                big.append(f"{_module(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert big == []

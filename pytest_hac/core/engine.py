@@ -103,7 +103,7 @@ class Engine:
         progress: called as ``progress(stage, done, total)`` after every batch.
         soundness: ``"fail"``, ``"warn"`` or ``"thorough"``; the engine measures the same
             diagnostics for the first two, and with ``"thorough"`` also reruns each attacked
-            cell at twice its steps (``diagnostics["steps_2x"]``).
+            cell at twice its steps (``diagnostics.steps_2x``).
         offline: never download codec weights (missing ones are an error that names the file).
         memory_mb: the memory budget: half for the chunks a cell works on, half for the store.
         gallery: keep thumbnails of this many images (chosen by ``seed``) as the cells compute them

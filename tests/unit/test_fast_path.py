@@ -176,7 +176,7 @@ def test_cells_through_the_fast_path_equal_the_real_coder_cells():
     from pytest_hac.core.cases import Case
     from pytest_hac.core.engine import Engine
 
-    model, data = get_model("tiny-cnn"), digits(samples=8)
+    model, data = get_model("tiny-cnn"), digits(samples=4)
     cases = [Case("tiny-hific", 2, 2, "adaptive", make_spec("pgd", "8/255", steps=3), id="adaptive"),
              Case("tiny-hific", 2, 1, "query", make_spec("square", "8/255", queries=40), id="query")]
     runs = {}

@@ -151,8 +151,8 @@ def _worst_cases(defense: list[Case]) -> list[Case]:
     attacked = [c for c in defense if c.attack is not None and c.threat.attacked and not c.attack.min_norm]
     if not attacked:
         first = defense[0].defense if defense else "the defense"
-        raise HacError(f"the worst case of {first} needs at least one attacked cell (threats oblivious, whitebox, "
-                       f"adaptive or query)")
+        raise HacError(f"the worst case of {first} needs at least one attacked cell (threats "
+                       f"{', '.join(t for t in Threat if t.attacked)})")
     clean = [c for c in defense if c.threat is Threat.CLEAN]
     budgets = list(dict.fromkeys(c.attack.eps for c in attacked))
     out = []

@@ -13,7 +13,7 @@ from .report.history import record_history
 from .report.output import write_report
 from .report.schema import Report, Scope, load_report
 from .report.summary import append_step_summary, step_summary
-from .report.trend import DEFAULT_LAST
+from .report.trend import DEFAULT_LAST, trend_of
 from .report.trend_view import trend_command
 
 
@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except HacError as exc:
         print(f"pytest-hac: {exc}", file=sys.stderr)
         return 2
-    paths = write_report(merged, args.output, plot=True)
+    whole = merged.complete and not merged.scope.partial
+    trend = trend_of(args.history, merged) if args.history is not None and whole else None
+    paths = write_report(merged, args.output, plot=True, trend=trend)
     if args.history is not None and (entry := record_history(merged, args.history)) is not None:
         paths["history"] = entry
     append_step_summary(step_summary(merged, "auto"))

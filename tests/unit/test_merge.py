@@ -75,3 +75,5 @@ def test_merge_records_the_merged_run_once_in_the_history(tmp_path, capsys):
         assert history.exists() == complete
     [entry] = history.glob("*.json")
     assert [r["case_id"] for r in load_report(entry).to_dict()["results"]] == ["c1", "c2"]
+    # the merged run's report carries the trend (write_report's, as for a run's own with --hac-history)
+    assert "## Trend: m over the last 1 run(s)" in (tmp_path / "done" / "merged" / "m.md").read_text()

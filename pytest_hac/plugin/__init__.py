@@ -87,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is not None and settings.progress_every > 0:  # only xdist's workers have workerinput
         plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
         config.pluginmanager.register(CellStarts(lambda: plugin.scope.selected, lambda session: fixtures.cell_weights(
-            session, run.engine) if run.loaded else None), "hac-cell-starts")
+            session, run.engine) if run.loaded.done else None), "hac-cell-starts")
     if worker is None and config.getoption("hac_plan"):
         config.pluginmanager.register(PlanPrinter(run), "hac-plan")
     if worker is None and settings.update_thresholds:

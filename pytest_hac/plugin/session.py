@@ -270,6 +270,9 @@ class HacPlugin:
             self.final = run.fail(self.error)
             return
         if not run.cells:
+            stopped = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+            if not (stopped or session.shouldstop or run.crashed or self.finished or self.scope.selected):
+                run.files.abandon()  # no cell in this session (unit tests only, -k elsewhere): reports as they were
             return
         report = run.report(self.complete(session, exitstatus), error=self.error)
         self.config.hook.pytest_hac_update_report(config=self.config, report=report)

@@ -81,6 +81,15 @@ class ReportFiles:
         if rep.cells:
             append_step_summary(step_summary(rep, s.summary))
 
+    def abandon(self) -> None:
+        """The session had no cell (other tests only, or a selection without one): the report it set aside
+        at the start goes back, and its own INCOMPLETE marker goes."""
+        if not self.write or self._marker is None:
+            return
+        discard(self.settings.report_dir, self._marker)
+        restore_aside(self._aside, keep=True)
+        self._aside, self._marker = [], None
+
     def _put_back(self, rep: Report) -> None:
         """A selection's report has its own name: the full report set aside at the start comes back."""
         selection = rep.stem != self._marker

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from torch import Tensor
@@ -67,6 +68,43 @@ class ProbeEngine(Protocol):
         """Count the work inside as soundness probes, apart from the cells' own."""
 
 
+@dataclass(frozen=True)
+class Planned:
+    """The probes an attacked cell runs, named by the engine's keys (empty: not run). :func:`measure` computes
+    them and :mod:`.workload` counts them: one decision of which probes a cell runs."""
+
+    #: Gradient paths whose zero-gradient flags are read (every path of a gradient attack's cell).
+    zero_gradient_paths: tuple[str, ...] = ()
+    #: The attack at :data:`PROBE_EPS` through each gradient path, on the first :data:`PROBE_IMAGES` images.
+    large_eps: tuple[AdvKey, ...] = ()
+    #: The attack at :data:`PROBE_EPS` against the bare model, on the first :data:`UNDEFENDED_IMAGES` images.
+    undefended: AdvKey | None = None
+    #: The cell's sources at twice its steps (``soundness="thorough"``).
+    steps_2x: tuple[SourceKey, ...] = ()
+
+
+def planned(engine: ProbeEngine, case: Case) -> Planned:
+    """The probes :func:`measure` runs after the attacked ``case`` (none for clean and worst cells)."""
+    spec = case.attack
+    if spec is None or not case.threat.attacked:
+        return Planned()
+    paths = gradient_paths(case.threat, case.codec, case.rounds)
+    zero, through, bare, more = (), (), None, ()
+    if not spec.info.gradient_free:
+        zero = paths
+        if not spec.min_norm:
+            if case.threat.info.informed:
+                probe = probe_spec(engine, spec, PROBE_EPS, eot=spec.eot)
+                m = min(engine.n_images, PROBE_IMAGES)
+                through = tuple(engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m)
+                                for path in paths)
+            bare = engine.adversarial_key("bare", "identity", None, 1, probe_spec(engine, spec, PROBE_EPS),
+                                          n=min(engine.n_images, UNDEFENDED_IMAGES))
+    if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
+        more = tuple(engine.source_keys(case, steps=2 * spec.steps))
+    return Planned(zero, through, bare, more)
+
+
 def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnostics:
     """The diagnostics of an attacked cell (see the module docstring)."""
     spec = case.attack
@@ -74,17 +112,18 @@ def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnos
     restarts = tuple(_count(keys, outcomes, lambda k, i=i: k.restart == i) for i in range(spec.restarts))
     paths = gradient_paths(case.threat, case.codec, case.rounds)
     per_path = {p: _count(keys, outcomes, lambda k, p=p: k.path == p) for p in paths} if len(paths) > 1 else None
+    plan = planned(engine, case)
     zero = through = bare = more = None
     with engine.probing():
-        if not spec.info.gradient_free:
-            bad = zero_gradients(engine, case)
+        if plan.zero_gradient_paths:
+            bad = zero_gradients(engine, case, plan.zero_gradient_paths)
             zero = ZeroGradient(int(bad.sum()), len(bad))
-            if not spec.min_norm:
-                if case.threat.info.informed:
-                    through = large_eps(engine, case)
-                bare = undefended_large_eps(engine, spec)
-        if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
-            more = steps_2x(engine, case)
+        if plan.large_eps:
+            through = large_eps(engine, case, plan.large_eps)
+        if plan.undefended is not None:
+            bare = undefended_large_eps(engine, plan.undefended)
+        if plan.steps_2x:
+            more = steps_2x(engine, case, plan.steps_2x)
     return Diagnostics(restarts=restarts, paths=per_path, zero_gradient=zero, large_eps=through,
                        undefended_large_eps=bare, steps_2x=more)
 
@@ -94,11 +133,11 @@ def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey]
     return int(worst_of([o for k, o in zip(keys, outcomes) if which(k)]).correct.sum())
 
 
-def zero_gradients(engine: ProbeEngine, case: Case) -> Tensor:
+def zero_gradients(engine: ProbeEngine, case: Case, paths: tuple[str, ...]) -> Tensor:
     """Per image: is the input gradient of the attack loss at the clean image all zero or not finite,
-    on every gradient path of the cell?"""
+    on every gradient path of the cell (``paths``)?"""
     bad = None
-    for path in gradient_paths(case.threat, case.codec, case.rounds):
+    for path in paths:
         mine = engine.zero_gradients(path, case.codec, case.quality, case.rounds)
         bad = mine if bad is None else bad & mine
     return bad
@@ -114,30 +153,21 @@ def probe_spec(engine: ProbeEngine, spec: AttackSpec, linf_eps: float, *, eot: i
                      norm=spec.norm, eot=eot)
 
 
-def large_eps(engine: ProbeEngine, case: Case) -> LargeEpsProbe:
-    """The cell's attack at a huge eps through the same gradient paths, judged by the real pipeline
-    (per image, the worst case over the paths, as in the cell)."""
-    m = min(engine.n_images, PROBE_IMAGES)
-    probe = probe_spec(engine, case.attack, PROBE_EPS, eot=case.attack.eot)
-    paths = gradient_paths(case.threat, case.codec, case.rounds)
-    outcomes = [engine.outcome(engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m),
-                               case.codec, case.quality, case.rounds) for path in paths]
-    per_path = {path: int(o.correct.sum()) for path, o in zip(paths, outcomes)} if len(paths) > 1 else None
-    return LargeEpsProbe(probe.eps, int(worst_of(outcomes).correct.sum()), m, per_path)
+def large_eps(engine: ProbeEngine, case: Case, keys: tuple[AdvKey, ...]) -> LargeEpsProbe:
+    """The cell's attack at a huge eps through the same gradient paths (``keys``, one per path), judged by the
+    real pipeline (per image, the worst case over the paths, as in the cell)."""
+    outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds) for key in keys]
+    per_path = {key.path: int(o.correct.sum()) for key, o in zip(keys, outcomes)} if len(keys) > 1 else None
+    return LargeEpsProbe(keys[0].spec.eps, int(worst_of(outcomes).correct.sum()), keys[0].n, per_path)
 
 
-def undefended_large_eps(engine: ProbeEngine, spec: AttackSpec) -> LargeEpsProbe:
-    """The cell's attack at a large eps against the bare model: it must break it."""
-    m = min(engine.n_images, UNDEFENDED_IMAGES)
-    probe = probe_spec(engine, spec, PROBE_EPS)
-    key = engine.adversarial_key("bare", "identity", None, 1, probe, n=m)
+def undefended_large_eps(engine: ProbeEngine, key: AdvKey) -> LargeEpsProbe:
+    """The cell's attack at a large eps against the bare model (``key``): it must break it."""
     outcome = engine.outcome(key, "identity", None, 1)
-    return LargeEpsProbe(probe.eps, int(outcome.correct.sum()), m)
+    return LargeEpsProbe(key.spec.eps, int(outcome.correct.sum()), key.n)
 
 
-def steps_2x(engine: ProbeEngine, case: Case) -> MoreSteps:
-    """The cell again with twice the steps (all restarts, all images)."""
-    steps = 2 * case.attack.steps
-    outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds)
-                for key in engine.source_keys(case, steps=steps)]
-    return MoreSteps(steps, tuple(worst_of(outcomes).correct.tolist()))
+def steps_2x(engine: ProbeEngine, case: Case, keys: tuple[SourceKey, ...]) -> MoreSteps:
+    """The cell again with twice the steps (``keys``: all restarts and paths, all images)."""
+    outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds) for key in keys]
+    return MoreSteps(keys[0].spec.steps, tuple(worst_of(outcomes).correct.tolist()))

@@ -32,9 +32,8 @@ import torch
 from torch.nn import functional as F
 
 from .cases import Case
-from .defended import gradient_paths
 from .keys import AdvKey, CodecRef, GradientKey, SourceKey
-from .probes import PROBE_EPS, PROBE_IMAGES, UNDEFENDED_IMAGES, probe_spec
+from .probes import planned
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -164,33 +163,22 @@ def _probe(kind: str, key: AdvKey, codec: str, quality: int | None, rounds: int,
 
 
 def _probes(engine: Engine, case: Case, work: Work, seen: set) -> None:
-    """The soundness probes :func:`.probes.measure` runs after ``case`` (see the module docstring)."""
-    spec = case.attack
-    if not case.threat.attacked or spec is None:
-        return
+    """The soundness probes :func:`.probes.measure` runs after ``case`` (:func:`.probes.planned`)."""
+    plan = planned(engine, case)
     n = len(engine.labels)
-    paths = gradient_paths(case.threat, case.codec, case.rounds)
-    if not spec.info.gradient_free:
-        for path in paths:
-            bare = path == "bare"
-            key = GradientKey(path, None if bare else CodecRef(case.codec, case.quality), 1 if bare else case.rounds)
-            if key not in seen:
-                seen.add(key)
-                target = ("bare", "identity", None, 1) if bare else (path, case.codec, case.quality, case.rounds)
-                work.probes.append(Probe("zero-gradient", target, n, attack=n))
-        if not spec.min_norm:
-            if case.threat.info.informed:
-                large = probe_spec(engine, spec, PROBE_EPS, eot=spec.eot)
-                for path in paths:
-                    key = engine.adversarial_key(path, case.codec, case.quality, case.rounds, large,
-                                                 n=min(n, PROBE_IMAGES))
-                    _probe("large-eps", key, case.codec, case.quality, case.rounds, work, seen)
-            key = engine.adversarial_key("bare", "identity", None, 1, probe_spec(engine, spec, PROBE_EPS),
-                                         n=min(n, UNDEFENDED_IMAGES))
-            _probe("undefended large-eps", key, "identity", None, 1, work, seen)
-    if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
-        for key in engine.source_keys(case, steps=2 * spec.steps):
-            _probe("steps 2x", key, case.codec, case.quality, case.rounds, work, seen)
+    for path in plan.zero_gradient_paths:
+        bare = path == "bare"
+        key = GradientKey(path, None if bare else CodecRef(case.codec, case.quality), 1 if bare else case.rounds)
+        if key not in seen:
+            seen.add(key)
+            target = ("bare", "identity", None, 1) if bare else (path, case.codec, case.quality, case.rounds)
+            work.probes.append(Probe("zero-gradient", target, n, attack=n))
+    for key in plan.large_eps:
+        _probe("large-eps", key, case.codec, case.quality, case.rounds, work, seen)
+    if plan.undefended is not None:
+        _probe("undefended large-eps", plan.undefended, "identity", None, 1, work, seen)
+    for key in plan.steps_2x:
+        _probe("steps 2x", key, case.codec, case.quality, case.rounds, work, seen)
 
 
 def weights(engine: Engine, cases: list[Case]) -> dict[str, float]:

@@ -1,4 +1,10 @@
 """Fixtures of the pytester-driven plugin tests."""
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 MYMODEL = """
@@ -34,3 +40,110 @@ def project(suite, pytester):
     pytester.makepyfile(mymodel=MYMODEL)
     pytester.syspathinsert()
     return p
+
+
+# --- one serial and one xdist run, shared by the tests that read them -----------------------------------
+
+XDIST_PROJECT = {
+    # six oblivious cells share one attack (the bare model's): loadgroup keeps them on one worker
+    "test_shared.py": """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [30, 60, 90]}, rounds=[1, 2], threats=["clean", "oblivious"], attack="pgd",
+                 eps="8/255", steps=2)
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+""",
+    # worst and white-box cells, whose verdicts read the oblivious twin, are grouped with the attacks they read
+    "test_worst.py": """
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [35, 85]}, threats=["clean", "oblivious", "whitebox", "worst"], attack="pgd",
+                 eps="8/255", steps=2)
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case)
+""",
+    # each cell writes the threads torch gave it, under the worker's name
+    "test_threads.py": """
+import os, pathlib
+import pytest, torch
+
+@pytest.mark.hac(codecs={"jpeg": [40, 70, 95], "identity": []}, threats=["clean"], min_accuracy=0.3)
+def test_cells(hac_case, hac_evaluate):
+    hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    pathlib.Path(f"threads-{worker}-{hac_case.id}.txt").write_text(str(torch.get_num_threads()))
+""",
+    "hac_thresholds.toml": '[tiny-cnn]\n"jpeg-q35-r1-clean" = 0.5\n"jpeg-q85-r1-clean" = 0.5\n',
+    "pytest.ini": "[pytest]\n",
+}
+#: 12 + 8 + 4 cells
+XDIST_CELLS = 24
+XDIST_ARGS = ("--hac-model=tiny-cnn", "--hac-samples=32", "--hac-soundness=warn", "--hac-gallery=2",
+              "--hac-progress-every=0.000001", "--junitxml=junit.xml")
+
+
+def run_fresh(directory: Path, *args: str, **env: str) -> subprocess.Popen:
+    """``pytest args`` started in ``directory`` as a fresh process, with no thread, HAC_ or PYTEST_ setting in its
+    environment but ``env``. Hypothesis's plugin is left out: it costs a second at the end of every run."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and not k.startswith(("HAC_", "PYTEST_"))}
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                             "-q", *args], cwd=directory, env={**clean, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="session")
+def fresh_pytest():
+    """``fresh_pytest(directory, *args, **env)``: :func:`run_fresh`, waited for; its output (it must pass)."""
+
+    def run(directory: Path, *args: str, **env: str) -> str:
+        done = run_fresh(directory, *args, **env)
+        out = done.communicate(timeout=600)[0]
+        assert done.returncode == 0, out[-3000:]
+        return out
+
+    return run
+
+
+@pytest.fixture
+def threads_project(tmp_path) -> Path:
+    """A folder holding ``XDIST_PROJECT``'s test_threads.py (four clean cells that record their threads)."""
+    for file in ("test_threads.py", "pytest.ini"):
+        (tmp_path / file).write_text(XDIST_PROJECT[file])
+    return tmp_path
+
+
+@dataclass(frozen=True)
+class XdistRun:
+    """``XDIST_PROJECT`` run serially and with ``-n 2 --dist loadgroup`` (``XDIST_ARGS``): the two folders, what
+    the parallel run printed, and the number of cells."""
+
+    serial: Path
+    parallel: Path
+    output: str
+    cells: int = XDIST_CELLS
+
+
+@pytest.fixture(scope="session")
+def xdist_run(tmp_path_factory) -> XdistRun:
+    """The two runs, once per session: the tests that use this fixture are put on one worker of this suite's own
+    xdist run (``pytest_collection_modifyitems`` below), where they share it."""
+    folders = {}
+    for name in ("serial", "parallel"):
+        folders[name] = tmp_path_factory.mktemp(f"xdist-{name}")
+        for file, text in XDIST_PROJECT.items():
+            (folders[name] / file).write_text(text)
+    runs = {"serial": run_fresh(folders["serial"], *XDIST_ARGS),  # both at once: the test waits for the slower
+            "parallel": run_fresh(folders["parallel"], "-n", "2", "--dist", "loadgroup", *XDIST_ARGS)}
+    outputs = {name: run.communicate(timeout=600)[0] for name, run in runs.items()}
+    for name, out in outputs.items():
+        assert runs[name].returncode == 0 and f"{XDIST_CELLS} passed" in out, f"{name}:\n{out[-3000:]}"
+    return XdistRun(folders["serial"], folders["parallel"], outputs["parallel"])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:  # before xdist reads the groups (with --dist loadgroup, the pyproject's addopts)
+        if "xdist_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("xdist_run"))

@@ -1,8 +1,6 @@
 """Where the live line does not show (here: output is not a terminal), progress lines go to the log."""
 import re
 
-import pytest
-
 CELLS = """
 import pytest
 
@@ -11,22 +9,32 @@ def test_cells(hac_case, hac_evaluate):
     hac_evaluate(hac_case)
 """
 ARGS = ("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-gallery=0", "-q")
-LINE = re.compile(r"^pytest-hac: (\d)/4 cells done( · now \S+( \(\w+ \d+/\d+\))?(, \S+)*)?( · [\d.]+ img/s)? · "
+LINE = re.compile(r"^pytest-hac: (\d+)/(\d+) cells done( · now \S+( \(\w+ \d+/\d+\))?(, \S+)*)?( · [\d.]+ img/s)? · "
                   r"(about [\d.]+ (s|min|h) left|time left: estimating)$")  # a loaded machine takes minutes
 
 
-@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["one-process", "xdist"])
-def test_lines_with_cells_done_current_cell_speed_and_time_left(suite, xdist):
-    result = suite(CELLS).runpytest(*ARGS, "--hac-progress-every=0.000001", *xdist)
-    result.assert_outcomes(passed=4)
-    lines = [line for line in result.outlines if "cells done" in line]
-    assert lines and all(LINE.match(line) for line in lines), lines
+def _lines(output: str, cells: int) -> list[str]:
+    """The progress lines of a run's output; each has the form ``LINE`` describes."""
+    lines = [line for line in output.splitlines() if "cells done" in line]
+    assert lines and all(LINE.match(line) and f"/{cells} cells done" in line for line in lines), lines
     assert any("left" in line and "estimating" not in line for line in lines)
-    if not xdist:  # in one process the engine's batches drive the lines: the stage of the current cell shows
-        assert any(" · now " in line and "predict" in line for line in lines)
-    else:  # the controller knows the cells running and the run's size before any cell reports
-        assert re.match(r"pytest-hac: 0/4 cells done · now (jpeg|identity)-\S+ · time left: estimating$", lines[0])
-        assert "hac_cell_start" not in result.stdout.str()
+    return lines
+
+
+def test_lines_with_cells_done_current_cell_speed_and_time_left(suite):
+    result = suite(CELLS).runpytest(*ARGS, "--hac-progress-every=0.000001")
+    result.assert_outcomes(passed=4)
+    # in one process the engine's batches drive the lines: the stage of the current cell shows
+    assert any(" · now " in line and "predict" in line for line in _lines(result.stdout.str(), 4))
+
+
+def test_xdist_lines_start_before_any_cell_reports(xdist_run):
+    # the controller knows the cells running and the run's size before any cell reports (this run: -n 2,
+    # --hac-progress-every=0.000001)
+    lines = _lines(xdist_run.output, xdist_run.cells)
+    assert re.match(rf"pytest-hac: 0/{xdist_run.cells} cells done · now (jpeg|identity)-\S+ · time left: estimating$",
+                    lines[0])
+    assert "hac_cell_start" not in xdist_run.output
 
 
 def test_no_lines_in_a_short_run_or_when_turned_off(suite):

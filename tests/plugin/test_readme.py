@@ -53,7 +53,7 @@ def test_the_your_own_model_project_runs(pytester):
     (pytester.path / "tests").mkdir()
     (pytester.path / "tests/test_robust.py").write_text(_block_after("`tests/test_robust.py`:"))
     _train_digitnet(models, pytester.path / "weights/digitnet.pt")
-    result = pytester.runpytest_subprocess("tests", "-p", "no:cacheprovider")
+    result = pytester.runpytest("tests", "-p", "no:cacheprovider")  # the pyproject.toml above configures it
     result.assert_outcomes(passed=2)
     assert (pytester.path / "reports/myteam.models_build.md").is_file()
 

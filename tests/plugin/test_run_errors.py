@@ -69,7 +69,7 @@ def test_a_session_without_cells_leaves_the_reports_as_they_were(green, args):
     """Running the project's other tests (or a -k that selects no cell) must not replace the last report."""
     green.makepyfile(test_plain="def test_plain():\n    assert True\n")
     before = {p.name: p.read_bytes() for p in (green.path / "reports").iterdir()}
-    green.runpytest_subprocess(*TINY, "test_plain.py", *args).assert_outcomes(passed=1)
+    green.runpytest(*TINY, "test_plain.py", *args).assert_outcomes(passed=1)
     assert {p.name: p.read_bytes() for p in (green.path / "reports").iterdir()} == before
     green.runpytest(*TINY, "-k", "no_such_cell")
     assert {p.name: p.read_bytes() for p in (green.path / "reports").iterdir()} == before

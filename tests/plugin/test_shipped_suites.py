@@ -48,16 +48,16 @@ def test_smoke_suite_collects_its_matrix(pytester):
     result.stdout.fnmatch_lines(["*20 tests collected*"])
 
 
-def test_pytest_suites_is_the_quick_job_and_the_paper_suite_runs_when_named():
-    import subprocess
-    import sys
-
+def test_pytest_suites_is_the_quick_job_and_the_paper_suite_runs_when_named(pytester):
     root = Path(__file__).parents[2]
 
-    def collected(*args):
-        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-                             cwd=root, capture_output=True, text=True, check=True).stdout
-        return [line for line in out.splitlines() if "::" in line]
+    def collected(*paths):
+        """The node ids ``pytest --collect-only paths`` lists from the repository root (in-process: the
+        project's ini, rootdir and conftests, without starting a process per command)."""
+        result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider", f"--rootdir={root}",
+                                    "-c", str(root / "pyproject.toml"), *(str(root / path) for path in paths))
+        assert result.ret == 0, result.stdout.str()[-2000:]
+        return [line for line in result.outlines if "::" in line]
 
     main = collected("suites")
     assert main and all(line.startswith("suites/test_smoke.py::") for line in main)

@@ -27,7 +27,7 @@ def test_cell(hac_case, hac_evaluate):
 
 def test_interrupted_run_leaves_a_valid_incomplete_report(suite, live_report_cells):
     p = suite(live_report_cells + "\ndef test_c_interrupt():\n    raise KeyboardInterrupt\n")
-    result = p.runpytest_subprocess(TINY, "--hac-samples=4")
+    result = p.runpytest(TINY, "--hac-samples=4", no_reraise_ctrlc=True)  # pytester re-raises it by default
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
     assert data["complete"] is False and len(data["results"]) == 2
@@ -81,7 +81,7 @@ def test_cell(hac_case, hac_evaluate):
         os.kill(os.getpid(), signal.SIGKILL)
     hac_evaluate(hac_case)
 """)
-    result = p.runpytest_subprocess(TINY, f"--hac-data={data_dir}", "-n", "2", "-p", "no:cacheprovider")
+    result = p.runpytest(TINY, f"--hac-data={data_dir}", "-n", "2", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running*jpeg-q80-r1-clean*",
                                  "*xdist worker gw* crashed*the run is incomplete*"])

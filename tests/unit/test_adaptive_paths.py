@@ -77,7 +77,8 @@ def test_adaptive_keeps_per_image_the_path_the_real_pipeline_gets_wrong(model, d
     assert all(a <= w for a, w in zip(r.correct, white.correct))
 
 
-def test_adaptive_paths_and_restarts_do_not_depend_on_batches_or_chunks(model, data):
+def test_adaptive_paths_and_restarts_do_not_depend_on_batches_or_chunks(model):
+    data = load_dataset("digits", resize=32, crop=32, samples=24)  # batches of 16 and of 8: 2 and 3
     case = adaptive(25, 2, restarts=2)
 
     def outcome(**kw):

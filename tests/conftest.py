@@ -5,6 +5,8 @@ Fixtures used by one folder only live in that folder's conftest.py.
 import importlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -25,7 +27,7 @@ pytest_plugins = ["pytester"]
 
 #: Fixtures that run a whole project once and are read by several tests: with ``-n``, each one's tests go to one
 #: worker (an xdist_group; the pyproject's addopts say --dist loadgroup), where they share one run.
-SHARED_RUNS = ("xdist_run", "page")
+SHARED_RUNS = ("xdist_run", "page", "fresh_import")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node ids
@@ -106,3 +108,15 @@ def report_cells():
         return cells, data
 
     return read
+
+
+@pytest.fixture(scope="session")
+def fresh_import() -> dict:
+    """What a fresh interpreter holds after ``import pytest_hac`` and reading every registry (names only: what
+    registering costs a user before anything is built): ``modules`` (every module name in sys.modules) and the
+    ``models``, ``codecs`` and ``attacks`` registered. One process for the tests that read it."""
+    code = ("import json, sys, pytest_hac, pytest_hac.registry as r; print(json.dumps({'models': r.MODELS.names(), "
+            "'codecs': r.CODECS.names(), 'attacks': r.ATTACKS.names(), 'modules': sorted(sys.modules)}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+

@@ -64,7 +64,7 @@ def test_a_selection_leaves_the_full_report_as_it_was(green):
     assert "selected 1 of 2" in (green.path / "reports/tiny-cnn.selection.md").read_text()
 
 
-@pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["one-process", "xdist"])
+@pytest.mark.parametrize("args", [(), ("-n", "1")], ids=["one-process", "xdist"])
 def test_a_session_without_cells_leaves_the_reports_as_they_were(green, args):
     """Running the project's other tests (or a -k that selects no cell) must not replace the last report."""
     green.makepyfile(test_plain="def test_plain():\n    assert True\n")

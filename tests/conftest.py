@@ -119,4 +119,3 @@ def fresh_import() -> dict:
             "'codecs': r.CODECS.names(), 'attacks': r.ATTACKS.names(), 'modules': sorted(sys.modules)}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
-

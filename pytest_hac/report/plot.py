@@ -32,6 +32,8 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 #: Open markers: two different shapes drawn on the same spot both stay readable.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)))
+#: Pixels per inch of the report's PNG pictures (this plot and the trend's).
+PNG_DPI = 110
 #: Sideways shift between series that share a point, as a fraction of the x axis.
 DODGE = 0.012
 FAILED_COLOR = "#d62728"
@@ -195,14 +197,22 @@ def figure(report: Report) -> "Figure | None":
     return fig
 
 
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG at ``PNG_DPI``, drawn once. (``savefig`` draws a figure that has a layout engine twice,
+    a hidden draw to place it and then the real one; the Agg canvas's own draw places and paints in one pass,
+    pixel for pixel the same image.)"""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(PNG_DPI)
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buffer)
+    return buffer.getvalue()
+
+
 def png(report: Report) -> bytes | None:
     """:func:`figure` as PNG bytes, or None if nothing has a bpp."""
     fig = figure(report)
-    if fig is None:
-        return None
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
+    return None if fig is None else png_bytes(fig)
 
 
 def write_plot(report: Report, path: Path) -> bool:

@@ -2,7 +2,6 @@
 per cell, 95% intervals shaded); and ``pytest-hac trend DIR``, which writes both."""
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..attacks.threats import rank
 from ..errors import HacError
 from ..io.files import atomic_write, safe_stem
-from .plot import FAILED_COLOR, style
+from .plot import FAILED_COLOR, png_bytes, style
 from .trend import Point, Trend, trend_of
 
 if TYPE_CHECKING:
@@ -137,11 +136,7 @@ def figure(trend: Trend) -> Figure | None:
 def trend_png(trend: Trend) -> bytes | None:
     """:func:`figure` as PNG bytes (what the file and the HTML page hold); None when there is nothing to draw."""
     fig = figure(trend)
-    if fig is None:
-        return None
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+    return None if fig is None else png_bytes(fig)
 
 
 def write_trend_plot(trend: Trend, path: Path) -> bool:

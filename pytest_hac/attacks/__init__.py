@@ -33,8 +33,7 @@ from ..registry import ATTACKS, AttackInfo
 from .threats import Threat, ThreatInfo
 
 __all__ = ["DEFAULT_QUERIES", "AttackSpec", "Threat", "ThreatInfo", "attack_info", "build_attack", "describe_attack",
-           "eps_label",
-           "make_spec", "parse_eps"]
+           "eps_label", "make_spec", "parse_eps"]
 
 #: The query budget of Square when nothing sets one: the reference Square attack's
 #: (Andriushchenko et al., 2020, and AutoAttack's) 5,000 queries. torchattacks' own default

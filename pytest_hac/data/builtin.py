@@ -18,12 +18,36 @@ DIGITS_SIZE = 32
 DIGITS_TEST = 500
 
 
-def foolbox_data_dir() -> Path:
-    """The folder of sample photos inside the foolbox wheel, found without importing foolbox."""
-    spec = importlib.util.find_spec("foolbox")
+def _package_dir(package: str, what: str) -> Path:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise HacError("the embedded photos come with the 'foolbox' package: pip install foolbox")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
+        raise HacError(f"{what} come with the {package!r} package: pip install {package}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def foolbox_data_dir() -> Path:
+    """The folder of sample photos inside the foolbox wheel."""
+    return _package_dir("foolbox", "the embedded photos") / "data"
+
+
+def digits_file() -> Path:
+    """scikit-learn's copy of the digits, the file ``sklearn.datasets.load_digits`` reads: one row per scan,
+    64 pixel values in 0..16, then the label."""
+    return _package_dir("sklearn", "the digits") / "datasets" / "data" / "digits.csv.gz"
+
+
+def digit_scans() -> tuple[Tensor, Tensor]:
+    """All 1,797 8x8 scans as floats in [0, 1] (N, 1, 8, 8) and their labels, as ``load_digits`` gives them.
+
+    Read from :func:`digits_file` directly: importing ``sklearn.datasets`` costs about a second (scipy, pandas).
+    """
+    path = digits_file()
+    try:
+        rows = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise HacError(f"cannot read scikit-learn's digits at {path} ({exc}); reinstall scikit-learn") from exc
+    return torch.from_numpy(rows[:, :-1]).reshape(-1, 1, 8, 8).div(16.0), torch.from_numpy(rows[:, -1]).long()
 
 
 def _draw(count: int, samples: int | None, seed: int, name: str) -> list[int]:
@@ -70,13 +94,9 @@ def digits_split(split: str) -> tuple[Tensor, Tensor]:
 
     The test split (``DIGITS_TEST`` images) is held out from training the tiny models.
     """
-    from sklearn.datasets import load_digits
-
     if split not in ("train", "test"):
         raise ValueError("split must be 'train' or 'test'")
-    bunch = load_digits()
-    x = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)
-    y = torch.from_numpy(bunch.target).long()
+    x, y = digit_scans()
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(20250412))
     idx = order[-DIGITS_TEST:] if split == "test" else order[:-DIGITS_TEST]
     idx = idx.sort().values

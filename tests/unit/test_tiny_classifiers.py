@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pytest_hac.data import digits_split
+from pytest_hac.data import builtin, digits_split
 from pytest_hac.errors import HacError, WeightsNotFound
 from pytest_hac.io import checkpoints
 from pytest_hac.models import get_model, tiny
@@ -76,6 +76,26 @@ def test_train_and_test_splits_are_disjoint():
     xte, _ = digits_split("test")
     train = {t.numpy().tobytes() for t in xtr[:, 0]}
     assert sum(t.numpy().tobytes() in train for t in xte[:, 0]) <= 5  # a few digits are pixel-identical
+
+
+def test_digits_are_scikit_learns_load_digits():
+    """The scans are read from scikit-learn's file directly (no sklearn import): the same as its loader gives."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    scans, labels = builtin.digit_scans()
+    assert torch.equal(labels, torch.from_numpy(bunch.target))
+    assert torch.equal(scans, torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1))
+
+
+@pytest.mark.parametrize("content", [None, b"not gzip"])
+def test_missing_or_corrupt_digits_file_names_the_fix(monkeypatch, tmp_path, content):
+    path = tmp_path / "digits.csv.gz"
+    if content is not None:
+        path.write_bytes(content)
+    monkeypatch.setattr(builtin, "digits_file", lambda: path)
+    with pytest.raises(HacError, match="digits.csv.gz .*reinstall scikit-learn"):
+        digits_split("test")
 
 
 def test_corrupt_weights_file_is_a_clear_error(tmp_path):

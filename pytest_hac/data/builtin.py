@@ -18,23 +18,23 @@ DIGITS_SIZE = 32
 DIGITS_TEST = 500
 
 
-def _package_dir(package: str, what: str) -> Path:
+def _package_dir(package: str, distribution: str, what: str) -> Path:
     """The folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise HacError(f"{what} come with the {package!r} package: pip install {package}")
+        raise HacError(f"{what} come with the {distribution!r} package: pip install {distribution}")
     return Path(list(spec.submodule_search_locations)[0])
 
 
 def foolbox_data_dir() -> Path:
     """The folder of sample photos inside the foolbox wheel."""
-    return _package_dir("foolbox", "the embedded photos") / "data"
+    return _package_dir("foolbox", "foolbox", "the embedded photos") / "data"
 
 
 def digits_file() -> Path:
     """scikit-learn's copy of the digits, the file ``sklearn.datasets.load_digits`` reads: one row per scan,
     64 pixel values in 0..16, then the label."""
-    return _package_dir("sklearn", "the digits") / "datasets" / "data" / "digits.csv.gz"
+    return _package_dir("sklearn", "scikit-learn", "the digits") / "datasets" / "data" / "digits.csv.gz"
 
 
 def digit_scans() -> tuple[Tensor, Tensor]:

@@ -98,6 +98,15 @@ def test_missing_or_corrupt_digits_file_names_the_fix(monkeypatch, tmp_path, con
         digits_split("test")
 
 
+@pytest.mark.parametrize(("package", "load", "fix"), [("sklearn", lambda: digits_split("test"), "scikit-learn"),
+                                                     ("foolbox", lambda: builtin.embedded(32, 32), "foolbox")])
+def test_a_missing_data_package_names_what_to_install(monkeypatch, package, load, fix):
+    find = builtin.importlib.util.find_spec
+    monkeypatch.setattr(builtin.importlib.util, "find_spec", lambda name: None if name == package else find(name))
+    with pytest.raises(HacError, match=f"come with the '{fix}' package: pip install {fix}$"):
+        load()
+
+
 def test_corrupt_weights_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "tiny-cnn.pt"
     bad.write_bytes(b"\x00garbage" * 10)

@@ -14,3 +14,7 @@ class Defense(NamedTuple):
     def __str__(self) -> str:
         q = "" if self.quality is None else f"-q{self.quality}"
         return f"{self.codec}{q}-r{self.rounds}"
+
+
+#: No defense: the bare model (what an attack on the ``bare`` path sees).
+IDENTITY = Defense("identity", None, 1)

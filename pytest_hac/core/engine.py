@@ -64,6 +64,7 @@ from . import probes
 from .addresses import Addresses
 from .batches import Batches, Counters, ProgressFn, first_batch_sizes
 from .cases import Case, check_eot
+from .defense import Defense
 from .diagnostics import Diagnostics
 from .gallery import Gallery, class_names
 from .judged import Outcome, psnr_per_image, worst_of
@@ -206,7 +207,7 @@ class Engine:
         if spec is not None:
             self._check_eot(case)
         keys = self.source_keys(case)
-        outcomes = [self.outcome(key, case.codec, case.quality, case.rounds) for key in keys]
+        outcomes = [self.outcome(key, case.defense) for key in keys]
         if self.gallery is not None:
             self.gallery.link(case.id, keys, case.defense)
         kept = worst_of(outcomes)
@@ -249,26 +250,26 @@ class Engine:
 
     def source_keys(self, case: Case, *, steps: int | None = None) -> list[SourceKey]:
         """The images that reach the defense (:func:`.sources.source_keys`), at ``steps`` if given."""
-        return source_keys(case, len(self.labels), steps=steps)
+        return source_keys(case, self.n_images, steps=steps)
 
-    def adversarial_key(self, path: str, codec: str, quality: int | None, rounds: int, spec: AttackSpec, *,
-                        restart: int = 0, n: int | None = None) -> AdvKey:
-        """The key of restart ``restart`` of ``spec`` through ``path`` on the first ``n`` images (default all)."""
-        return adversarial_key(path, codec, quality, rounds, spec, len(self.labels) if n is None else n,
-                               restart=restart)
+    def adversarial_key(self, path: str, defense: Defense, spec: AttackSpec, *, restart: int = 0,
+                        n: int | None = None) -> AdvKey:
+        """The key of restart ``restart`` of ``spec`` through ``path`` of ``defense`` on the first ``n`` images
+        (default all)."""
+        return adversarial_key(path, defense, spec, self.n_images if n is None else n, restart=restart)
 
-    def outcome(self, source: SourceKey, codec: str, quality: int | None, rounds: int) -> Outcome:
-        """``source`` through ``rounds`` of the real ``codec`` and the classifier, per image; computed once."""
-        return self.outcomes.outcome(source, codec, quality, rounds)
+    def outcome(self, source: SourceKey, defense: Defense) -> Outcome:
+        """``source`` through the real ``defense`` and the classifier, per image; computed once."""
+        return self.outcomes.outcome(source, defense)
 
     def norms(self, source: AdvKey) -> Tensor:
         """Per image, the L2 norm of ``source``'s perturbation (for minimum-norm attacks)."""
         return self.outcomes.norms(source)
 
-    def zero_gradients(self, path: str, codec: str, quality: int | None, rounds: int) -> Tensor:
-        """Per image: is the input gradient of the cross-entropy through ``path`` at the clean image all zero
-        or not finite? Computed once (stored like any attack)."""
-        return self.outcomes.zero_gradients(path, codec, quality, rounds)
+    def zero_gradients(self, path: str, defense: Defense) -> Tensor:
+        """Per image: is the input gradient of the cross-entropy through ``path`` of ``defense`` at the clean
+        image all zero or not finite? Computed once (stored like any attack)."""
+        return self.outcomes.zero_gradients(path, defense)
 
     @property
     def n_images(self) -> int:
@@ -290,9 +291,9 @@ class Engine:
         """The codec ``name`` at ``quality`` on the engine's device, built once."""
         return self.passes.codec(name, quality)
 
-    def target(self, path: str, codec: str, quality: int | None, rounds: int) -> nn.Module:
-        """The module an attack on ``path`` sees: the bare model or the model behind the defense."""
-        return self.passes.target(path, codec, quality, rounds)
+    def target(self, path: str, defense: Defense) -> nn.Module:
+        """The module an attack on ``path`` sees: the bare model or the model behind ``defense``."""
+        return self.passes.target(path, defense)
 
     def close(self) -> None:
         """Remove the session's scratch folder."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from .cases import Case
 from .defense import Defense
-from .keys import AdvKey, Chunk, CodecRef, RoundKey, SourceKey
-from .sources import source_keys
+from .keys import AdvKey, Chunk, RoundKey, SourceKey
+from .sources import coded, source_keys
 
 Needs = set[tuple[SourceKey, Defense]]
 
@@ -50,10 +50,11 @@ class KeepPlan:
             return True
         source = key if isinstance(key, AdvKey) else key.source
         for needs in self._needs.values():
-            for src, (codec, quality, rounds) in needs:
+            for src, defense in needs:
                 if src != source:
                     continue
-                if isinstance(key, AdvKey) or (CodecRef(codec, quality) == key.codec and rounds > key.round):
+                ref, rounds = coded(defense)
+                if isinstance(key, AdvKey) or (ref == key.codec and rounds > key.round):
                     return True
         return False
 

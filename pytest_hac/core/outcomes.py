@@ -16,12 +16,13 @@ from ..data import Dataset
 from ..io.cache import Store
 from .addresses import Addresses
 from .batches import Batches
+from .defense import Defense
 from .gallery import Gallery
 from .judged import Outcome, psnr_per_image
 from .keep_plan import KeepPlan
-from .keys import AdvKey, Chunk, CleanKey, CodecRef, GradientKey, NormKey, OutcomeKey, RoundKey, SourceKey
+from .keys import AdvKey, Chunk, CleanKey, NormKey, OutcomeKey, RoundKey, SourceKey
 from .passes import Passes
-from .sources import defense_of
+from .sources import coded, defense_of, gradient_key
 
 
 class Outcomes:
@@ -54,10 +55,10 @@ class Outcomes:
     def chunks(self, n: int) -> list[tuple[int, int]]:
         return [(a, min(n, a + self.chunk_size)) for a in range(0, n, self.chunk_size)]
 
-    def outcome(self, source: SourceKey, codec: str, quality: int | None, rounds: int) -> Outcome:
-        """``source`` through ``rounds`` of the real ``codec`` and the classifier, per image; computed once."""
-        ref = None if codec == "identity" else CodecRef(codec, quality)
-        key = OutcomeKey(source, ref, rounds if ref else 1, self.amp)
+    def outcome(self, source: SourceKey, defense: Defense) -> Outcome:
+        """``source`` through the real ``defense`` and the classifier, per image; computed once."""
+        ref, rounds = coded(defense)
+        key = OutcomeKey(source, ref, rounds, self.amp)
         if key in self._outcomes:
             return self._outcomes[key]
         hit = self.store.get(key, self.address(key))
@@ -76,7 +77,7 @@ class Outcomes:
             correct = predicted == self.labels[a:b]
             psnr = None if ref is None else psnr_per_image(x, self.dataset.pixels(a, b))
             if self.gallery is not None and not self.batches.in_probe:
-                self.gallery.take(source, (codec, quality, rounds), a, pixels, x, predicted, bpp, psnr)
+                self.gallery.take(source, defense, a, pixels, x, predicted, bpp, psnr)
             parts.append(Outcome(correct, bpp, psnr))
         outcome = Outcome.cat(parts)
         self._outcomes[key] = outcome
@@ -92,7 +93,7 @@ class Outcomes:
         hit = self.store.get(chunk, self.address(chunk))
         if hit is not None:
             return hit[0]
-        adv = self.passes.attack(self.passes.target(source.path, *defense_of(source)), source.spec, source, a, b)
+        adv = self.passes.attack(self.passes.target(source.path, defense_of(source)), source.spec, source, a, b)
         self._keep(chunk, (adv,))
         return adv
 
@@ -126,14 +127,13 @@ class Outcomes:
         self.store.put(key, (norms,), self.address(key))
         return norms
 
-    def zero_gradients(self, path: str, codec: str, quality: int | None, rounds: int) -> Tensor:
+    def zero_gradients(self, path: str, defense: Defense) -> Tensor:
         """Per image: is the input gradient at the clean image through ``path`` all zero or not finite? Once."""
-        ref = None if path == "bare" else CodecRef(codec, quality)
-        key = GradientKey(path, ref, 1 if path == "bare" else rounds)
+        key = gradient_key(path, defense)
         hit = self.store.get(key, self.address(key))
         if hit is not None:
             return hit[0]
-        bad = self.passes.zero_gradients(self.passes.target(path, codec, quality, rounds), key)
+        bad = self.passes.zero_gradients(self.passes.target(path, defense), key)
         self.store.put(key, (bad,), self.address(key))
         return bad
 

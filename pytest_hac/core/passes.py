@@ -21,6 +21,7 @@ from ..models import Classifier, check_logits
 from .batches import Batches
 from .cost import plan_attack, worth_planning
 from .defended import Defended
+from .defense import Defense
 from .keys import AdvKey, CodecRef, GradientKey, Key
 from .seeding import Seeds
 
@@ -61,11 +62,11 @@ class Passes:
                                           offline=self.offline)
         return self._codecs[ref]
 
-    def target(self, path: str, codec: str, quality: int | None, rounds: int) -> nn.Module:
-        """The module an attack on ``path`` sees: the bare model or the model behind the defense."""
+    def target(self, path: str, defense: Defense) -> nn.Module:
+        """The module an attack on ``path`` sees: the bare model or the model behind ``defense``."""
         if path == "bare":
             return self.model
-        return Defended(self.model, self.codec(codec, quality), rounds, path)
+        return Defended(self.model, self.codec(defense.codec, defense.quality), defense.rounds, path)
 
     def attack(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> Tensor:
         """Run ``spec`` against ``target`` on images ``a:b``, batch by batch.

@@ -22,6 +22,7 @@ from torch import Tensor
 from ..attacks import AttackSpec, make_spec
 from .cases import Case
 from .defended import gradient_paths
+from .defense import IDENTITY, Defense
 from .diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, ZeroGradient
 from .judged import Outcome, worst_of
 from .keys import AdvKey, SourceKey
@@ -54,15 +55,16 @@ class ProbeEngine(Protocol):
     def source_keys(self, case: Case, *, steps: int | None = None) -> list[SourceKey]:
         """The sources of ``case`` (one per gradient path and restart), at ``steps`` if given."""
 
-    def adversarial_key(self, path: str, codec: str, quality: int | None, rounds: int, spec: AttackSpec, *,
-                        restart: int = 0, n: int | None = None) -> AdvKey:
-        """The adversarial set of ``spec`` through ``path`` on the first ``n`` images (default all)."""
+    def adversarial_key(self, path: str, defense: Defense, spec: AttackSpec, *, restart: int = 0,
+                        n: int | None = None) -> AdvKey:
+        """The adversarial set of ``spec`` through ``path`` of ``defense`` on the first ``n`` images (default all)."""
 
-    def outcome(self, source: SourceKey, codec: str, quality: int | None, rounds: int) -> Outcome:
-        """``source`` through the real defense and the classifier, per image; computed once."""
+    def outcome(self, source: SourceKey, defense: Defense) -> Outcome:
+        """``source`` through the real ``defense`` and the classifier, per image; computed once."""
 
-    def zero_gradients(self, path: str, codec: str, quality: int | None, rounds: int) -> Tensor:
-        """Per image: is the input gradient at the clean image through ``path`` all zero or not finite?"""
+    def zero_gradients(self, path: str, defense: Defense) -> Tensor:
+        """Per image: is the input gradient at the clean image through ``path`` of ``defense`` all zero or not
+        finite?"""
 
     def probing(self) -> AbstractContextManager[None]:
         """Count the work inside as soundness probes, apart from the cells' own."""
@@ -96,9 +98,8 @@ def planned(engine: ProbeEngine, case: Case) -> Planned:
             if case.threat.info.informed:
                 probe = probe_spec(engine, spec, PROBE_EPS, eot=spec.eot)
                 m = min(engine.n_images, PROBE_IMAGES)
-                through = tuple(engine.adversarial_key(path, case.codec, case.quality, case.rounds, probe, n=m)
-                                for path in paths)
-            bare = engine.adversarial_key("bare", "identity", None, 1, probe_spec(engine, spec, PROBE_EPS),
+                through = tuple(engine.adversarial_key(path, case.defense, probe, n=m) for path in paths)
+            bare = engine.adversarial_key("bare", IDENTITY, probe_spec(engine, spec, PROBE_EPS),
                                           n=min(engine.n_images, UNDEFENDED_IMAGES))
     if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
         more = tuple(engine.source_keys(case, steps=2 * spec.steps))
@@ -138,7 +139,7 @@ def zero_gradients(engine: ProbeEngine, case: Case, paths: tuple[str, ...]) -> T
     on every gradient path of the cell (``paths``)?"""
     bad = None
     for path in paths:
-        mine = engine.zero_gradients(path, case.codec, case.quality, case.rounds)
+        mine = engine.zero_gradients(path, case.defense)
         bad = mine if bad is None else bad & mine
     return bad
 
@@ -156,18 +157,18 @@ def probe_spec(engine: ProbeEngine, spec: AttackSpec, linf_eps: float, *, eot: i
 def large_eps(engine: ProbeEngine, case: Case, keys: tuple[AdvKey, ...]) -> LargeEpsProbe:
     """The cell's attack at a huge eps through the same gradient paths (``keys``, one per path), judged by the
     real pipeline (per image, the worst case over the paths, as in the cell)."""
-    outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds) for key in keys]
+    outcomes = [engine.outcome(key, case.defense) for key in keys]
     per_path = {key.path: int(o.correct.sum()) for key, o in zip(keys, outcomes)} if len(keys) > 1 else None
     return LargeEpsProbe(keys[0].spec.eps, int(worst_of(outcomes).correct.sum()), keys[0].n, per_path)
 
 
 def undefended_large_eps(engine: ProbeEngine, key: AdvKey) -> LargeEpsProbe:
     """The cell's attack at a large eps against the bare model (``key``): it must break it."""
-    outcome = engine.outcome(key, "identity", None, 1)
+    outcome = engine.outcome(key, IDENTITY)
     return LargeEpsProbe(key.spec.eps, int(outcome.correct.sum()), key.n)
 
 
 def steps_2x(engine: ProbeEngine, case: Case, keys: tuple[SourceKey, ...]) -> MoreSteps:
     """The cell again with twice the steps (``keys``: all restarts and paths, all images)."""
-    outcomes = [engine.outcome(key, case.codec, case.quality, case.rounds) for key in keys]
+    outcomes = [engine.outcome(key, case.defense) for key in keys]
     return MoreSteps(keys[0].spec.steps, tuple(worst_of(outcomes).correct.tolist()))

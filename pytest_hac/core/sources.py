@@ -10,8 +10,8 @@ from dataclasses import replace
 from ..attacks import AttackSpec
 from .cases import Case
 from .defended import gradient_paths
-from .defense import Defense
-from .keys import AdvKey, CleanKey, CodecRef, SourceKey
+from .defense import IDENTITY, Defense
+from .keys import AdvKey, CleanKey, CodecRef, GradientKey, SourceKey
 
 
 def source_keys(case: Case, n: int, *, steps: int | None = None) -> list[SourceKey]:
@@ -20,22 +20,33 @@ def source_keys(case: Case, n: int, *, steps: int | None = None) -> list[SourceK
     if not case.threat.attacked or case.attack is None:
         return [CleanKey()]
     spec = case.attack if steps is None else replace(case.attack, steps=steps)
-    return [adversarial_key(path, case.codec, case.quality, case.rounds, spec, n, restart=i)
+    return [adversarial_key(path, case.defense, spec, n, restart=i)
             for path in gradient_paths(case.threat, case.codec, case.rounds) for i in range(spec.restarts)]
 
 
-def adversarial_key(path: str, codec: str, quality: int | None, rounds: int, spec: AttackSpec, n: int, *,
-                    restart: int = 0) -> AdvKey:
-    """The key of restart ``restart`` of ``spec`` through ``path`` on the first ``n`` images.
+def adversarial_key(path: str, defense: Defense, spec: AttackSpec, n: int, *, restart: int = 0) -> AdvKey:
+    """The key of restart ``restart`` of ``spec`` through ``path`` (of ``defense``) on the first ``n`` images.
 
     Restart 0 is the attack with ``restarts=1``: more restarts only add sets.
     """
-    once = replace(spec, restarts=1)
-    ref, rounds = (None, 1) if path == "bare" else (CodecRef(codec, quality), rounds)
-    return AdvKey(path, ref, rounds, n, once, restart)
+    return AdvKey(path, *coded(seen_by(path, defense)), n, replace(spec, restarts=1), restart)
+
+
+def gradient_key(path: str, defense: Defense) -> GradientKey:
+    """The key of the input gradients at the clean images through ``path`` (of ``defense``)."""
+    return GradientKey(path, *coded(seen_by(path, defense)))
+
+
+def seen_by(path: str, defense: Defense) -> Defense:
+    """The defense an attacker on ``path`` differentiates through: none on the bare model."""
+    return IDENTITY if path == "bare" else defense
+
+
+def coded(defense: Defense) -> tuple[CodecRef | None, int]:
+    """``defense`` as keys hold it: its codec and rounds, or (None, 1) for the identity."""
+    return (None, 1) if defense.codec == "identity" else (CodecRef(defense.codec, defense.quality), defense.rounds)
 
 
 def defense_of(key: AdvKey) -> Defense:
-    """The defense an adversarial set's attack saw: (codec, quality, rounds); the identity for the bare model."""
-    return Defense("identity", None, 1) if key.codec is None else Defense(key.codec.name, key.codec.quality,
-                                                                         key.rounds)
+    """The defense an adversarial set's attack saw; the identity for the bare model."""
+    return IDENTITY if key.codec is None else Defense(key.codec.name, key.codec.quality, key.rounds)

@@ -32,8 +32,10 @@ import torch
 from torch.nn import functional as F
 
 from .cases import Case
-from .keys import AdvKey, CodecRef, GradientKey, SourceKey
+from .defense import IDENTITY, Defense
+from .keys import AdvKey, CodecRef, SourceKey
 from .probes import planned
+from .sources import coded, defense_of, gradient_key, seen_by
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -48,8 +50,8 @@ class Probe:
 
     #: "zero-gradient", "large-eps", "undefended large-eps" or "steps 2x".
     kind: str
-    #: What its gradient (or query) passes go through: (path, codec, quality, rounds).
-    target: tuple
+    #: What its gradient (or query) passes go through: (path, defense).
+    target: tuple[str, Defense]
     images: int
     attack: int = 0
     queries: int = 0
@@ -73,8 +75,8 @@ class Work:
     model: int = 0
     #: The attack of each restart as images x steps x restarts x EOT, or "shared" when an earlier cell ran it.
     attack_text: str = "–"
-    #: What the attacker's gradient passes through: (path, codec, quality, rounds); for the warm-up.
-    target: tuple = field(default=(), repr=False)
+    #: What the attacker's gradient passes through: (path, defense); for the warm-up.
+    target: tuple[str, Defense] | tuple[()] = field(default=(), repr=False)
     codecs: dict[CodecRef, int] = field(default_factory=dict, repr=False)
     #: The soundness probes this cell runs first (apart from its own work above).
     probes: list[Probe] = field(default_factory=list)
@@ -105,11 +107,6 @@ def workload(engine: Engine, cases: list[Case]) -> list[Work]:
     return out
 
 
-def _target(key: AdvKey) -> tuple:
-    return ("bare", "identity", None, 1) if key.path == "bare" else (key.path, key.codec.name, key.codec.quality,
-                                                                      key.rounds)
-
-
 def _attack(key: AdvKey, acc: Work | Probe) -> None:
     spec = key.spec
     if spec.info.gradient_free:
@@ -118,8 +115,9 @@ def _attack(key: AdvKey, acc: Work | Probe) -> None:
         acc.attack += key.n * spec.steps * spec.eot
 
 
-def _pipeline(source: SourceKey, ref: CodecRef | None, rounds: int, n: int, acc: Work | Probe, seen: set) -> None:
+def _pipeline(source: SourceKey, defense: Defense, n: int, acc: Work | Probe, seen: set) -> None:
     """The real codec's rounds and the classifier on ``source``'s ``n`` images, as :meth:`Engine.outcome` runs."""
+    ref, rounds = coded(defense)
     if ref is not None:
         for k in range(1, rounds + 1):
             if ("round", source, ref, k) not in seen:
@@ -132,10 +130,9 @@ def _pipeline(source: SourceKey, ref: CodecRef | None, rounds: int, n: int, acc:
 
 
 def _add(engine: Engine, case: Case, n: int, work: Work, seen: set) -> None:
-    ref = None if case.codec == "identity" else CodecRef(case.codec, case.quality)
     for source in engine.source_keys(case):
         if isinstance(source, AdvKey):
-            work.target = _target(source)
+            work.target = (source.path, defense_of(source))
             if source in seen:
                 work.attack_text = "shared (computed by an earlier cell)"
             else:
@@ -147,17 +144,16 @@ def _add(engine: Engine, case: Case, n: int, work: Work, seen: set) -> None:
                 else:
                     eot = f" x {spec.eot} EOT" if spec.eot != 1 else ""
                     work.attack_text = f"{n} images x {spec.steps} steps x {restarts} restarts{eot}"
-        _pipeline(source, ref, case.rounds, n, work, seen)
+        _pipeline(source, case.defense, n, work, seen)
 
 
-def _probe(kind: str, key: AdvKey, codec: str, quality: int | None, rounds: int, work: Work, seen: set) -> None:
-    """An attack probe: ``key``'s attack (unless computed already) and its outcome through the defense."""
-    probe = Probe(kind, _target(key), key.n)
+def _probe(kind: str, key: AdvKey, defense: Defense, work: Work, seen: set) -> None:
+    """An attack probe: ``key``'s attack (unless computed already) and its outcome through ``defense``."""
+    probe = Probe(kind, (key.path, defense_of(key)), key.n)
     if key not in seen:
         seen.add(key)
         _attack(key, probe)
-    ref = None if codec == "identity" else CodecRef(codec, quality)
-    _pipeline(key, ref, rounds if ref else 1, key.n, probe, seen)
+    _pipeline(key, defense, key.n, probe, seen)
     if probe.weight:
         work.probes.append(probe)
 
@@ -167,18 +163,16 @@ def _probes(engine: Engine, case: Case, work: Work, seen: set) -> None:
     plan = planned(engine, case)
     n = len(engine.labels)
     for path in plan.zero_gradient_paths:
-        bare = path == "bare"
-        key = GradientKey(path, None if bare else CodecRef(case.codec, case.quality), 1 if bare else case.rounds)
+        key = gradient_key(path, case.defense)
         if key not in seen:
             seen.add(key)
-            target = ("bare", "identity", None, 1) if bare else (path, case.codec, case.quality, case.rounds)
-            work.probes.append(Probe("zero-gradient", target, n, attack=n))
+            work.probes.append(Probe("zero-gradient", (path, seen_by(path, case.defense)), n, attack=n))
     for key in plan.large_eps:
-        _probe("large-eps", key, case.codec, case.quality, case.rounds, work, seen)
+        _probe("large-eps", key, case.defense, work, seen)
     if plan.undefended is not None:
-        _probe("undefended large-eps", plan.undefended, "identity", None, 1, work, seen)
+        _probe("undefended large-eps", plan.undefended, IDENTITY, work, seen)
     for key in plan.steps_2x:
-        _probe("steps 2x", key, case.codec, case.quality, case.rounds, work, seen)
+        _probe("steps 2x", key, case.defense, work, seen)
 
 
 def weights(engine: Engine, cases: list[Case]) -> dict[str, float]:

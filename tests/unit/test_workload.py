@@ -3,6 +3,7 @@ import pytest
 
 from pytest_hac.attacks import make_spec
 from pytest_hac.core.cases import Case
+from pytest_hac.core.defense import IDENTITY, Defense
 from pytest_hac.core.engine import Engine
 from pytest_hac.core.workload import measure, seconds, weights, workload
 
@@ -51,8 +52,8 @@ def test_warm_up_times_each_kind_of_pass(engine):
     works = workload(engine, CASES)
     timing = measure(engine, works)
     assert timing.predict > 0
-    assert set(timing.gradient) == {("bare", "identity", None, 1), ("approximate", "jpeg", 50, 1),
-                                    ("approximate", "jpeg", 50, 2)}
+    assert set(timing.gradient) == {("bare", IDENTITY), ("approximate", Defense("jpeg", 50, 1)),
+                                    ("approximate", Defense("jpeg", 50, 2))}
     assert all(t > 0 for t in timing.codec.values())
     estimates = {w.case_id: seconds(w, timing) for w in works}
     assert estimates["jpeg-q50-r1-whitebox"] > estimates["jpeg-q50-r1-clean"] > 0
@@ -71,7 +72,7 @@ def test_planned_probes_are_the_probes_the_engine_runs_each_once():
     assert kinds.count("large-eps") == 2 and kinds.count("undefended large-eps") == 1  # shared by every cell
     assert kinds.count("steps 2x") == 6  # restarts x (bare, the whitebox r1 and r2 paths)
     undefended = next(p for p in probes if p.kind == "undefended large-eps")
-    assert undefended.attack == 8 * 3 and undefended.model == 8 and undefended.target == ("bare", "identity", None, 1)
+    assert undefended.attack == 8 * 3 and undefended.model == 8 and undefended.target == ("bare", IDENTITY)
     by_id = {w.case_id: w for w in works}
     assert by_id["jpeg-q50-r1-clean"].probes == [] and by_id["jpeg-q50-r1-oblivious"].probe_passes > 0
     assert all(w.weight >= w.probe_passes for w in works)
@@ -81,7 +82,7 @@ def test_planned_probes_are_the_probes_the_engine_runs_each_once():
     planned = sum((p.images // 4 if p.attack or p.queries else 0) + p.codec // 4 + p.model // 4 for p in probes)
     assert planned == fresh.counters.probe_batches > 0
     timing = measure(fresh, works)
-    assert ("approximate", "jpeg", 50, 2) in timing.gradient
+    assert ("approximate", Defense("jpeg", 50, 2)) in timing.gradient
     assert probe_seconds(by_id["jpeg-q50-r1-whitebox"], timing) > 0
 
 

@@ -20,6 +20,15 @@ def is_cell(item: pytest.Item) -> bool:
     return "hac_case" in getattr(item, "fixturenames", ())
 
 
+def take_properties(report: pytest.TestReport, names: set[str]) -> list[tuple[str, Any]]:
+    """Take the ``names`` properties off ``report`` and return them, so no later reporter (JUnit XML, ...)
+    carries them. In place: in one process the report's list is its item's, which later reports copy."""
+    taken = [(name, value) for name, value in report.user_properties if name in names]
+    if taken:
+        report.user_properties[:] = [(name, value) for name, value in report.user_properties if name not in names]
+    return taken
+
+
 @dataclass(frozen=True)
 class CellMessage:
     """A decided cell and what the controller's report needs from the process that evaluated it."""

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from ..run import HacRun
+from .cells import take_properties
 
 GALLERY_PROPERTY = "hac_gallery"
 
@@ -24,10 +25,5 @@ class GalleryCollector:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        kept = []
-        for name, value in report.user_properties:
-            if name == GALLERY_PROPERTY:
-                self.run.add_gallery(json.loads(value))
-            else:
-                kept.append((name, value))
-        report.user_properties[:] = kept
+        for _, value in take_properties(report, {GALLERY_PROPERTY}):
+            self.run.add_gallery(json.loads(value))

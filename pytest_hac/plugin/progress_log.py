@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from .cells import is_cell
+from .cells import is_cell, take_properties
 
 
 def duration(seconds: float) -> str:
@@ -242,9 +242,7 @@ class XdistProgress:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report) -> None:
-        ours = {name: value for name, value in report.user_properties if name in (START_PROPERTY, WEIGHTS_PROPERTY)}
-        if ours:  # ours only: taken off, so no other reporter carries them
-            report.user_properties[:] = [(n, v) for n, v in report.user_properties if n not in ours]
+        ours = dict(take_properties(report, {START_PROPERTY, WEIGHTS_PROPERTY}))
         if START_PROPERTY in ours:
             start = json.loads(ours[START_PROPERTY])
             self.seen = True

@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except HacError as exc:
         print(f"pytest-hac: {exc}", file=sys.stderr)
         return 2
-    whole = merged.complete and not merged.scope.partial
-    trend = trend_of(args.history, merged) if args.history is not None and whole else None
+    trend = trend_of(args.history, merged) if args.history is not None and merged.whole else None
     paths = write_report(merged, args.output, plot=True, trend=trend)
     if args.history is not None and (entry := record_history(merged, args.history)) is not None:
         paths["history"] = entry

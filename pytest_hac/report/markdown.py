@@ -68,7 +68,7 @@ def computed_worst(report: Report) -> list[Cell]:
 
 def partial(report: Report) -> bool:
     """Worst cases computed from this report may lack cells that did not run (yet, or here)."""
-    return not report.complete or report.scope.partial
+    return not report.whole
 
 
 def matrix_table(report: Report) -> tuple[list[str], list[list[str]]]:

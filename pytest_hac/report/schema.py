@@ -129,6 +129,11 @@ class Report:
         return safe_stem(self.model) + self.scope.suffix
 
     @property
+    def whole(self) -> bool:
+        """Complete and neither a shard nor a selection: every cell of the run is in it."""
+        return self.complete and not self.scope.partial
+
+    @property
     def counts(self) -> dict[str, int]:
         """Cells by verdict; a run that ended in an error counts none as passed."""
         count = {s: sum(1 for c in self.cells if c.status is s) for s in Status}

@@ -257,7 +257,7 @@ class HacRun:
     def trend(self, rep: Report) -> Trend | None:
         """With ``--hac-history``: the trend over the history and this run (the Markdown's and the page's
         section, and ``--hac-trend-fail``'s drifts), read once per report."""
-        if self.settings.history is None or not rep.complete or rep.scope.partial:
+        if self.settings.history is None or not rep.whole:
             return None
         if self._trend is None or self._trend[0] is not rep:
             self._trend = (rep, trend_of(self.settings.history, rep))

@@ -185,8 +185,8 @@ class Timing:
     """Seconds per image measured on one batch: classify, gradient per attack target, round trip per codec."""
 
     predict: float
-    gradient: dict[tuple, float]
-    forward: dict[tuple, float]
+    gradient: dict[tuple[str, Defense], float]
+    forward: dict[tuple[str, Defense], float]
     codec: dict[CodecRef, float]
     batch: int
 

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from ..core.defense import Defense
 from ..core.workload import Probe, Work, measure, probe_seconds, seconds, workload
 from ..errors import HacError
 from ..run import HacRun
@@ -24,6 +25,11 @@ def _duration(s: float) -> str:
     if s < 10:
         return f"{s:.2f} s" if s < 1 else f"{s:.1f} s"
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def _through(path: str, defense: Defense) -> str:
+    """What a gradient goes through: ``model``, or ``approximate/jpeg/50/1``."""
+    return "model" if path == "bare" else "/".join(str(p) for p in (path, *defense) if p is not None)
 
 
 def _passes(p: Probe | list[Probe]) -> str:
@@ -106,9 +112,7 @@ class PlanPrinter:
                                 "probe passes above: forward-and-backward and query passes):")
             reporter.write_line(tabulate(kinds, ["probe", "runs", "images", "passes"], tablefmt="simple",
                                          disable_numparse=True))
-        grads = ", ".join(f"{'model' if key[0] == 'bare' else '/'.join(str(p) for p in key if p is not None)} "
-                          f"{t * 1e3:.1f}"
-                          for key, t in timing.gradient.items())
+        grads = ", ".join(f"{_through(path, defense)} {t * 1e3:.1f}" for (path, defense), t in timing.gradient.items())
         codecs = ", ".join(f"{ref.name}{'' if ref.quality is None else f' q{ref.quality}'} {t * 1e3:.1f}"
                            for ref, t in timing.codec.items())
         reporter.write_line("")

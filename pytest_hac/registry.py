@@ -71,7 +71,8 @@ class AttackInfo:
             keeps such an attack's batches at the first batch size (results stay those recorded).
         best_iterate: it returns a best iterate for every image (lowest loss or margin), not the
             clean image where it did not fool the model it attacked: needed when that model is not
-            the evaluated pipeline (oblivious and white-box cells). Declarative: the engine trusts it.
+            the evaluated pipeline (oblivious and white-box cells). A declaration only: nothing checks
+            or reads it yet.
 
     Both capabilities default to False, as for any attack a user registers.
     """

@@ -18,6 +18,7 @@ def _cells(xdist_run, report_cells, module: str):
     """One test module's cells in the serial and the parallel report, and both reports."""
     serial, serial_data = report_cells(xdist_run.serial / "reports/tiny-cnn.json")
     parallel, data = report_cells(xdist_run.parallel / "reports/tiny-cnn.json")
+
     def pick(cells: dict) -> dict:
         return {test: cell for test, cell in cells.items() if test.startswith(f"{module}::")}
 

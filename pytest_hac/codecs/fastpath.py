@@ -49,11 +49,12 @@ def fast_path_differs(codec: Codec, x: Tensor, real: Tensor) -> float:
     return float((fast.float() - real.float()).abs().max().mul(255)) if len(x) else 0.0
 
 
-def verify_fast_path(codec: Codec, images: Tensor | None = None) -> bool:
+def verify_fast_path(codec: Codec, images: Tensor | None = None, decoded: Tensor | None = None) -> bool:
     """Decide, once, whether ``codec`` attacks through its fast path; sets and returns ``codec.fast_path``.
 
     A codec that declares none (``fast_decode`` returns None) or is stochastic keeps the real coder
     silently; one whose fast path differs from ``roundtrip`` on the probe images keeps it with a warning.
+    ``decoded``: ``roundtrip(images)``'s image where the caller has it already.
     """
     codec.fast_path = False
     x = (probe_images() if images is None else images).to(codec.device)
@@ -61,7 +62,7 @@ def verify_fast_path(codec: Codec, images: Tensor | None = None) -> bool:
         return False
     # Two rounds: the second codes the first's output, as sequential compression does. Each real coding
     # (the slow part of building a learned codec) runs once.
-    first = codec.roundtrip(x)[0]
+    first = codec.roundtrip(x)[0] if decoded is None else decoded
     second = codec.roundtrip(first)[0]
     worst = max(fast_path_differs(codec, x, first), fast_path_differs(codec, first, second))
     if worst != 0:

@@ -1,0 +1,61 @@
+"""What a codec says about itself, checked before it is believed: a codec that declares ``stochastic = False``
+must decode the same images to the same pixels, call after call and whatever else is in the batch.
+
+A hidden random draw (a quality per call, noise from torch's generator) or a batch-dependent coding makes a
+deterministic codec's numbers differ between runs, batch sizes, xdist workers and shards, and a single gradient
+stands in for an expectation EOT should take. :func:`check_deterministic` runs once per built codec
+(:func:`~pytest_hac.codecs.get_codec`), on the fast path's probe images, and refuses the codec with the fix.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import HacError
+from .base import Codec
+
+__all__ = ["check_deterministic"]
+
+#: On CUDA, convolutions may pick non-deterministic kernels: a decoded pixel may differ by one 8-bit level on a
+#: few values between two calls. Up to this share of values one level apart is tolerated there (never on CPU).
+CUDA_LEVEL_SHARE = 1e-3
+
+
+def check_deterministic(codec: Codec, x: Tensor) -> Tensor:
+    """``codec.roundtrip(x)``'s image, after checking that ``codec`` (which says it is deterministic) is: ``x`` decoded
+    twice gives the same images, and its first image decoded alone gives the same image as in the batch.
+
+    Torch's random state is left as it was. Raises :class:`HacError` naming the codec and the fix.
+    """
+    devices = [codec.device] if codec.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        first = codec.roundtrip(x)[0].clone()
+        again = codec.roundtrip(x)[0]
+        alone = codec.roundtrip(x[:1])[0]
+    if _differs(first, again):
+        raise HacError(f"codec {codec.label} says it is deterministic (stochastic = False), but decoding the same "
+                       f"{len(x)} probe images twice gave different images ({_levels(first, again)}): declare "
+                       f"`stochastic = True` on the codec's class and attack it with EOT (eot=20 in the marker, as "
+                       f"AutoAttack's randomized-defense mode does), or remove the random draw")
+    if _differs(first[:1], alone):
+        raise HacError(f"codec {codec.label} says it is deterministic (stochastic = False), but an image decodes "
+                       f"differently alone than beside other images ({_levels(first[:1], alone)}): its results "
+                       f"would change with the batch size, under xdist and in shards; code each image of a batch "
+                       f"on its own (no batch statistics, no batch-wide quality)")
+    return first
+
+
+def _differs(a: Tensor, b: Tensor) -> bool:
+    if a.shape != b.shape:
+        return True
+    off = (a.float() - b.float()).abs().mul(255).round()
+    if a.device.type == "cuda":
+        return bool(off.max() > 1) or float((off > 0).float().mean()) > CUDA_LEVEL_SHARE
+    return bool(off.any())
+
+
+def _levels(a: Tensor, b: Tensor) -> str:
+    if a.shape != b.shape:
+        return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
+    off = (a.float() - b.float()).abs().mul(255).round()
+    return f"up to {int(off.max())} 8-bit levels apart on {float((off > 0).float().mean()):.1%} of the values"

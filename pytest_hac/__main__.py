@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.soundness import check, status
+from .core.soundness import check, implicating, status
 from .errors import HacError
 from .report.delta import compare_command
 from .report.history import record_history
@@ -47,13 +47,11 @@ def merge(reports: list[Report]) -> Report:
                            f"{differ} not in both): run every shard with the same --hac-data, --hac-samples and "
                            f"--hac-seed")
     shards = [r.scope.shard for r in reports]
-    if any(s is not None for s in shards):
-        if any(s is None for s in shards):
-            raise HacError("cannot merge shard reports with reports of whole runs")
+    if any(s is not None for s in shards) and any(s is None for s in shards):
+        raise HacError("cannot merge shard reports with reports of whole runs")
+    _check_one_run(reports)
+    if shards[0] is not None:
         count = shards[0][1]
-        if any(s[1] != count for s in shards) or len({r.scope.cells_hash for r in reports}) != 1:
-            raise HacError("these shards come from different runs (another shard count or another cell list: "
-                           f"{_describe([f'{s[0]}/{s[1]}' for s in shards])})")
         seen = [s[0] for s in shards]
         duplicated = sorted({i for i in seen if seen.count(i) > 1})
         missing = sorted(set(range(1, count + 1)) - set(seen))
@@ -72,7 +70,7 @@ def merge(reports: list[Report]) -> Report:
     own = {c.case_id for c in cells.values()}
     references = {r.case_id: r for rep in reports for r in rep.references if r.case_id not in own}
     scope = Scope(selected=sum(r.scope.selected for r in reports), total=max(r.scope.total for r in reports),
-                  cells_hash=first.scope.cells_hash)
+                  cells_hash=first.scope.cells_hash, thresholds_hash=first.scope.thresholds_hash)
     merged = Report(model=first.model, dataset=first.dataset, n=first.n, device=first.device, seed=first.seed,
                     gate_rule=first.gate_rule, ids=first.ids, cells=list(cells.values()),
                     complete=all(r.complete for r in reports), scope=scope,
@@ -84,6 +82,42 @@ def merge(reports: list[Report]) -> Report:
     return merged
 
 
+def _check_one_run(reports: list[Report]) -> None:
+    """Reports that can be combined: the same settings (every one that changes a number or a verdict,
+    :data:`pytest_hac.settings.DECIDING`) and images; shards also one shard count and one cell list with the same
+    thresholds. Whatever the order of the files, the first difference found is named with each report's value."""
+    shards = reports[0].scope.shard is not None
+    reports = sorted(reports, key=lambda r: r.scope.shard or (0, 0))
+    named = [f"shard {r.scope.shard[0]}/{r.scope.shard[1]}" if shards else f"report {i + 1}"
+             for i, r in enumerate(reports)]
+
+    def refuse(what: str, values: list) -> None:
+        shown = ", ".join(f"{v!s} ({n})" for n, v in zip(named, values))
+        raise HacError(f"these reports come from different runs: {what} differs ({shown}); run every shard with "
+                       f"the same command line, ini and environment")
+
+    if shards and len({r.scope.shard[1] for r in reports}) != 1:
+        refuse("the shard count", [r.scope.shard[1] for r in reports])
+    settings = [r.meta.get("settings") for r in reports]
+    if any(s is None for s in settings) and any(s is not None for s in settings):
+        refuse("the pytest-hac version (some reports record no settings)",
+               ["none" if s is None else "recorded" for s in settings])
+    for name in sorted({k for s in settings if s for k in s}):
+        values = [(s or {}).get(name) for s in settings]
+        if len(set(values)) != 1:
+            refuse(f"--hac-{name.replace('_', '-')}", values)
+    hashes = [r.meta.get("image_hashes") for r in reports]
+    if any(h != hashes[0] for h in hashes):
+        refuse("the evaluated images' content", ["another" if h != hashes[0] else "first" for h in hashes])
+    if not shards:
+        return
+    if len({r.scope.cells_hash for r in reports}) != 1:
+        refuse("the cell list (another marker, test file or attack parameter)", [r.scope.cells_hash for r in reports])
+    if len({r.scope.thresholds_hash for r in reports}) != 1:
+        refuse("the thresholds applied (another thresholds file or marker threshold)",
+               [r.scope.thresholds_hash for r in reports])
+
+
 def _check_verdicts(merged: Report, mode: str) -> None:
     """Each shard decided its cells with every cell they depend on; the merged findings must agree.
 
@@ -92,14 +126,15 @@ def _check_verdicts(merged: Report, mode: str) -> None:
     """
     if mode == "warn":
         return
-    by_id = {c.case_id: c for c in merged.cells}
-    for finding in check(merged.checked):
-        for case_id in finding.implicated or finding.cells:
-            cell = by_id.get(case_id)
-            if cell is not None and not cell.failed:
-                raise HacError(f"shard verdicts disagree with the merged soundness findings: {finding.check} "
-                               f"implicates {case_id}, which its shard did not fail; merge reports of one run, "
-                               f"written by one pytest-hac version")
+    findings = check(merged.checked)
+    for cell in merged.cells:
+        hits = implicating(findings, cell.case_id, cell.result.diagnostics.cells or ())
+        if hits and not cell.failed:
+            finding, via = hits[0]
+            raise HacError(f"shard verdicts disagree with the merged soundness findings: {finding.check} "
+                           f"implicates {cell.case_id}" + (f" (through its part {via})" if via != cell.case_id else "")
+                           + ", which its shard did not fail; merge reports of one run, written by one pytest-hac "
+                           "version")
 
 
 def _merged_meta(reports: list[Report], merged: Report) -> dict:

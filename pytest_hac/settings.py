@@ -140,9 +140,21 @@ class Settings:
                                             metavar="I/N", shown="all cells")
 
     @property
+    def fingerprint(self) -> dict[str, str]:
+        """The settings of :data:`DECIDING`, as text: shards that differ in any of them are not one run."""
+        return {name: str(getattr(self, name)) for name in DECIDING}
+
+    @property
     def marker_defaults(self) -> dict[str, Any]:
         return {"attack": self.attack, "eps": self.eps, "eps_l2": self.eps_l2, "steps": self.steps,
                 "queries": self.queries}
+
+
+#: Settings that change a cell's number or its verdict (the thresholds a run applies are fingerprinted apart, from
+#: the collected cells): ``pytest-hac merge`` refuses shards that differ in any of them, naming it.
+DECIDING = ("model", "data", "device", "samples", "labels", "input_size", "resize_size", "seed", "attack", "eps",
+            "eps_l2", "steps", "queries", "gate", "soundness", "strict", "amp", "restrict_classes", "compare",
+            "compare_fail", "allow_missing_baseline", "update_thresholds")
 
 
 @dataclass(frozen=True)

@@ -129,11 +129,16 @@ class HacPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The run's scope and plan, after every selection (-k, -m, --lf, node ids, shards) has happened;
         then the model and data, once: a failure there is one usage error, not one failure per cell."""
-        everything = sorted({nodeid for nodeid, _ in self.universe})
+        universe = dict(self.universe)
+        everything = sorted(universe)
         cells = [item for item in session.items if is_cell(item)]
-        digest = hashlib.sha256("\n".join(everything).encode()).hexdigest()[:16]
+
+        def digest(lines: list[str]) -> str:
+            return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
         self.scope = Scope(selected=len(cells), total=len(everything), shard=self.run.settings.shard,
-                           cells_hash=digest)
+                           cells_hash=digest([f"{n}\t{universe[n].identity}" for n in everything]),
+                           thresholds_hash=digest([f"{n}\t{universe[n].threshold!r}" for n in everything]))
         self.run.set_scope(self.scope)
         grouped = any("@hac-" in item.nodeid for item in cells)
         if getattr(self.config.option, "loadgroup", False) and cells and not grouped:

@@ -73,13 +73,15 @@ class Cell:
 @dataclass(frozen=True)
 class Scope:
     """Which cells a run was asked for: all ``total`` collected cells, ``selected`` of them (``-k``,
-    ``--lf``, node ids, ``-m``, a shard), and ``cells_hash`` naming the full cell list, so shards of
-    one run can be recognised."""
+    ``--lf``, node ids, ``-m``, a shard), ``cells_hash`` naming the full cell list (test ids and each
+    cell's full identity: its attack's every parameter) and ``thresholds_hash`` the threshold each cell
+    is held to, so shards of one run can be recognised."""
 
     selected: int = 0
     total: int = 0
     shard: tuple[int, int] | None = None
     cells_hash: str = ""
+    thresholds_hash: str = ""
 
     @property
     def partial(self) -> bool:

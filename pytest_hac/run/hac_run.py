@@ -226,6 +226,7 @@ class HacRun:
         checked = results + refs
         meta = {"versions": self.versions, "machine": platform.platform(), "python": sys.version.split()[0],
                 "torch_threads": self._threads or torch.get_num_threads(), "soundness_mode": s.soundness,
+                "settings": s.fingerprint,
                 "soundness": {"status": soundness_status(checked),
                               "findings": [f.__dict__ for f in soundness_check(checked)]},
                 "thresholds": self.threshold_lines + self.threshold_warnings,

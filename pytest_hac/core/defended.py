@@ -48,6 +48,11 @@ def gradient_paths(threat: Threat, codec: str, rounds: int) -> tuple[str, ...]:
     return paths if rounds > 1 else tuple(p for p in paths if SAME_AT_ONE_ROUND.get(p) not in paths)
 
 
+def follows_stand_in(path: str) -> bool:
+    """Whether an attack on ``path`` follows the codec's stand-in (``approximate``) in some round."""
+    return path == "approximate" or "approximate" in BPDA_BACKWARD.get(path, ())
+
+
 def masking_hint(threat: Threat) -> str:
     """What a user can try when a masking check (informed-not-weaker, large-eps-through-defense,
     gradient-nonzero, gradient-free-not-stronger) flags a ``threat`` cell on their codec."""

@@ -27,13 +27,36 @@ class LargeEpsProbe:
 
 @dataclass(frozen=True)
 class ZeroGradient:
-    """Images whose input gradient is all zero or not finite on every gradient path of the cell."""
+    """Images whose input gradient is all zero or not finite on every gradient path of the cell; ``paths``: the
+    same count on each path (cells that follow several: one masked path is a finding even where another works)."""
 
     images: int
     of: int
+    paths: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "of": self.of}
+        out: dict[str, Any] = {"images": self.images, "of": self.of}
+        if self.paths is not None:
+            out["paths"] = dict(self.paths)
+        return out
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """How well a codec's differentiable stand-in computes the codec's function, on the first ``n`` clean images
+    through ``rounds`` rounds: per image, the RMS distance of ``approximate``'s image from the decoded one relative
+    to the decoded image's distance from the input (``distance``: the median, ``worst``: the largest), and the
+    images whose predicted class differs between the two (``disagree``)."""
+
+    distance: float
+    worst: float
+    disagree: int
+    n: int
+    rounds: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"distance": self.distance, "worst": self.worst, "disagree": self.disagree, "n": self.n,
+                "rounds": self.rounds}
 
 
 @dataclass(frozen=True)
@@ -58,6 +81,7 @@ class Diagnostics:
         large_eps: the attack at a large eps through the defense (white-box and adaptive cells).
         undefended_large_eps: the attack at a large eps against the bare model (eps-bounded gradient attacks).
         steps_2x: the cell at twice the steps (``soundness="thorough"``).
+        stand_in: the codec's stand-in against its decoded images (cells whose attack follows the stand-in).
         cells: a worst cell's parts.
     """
 
@@ -67,6 +91,7 @@ class Diagnostics:
     large_eps: LargeEpsProbe | None = None
     undefended_large_eps: LargeEpsProbe | None = None
     steps_2x: MoreSteps | None = None
+    stand_in: StandIn | None = None
     cells: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,13 +113,14 @@ class Diagnostics:
             p = data.get(key)
             return None if p is None else LargeEpsProbe(p["eps"], p["correct"], p["n"], p.get("paths"))
 
-        z, more = data.get("zero_gradient"), data.get("steps_2x")
+        z, more, stand = data.get("zero_gradient"), data.get("steps_2x"), data.get("stand_in")
         return cls(
             restarts=None if data.get("restarts") is None else tuple(data["restarts"]),
             paths=data.get("paths"),
-            zero_gradient=None if z is None else ZeroGradient(z["images"], z["of"]),
+            zero_gradient=None if z is None else ZeroGradient(z["images"], z["of"], z.get("paths")),
             large_eps=probe("large_eps"),
             undefended_large_eps=probe("undefended_large_eps"),
             steps_2x=None if more is None else MoreSteps(more["steps"], tuple(more["correct"])),
+            stand_in=None if stand is None else StandIn(**stand),
             cells=None if data.get("cells") is None else tuple(data["cells"]),
         )

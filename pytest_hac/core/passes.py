@@ -140,6 +140,31 @@ class Passes:
 
         return torch.cat(self.batches.batched("predict", len(images), run))
 
+    def stand_in(self, codec: Codec, rounds: int, n: int) -> tuple[Tensor, Tensor]:
+        """Per image of the first ``n``, through ``rounds`` rounds of each: the RMS distance of the codec's stand-in
+        (``approximate``) from its decoded image, relative to the decoded image's RMS distance from the input (at
+        least one 8-bit level), and whether the classifier's predicted class differs between the two. Counted as
+        its real codec rounds and two predictions (probes, inside :meth:`.batches.Batches.probing`)."""
+
+        def rms(t: Tensor) -> Tensor:
+            return t.double().pow(2).flatten(1).mean(1).sqrt()
+
+        def run(start: int, stop: int) -> tuple[Tensor, Tensor]:
+            x = self.dataset.pixels(start, stop).to(self.device)
+            real = approx = x
+            with torch.no_grad():
+                for _ in range(rounds):
+                    real = codec.roundtrip(real)[0]
+                    approx = codec.approximate(approx)
+                relative = rms(approx - real) / rms(real - x).clamp_min(1 / 255)
+                differ = self.model(approx).argmax(1) != self.model(real).argmax(1)
+            for stage in ["codec"] * rounds + ["predict"] * 2:  # the real rounds and both predictions
+                self.batches.count(stage)
+            return relative.cpu(), differ.cpu()
+
+        outs = self.batches.batched("codec", n, run)
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
     def zero_gradients(self, target: nn.Module, key: GradientKey) -> Tensor:
         """Per image: is the input gradient of the cross-entropy of ``target`` at the clean image all zero
         or not finite? Counted as attack batches (probes, inside :meth:`.batches.Batches.probing`)."""

@@ -1,10 +1,11 @@
 """Soundness probes: measurements the engine makes while a cell runs, for :mod:`.soundness`.
 
 An attacked cell's :class:`~.diagnostics.Diagnostics`: correct counts per restart and per gradient
-path, the zero-gradient share, the attack at :data:`PROBE_EPS` through the cell's gradient paths
-(white-box and adaptive cells, on the first 32 images) and against the bare model (the first 64),
-and, with ``soundness="thorough"``, the cell at twice its steps. For L2 attacks the probe's budget
-is ``PROBE_EPS * sqrt(C*H*W)``.
+path, the zero-gradient share (per path), the attack at :data:`PROBE_EPS` through each of the cell's
+gradient paths (white-box and adaptive cells, on the first 32 images) and against the bare model (the
+first 64), the codec's stand-in against its decoded images (cells whose attack follows the stand-in,
+on the first 32 clean images) and, with ``soundness="thorough"``, the cell at twice its steps. For L2
+attacks the probe's budget is ``PROBE_EPS * sqrt(C*H*W)``.
 
 Every probe is computed once and reused (stored like any attack); probes count in the
 engine's ``counters.probe_batches`` and ``seconds["probe"]``, apart from the cells' work.
@@ -21,9 +22,9 @@ from torch import Tensor
 
 from ..attacks import AttackSpec, make_spec
 from .cases import Case
-from .defended import gradient_paths
+from .defended import follows_stand_in, gradient_paths
 from .defense import IDENTITY, Defense
-from .diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, ZeroGradient
+from .diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, StandIn, ZeroGradient
 from .judged import Outcome, worst_of
 from .keys import AdvKey, SourceKey
 
@@ -66,6 +67,13 @@ class ProbeEngine(Protocol):
         """Per image: is the input gradient at the clean image through ``path`` of ``defense`` all zero or not
         finite?"""
 
+    def stand_in(self, defense: Defense, n: int) -> tuple[Tensor, Tensor]:
+        """Per image of the first ``n`` clean images: the stand-in's distance from the decoded image, relative to
+        the decoded image's from the input, and whether predictions through the two differ; computed once."""
+
+    def stochastic(self, codec: str, quality: int | None) -> bool:
+        """Whether the codec declares itself random."""
+
     def probing(self) -> AbstractContextManager[None]:
         """Count the work inside as soundness probes, apart from the cells' own."""
 
@@ -83,6 +91,9 @@ class Planned:
     undefended: AdvKey | None = None
     #: The cell's sources at twice its steps (``soundness="thorough"``).
     steps_2x: tuple[SourceKey, ...] = ()
+    #: The defense whose stand-in is measured against its decoded images on the first :data:`PROBE_IMAGES` clean
+    #: images (informed cells with a path that follows the stand-in, on a deterministic codec).
+    stand_in: Defense | None = None
 
 
 def planned(engine: ProbeEngine, case: Case) -> Planned:
@@ -91,7 +102,9 @@ def planned(engine: ProbeEngine, case: Case) -> Planned:
     if spec is None or not case.threat.attacked:
         return Planned()
     paths = gradient_paths(case.threat, case.codec, case.rounds)
-    zero, through, bare, more = (), (), None, ()
+    zero, through, bare, more, stand_in = (), (), None, (), None
+    if any(map(follows_stand_in, paths)) and not engine.stochastic(case.codec, case.quality):
+        stand_in = case.defense
     if not spec.info.gradient_free:
         zero = paths
         if not spec.min_norm:
@@ -103,7 +116,7 @@ def planned(engine: ProbeEngine, case: Case) -> Planned:
                                           n=min(engine.n_images, UNDEFENDED_IMAGES))
     if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
         more = tuple(engine.source_keys(case, steps=2 * spec.steps))
-    return Planned(zero, through, bare, more)
+    return Planned(zero, through, bare, more, stand_in)
 
 
 def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnostics:
@@ -114,11 +127,12 @@ def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnos
     paths = gradient_paths(case.threat, case.codec, case.rounds)
     per_path = {p: _count(keys, outcomes, lambda k, p=p: k.path == p) for p in paths} if len(paths) > 1 else None
     plan = planned(engine, case)
-    zero = through = bare = more = None
+    zero = through = bare = more = stand_in = None
     with engine.probing():
+        if plan.stand_in is not None:
+            stand_in = stand_in_fidelity(engine, plan.stand_in)
         if plan.zero_gradient_paths:
-            bad = zero_gradients(engine, case, plan.zero_gradient_paths)
-            zero = ZeroGradient(int(bad.sum()), len(bad))
+            zero = zero_gradients(engine, case, plan.zero_gradient_paths)
         if plan.large_eps:
             through = large_eps(engine, case, plan.large_eps)
         if plan.undefended is not None:
@@ -126,7 +140,7 @@ def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnos
         if plan.steps_2x:
             more = steps_2x(engine, case, plan.steps_2x)
     return Diagnostics(restarts=restarts, paths=per_path, zero_gradient=zero, large_eps=through,
-                       undefended_large_eps=bare, steps_2x=more)
+                       undefended_large_eps=bare, steps_2x=more, stand_in=stand_in)
 
 
 def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey], bool]) -> int:
@@ -134,14 +148,23 @@ def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey]
     return int(worst_of([o for k, o in zip(keys, outcomes) if which(k)]).correct.sum())
 
 
-def zero_gradients(engine: ProbeEngine, case: Case, paths: tuple[str, ...]) -> Tensor:
-    """Per image: is the input gradient of the attack loss at the clean image all zero or not finite,
-    on every gradient path of the cell (``paths``)?"""
+def zero_gradients(engine: ProbeEngine, case: Case, paths: tuple[str, ...]) -> ZeroGradient:
+    """Images whose input gradient of the attack loss at the clean image is all zero or not finite, on every
+    gradient path of the cell (``paths``) and on each one (a working path does not vouch for a masked one)."""
+    per_path = {path: engine.zero_gradients(path, case.defense) for path in paths}
     bad = None
-    for path in paths:
-        mine = engine.zero_gradients(path, case.defense)
+    for mine in per_path.values():
         bad = mine if bad is None else bad & mine
-    return bad
+    counts = {path: int(mine.sum()) for path, mine in per_path.items()} if len(paths) > 1 else None
+    return ZeroGradient(int(bad.sum()), len(bad), counts)
+
+
+def stand_in_fidelity(engine: ProbeEngine, defense: Defense) -> StandIn:
+    """The codec's stand-in against its decoded images on the first :data:`PROBE_IMAGES` clean images."""
+    n = min(engine.n_images, PROBE_IMAGES)
+    relative, differ = engine.stand_in(defense, n)
+    return StandIn(round(float(relative.median()), 4), round(float(relative.max()), 4), int(differ.sum()), n,
+                   defense.rounds)
 
 
 def probe_spec(engine: ProbeEngine, spec: AttackSpec, linf_eps: float, *, eot: int = 1) -> AttackSpec:

@@ -39,6 +39,14 @@ NEAR_ZERO = 0.1
 LARGE_EPS_SURVIVORS = 0.05
 #: Share of images whose input gradient may be zero or not finite before a gradient attack is suspect.
 ZERO_GRADIENT_SHARE = 0.01
+#: How far a codec's stand-in may be from its decoded image, relative to how far the decoded image is from the
+#: input (RMS per image, the median over the probe's clean images). Calibrated on the codecs that ship: libjpeg
+#: against kornia's differentiable JPEG is the farthest honest pair (0.17 to 0.53 over qualities 5..95 and one
+#: to three rounds, on digits and on the embedded photos; per image at most 0.64); CompressAI models' and the
+#: embedded learned codecs' straight-through forward is within 0.14 (random and trained weights, up to three
+#: rounds). A stand-in that computes another function is about as far from the decoded image as the decoded
+#: image is from the input, or farther (a 5x5 binomial blur for JPEG q10: 1.1, for q50: 2.1).
+STAND_IN_DISTANCE = 0.8
 #: The reference Square attack uses 5,000 queries; below this a query attack is too weak to say much.
 MIN_QUERIES = 1000
 
@@ -62,10 +70,13 @@ CHECKS: tuple[Check, ...] = (
           "no query cell beside a white-box or adaptive cell at the same eps"),
     Check("undefended-breaks", "the undefended model breaks under a large-eps attack",
           "no gradient attack in the run"),
-    Check("large-eps-through-defense", "a white-box or adaptive attack at eps 64/255 breaks the defended model",
-          "no white-box or adaptive cell with an L-inf gradient attack"),
-    Check("gradient-nonzero", "input gradients are non-zero and finite on at least 99% of images",
-          "no gradient attack in the run"),
+    Check("large-eps-through-defense", "a white-box or adaptive attack at eps 64/255 breaks the defended model "
+          "through each of its gradient paths", "no white-box or adaptive cell with an L-inf gradient attack"),
+    Check("gradient-nonzero", "input gradients are non-zero and finite on at least 99% of images, on every "
+          "gradient path", "no gradient attack in the run"),
+    Check("stand-in-fidelity", "the codec's differentiable stand-in computes the codec's function (its image is "
+          f"closer to the decoded image than {STAND_IN_DISTANCE:g}x the decoded image's distance from the input)",
+          "no white-box or adaptive cell on a deterministic codec"),
     Check("query-budget", f"query attacks use at least {MIN_QUERIES} queries (the reference uses 5,000)",
           "no query cell"),
     Check("steps-convergence", "twice the attack steps do not lower accuracy significantly",
@@ -85,6 +96,19 @@ class Finding:
 
     def implicates(self, case_id: str) -> bool:
         return case_id in (self.implicated or self.cells)
+
+
+def implicating(findings: Sequence[Finding], case_id: str, parts: Sequence[str] = ()) -> list[tuple[Finding, str]]:
+    """The findings that implicate a cell, each with the cell it names: the cell itself, or one of its ``parts``.
+
+    A worst cell inherits its parts' findings: it is no sounder than the weakest evaluation it is built from.
+    """
+    out = []
+    for f in findings:
+        hit = next((c for c in (case_id, *parts) if f.implicates(c)), None)
+        if hit is not None:
+            out.append((f, hit))
+    return out
 
 
 def _significantly_higher(a: Result, b: Result) -> bool:
@@ -182,21 +206,47 @@ def _undefended_breaks(results: list[Result]) -> list[Finding]:
 
 
 def _own_measurements(r: Result) -> list[Finding]:
-    """Checks on what the engine measured while this one cell ran."""
+    """Checks on what the engine measured while this one cell ran. Each gradient path is judged on its own: per
+    image the cell keeps the worst case over its paths, so a path that breaks every image (the identity backward)
+    would otherwise vouch for a masked sibling."""
     out = []
     d = r.diagnostics
     p = d.large_eps
-    if p is not None and p.correct > LARGE_EPS_SURVIVORS * p.n:
-        out.append(Finding("large-eps-through-defense", (r.case_id,),
-                           f"{r.case_id}: the same attack at eps {eps_label(p.eps, r.spec.norm)} leaves {p.correct}/"
-                           f"{p.n} images correct (more than {LARGE_EPS_SURVIVORS:.0%}); expected near 0: the "
-                           f"gradient through the defense is broken (gradient masking); {masking_hint(r.threat)}"))
+    if p is not None:
+        limit = LARGE_EPS_SURVIVORS * p.n
+        survived = {path: c for path, c in (p.paths or {}).items() if c > limit}
+        if survived:
+            out.append(Finding("large-eps-through-defense", (r.case_id,),
+                               f"{r.case_id}: the same attack at eps {eps_label(p.eps, r.spec.norm)} through "
+                               f"{_paths_text(survived, p.n)} leaves more than {LARGE_EPS_SURVIVORS:.0%} of the images "
+                               f"correct; expected near 0: "
+                               f"the gradient on that path is broken (gradient masking), and a sibling path that "
+                               f"breaks the images cannot vouch for it; {masking_hint(r.threat)}"))
+        elif p.paths is None and p.correct > limit:
+            out.append(Finding("large-eps-through-defense", (r.case_id,),
+                               f"{r.case_id}: the same attack at eps {eps_label(p.eps, r.spec.norm)} leaves "
+                               f"{p.correct}/{p.n} images correct (more than {LARGE_EPS_SURVIVORS:.0%}); expected near "
+                               f"0: the gradient through the defense is broken (gradient masking); "
+                               f"{masking_hint(r.threat)}"))
     z = d.zero_gradient
-    if z is not None and z.of and z.images / z.of > ZERO_GRADIENT_SHARE:
-        out.append(Finding("gradient-nonzero", (r.case_id,),
-                           f"{r.case_id}: the input gradient is zero or not finite on {z.images} of {z.of} "
-                           f"images: the attack has nothing to follow (gradient masking or a broken model); "
-                           f"{masking_hint(r.threat)}"))
+    if z is not None and z.of:
+        zero = {path: c for path, c in (z.paths or {}).items() if c / z.of > ZERO_GRADIENT_SHARE}
+        if zero or (z.paths is None and z.images / z.of > ZERO_GRADIENT_SHARE):
+            where = (f"on {_paths_text(zero, z.of, what='images with a zero or non-finite input gradient')}" if zero
+                     else f"on {z.images} of {z.of} images")
+            out.append(Finding("gradient-nonzero", (r.case_id,),
+                               f"{r.case_id}: the input gradient is zero or not finite {where}: the attack has "
+                               f"nothing to follow there (gradient masking or a broken model); "
+                               f"{masking_hint(r.threat)}"))
+    s_in = d.stand_in
+    if s_in is not None and s_in.distance > STAND_IN_DISTANCE:
+        out.append(Finding("stand-in-fidelity", (r.case_id,),
+                           f"{r.case_id}: the codec's stand-in (approximate) is not the codec's function: on "
+                           f"{s_in.n} clean images its output is {s_in.distance:.2f}x as far from the decoded "
+                           f"image as the decoded image is from the input (median; at most {STAND_IN_DISTANCE:g} "
+                           f"expected), and the classifier's prediction differs on {s_in.disagree}/{s_in.n}: "
+                           f"white-box gradients describe another defense; make approximate() follow "
+                           f"decompress(compress(x)) (or leave it out: the default is BPDA with the identity)"))
     queries = None if r.spec is None else r.spec.queries
     if r.threat.info.queries and queries is not None and queries < MIN_QUERIES:
         out.append(Finding("query-budget", (r.case_id,),
@@ -210,6 +260,11 @@ def _own_measurements(r: Result) -> list[Finding]:
                            f"{len(more.correct)} from {r.correct_count}/{r.n}: the attack had not converged; "
                            f"raise steps"))
     return out
+
+
+def _paths_text(counts: dict[str, int], n: int, what: str = "images correct") -> str:
+    """``path `bpda` (11/32 images correct)`` for each path in ``counts``."""
+    return ", ".join(f"path `{path}` ({c}/{n} {what})" for path, c in counts.items())
 
 
 def ran(results: list[Result]) -> dict[str, bool]:
@@ -237,6 +292,7 @@ def ran(results: list[Result]) -> dict[str, bool]:
             r.codec == "identity" and r.eps >= UNDEFENDED_EPS for r in bounded),
         "large-eps-through-defense": any(d.large_eps is not None for d in measured),
         "gradient-nonzero": any(d.zero_gradient is not None for d in measured),
+        "stand-in-fidelity": any(d.stand_in is not None for d in measured),
         "query-budget": any(r.threat.info.queries for r in results),
         "steps-convergence": any(d.steps_2x is not None for d in measured),
     }
@@ -263,10 +319,10 @@ def dependencies(case: Case, universe: Sequence[Case]) -> list[Case]:
     * gradient-free-not-stronger: a white-box or adaptive cell, against the query cells of its defense, eps, norm;
     * monotone-in-eps: a cell, against the same defense, threat and attack at smaller eps;
     * eps0-equals-clean: an eps-0 cell, against its defense's clean cell;
-    * worst cells: their parts.
+    * worst cells: their parts and what the parts depend on (a worst cell inherits its parts' findings).
     """
     if case.parts:
-        return list(case.parts)
+        return list(dict.fromkeys([*case.parts, *(d for p in case.parts for d in dependencies(p, universe))]))
     spec = case.attack
     if spec is None or not case.threat.attacked or spec.min_norm:
         return []

@@ -15,7 +15,7 @@ from enum import Enum
 
 from .gates import Comparison
 from .result import Result, gate_message
-from .soundness import Finding
+from .soundness import Finding, implicating
 
 
 class ReasonKind(str, Enum):
@@ -73,7 +73,8 @@ def decide(result: Result, *, threshold: float | None, rule: str, test_failure: 
         comparison: the cell against the baseline (None: no baseline cell).
         compare_fail: ``--hac-compare-fail`` (None: comparisons inform, never fail).
         baseline: the baseline's name, for messages.
-        findings: soundness findings over this cell and the cells it depends on.
+        findings: soundness findings over this cell and the cells it depends on (a worst cell's parts' findings
+            implicate it too).
         soundness: ``fail``/``thorough`` (findings implicating the cell fail it) or ``warn``.
     """
     reasons: list[Reason] = []
@@ -91,8 +92,9 @@ def decide(result: Result, *, threshold: float | None, rule: str, test_failure: 
                 f"one-sided paired p={comparison.p_drop:.3g}), more than the allowed {compare_fail:g} points")))
         elif not comparison.comparable:
             reasons.append(Reason(ReasonKind.BASELINE, f"not comparable with baseline {baseline!r}: {comparison.why}"))
-    flagged = tuple(Reason(ReasonKind.SOUNDNESS, f"{f.check}: {f.message}") for f in findings
-                    if f.implicates(result.case_id))
+    flagged = tuple(Reason(ReasonKind.SOUNDNESS, f"{f.check}: {f.message}" if cell == result.case_id else
+                           f"its part {cell} is flagged: {f.check}: {f.message}")
+                    for f, cell in implicating(findings, result.case_id, result.diagnostics.cells or ()))
     warnings: tuple[Reason, ...] = ()
     if soundness == "warn":
         warnings = flagged

@@ -15,8 +15,9 @@ engine's keys too, so a probe that several cells read (the undefended large-eps 
 the zero-gradient check of a gradient path) counts once, at the first cell that runs it: the
 zero-gradient check (one forward-and-backward pass per image and gradient path), the large-eps
 attack through the cell's gradient paths on the first 32 images (white-box and adaptive cells), the
-large-eps attack on the bare model on the first 64 images, and with ``soundness="thorough"`` the
-cell's attack at twice its steps.
+large-eps attack on the bare model on the first 64 images, the stand-in check (the first 32 clean
+images through the codec's rounds and its stand-in's, each classified), and with
+``soundness="thorough"`` the cell's attack at twice its steps.
 
 :func:`measure` times one batch of each kind of pass (the warm-up), :func:`seconds` turns a cell's
 passes into an estimate and :func:`probe_seconds` its probes'. :func:`weights` gives each cell a
@@ -34,7 +35,7 @@ from torch.nn import functional as F
 from .cases import Case
 from .defense import IDENTITY, Defense
 from .keys import AdvKey, CodecRef, SourceKey
-from .probes import planned
+from .probes import PROBE_IMAGES, planned
 from .sources import coded, defense_of, gradient_key, seen_by
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ BACKWARD_FACTOR = 3
 class Probe:
     """One soundness probe's own work (one key: what earlier cells or probes computed is theirs)."""
 
-    #: "zero-gradient", "large-eps", "undefended large-eps" or "steps 2x".
+    #: "zero-gradient", "large-eps", "undefended large-eps", "stand-in" or "steps 2x".
     kind: str
     #: What its gradient (or query) passes go through: (path, defense).
     target: tuple[str, Defense]
@@ -167,6 +168,14 @@ def _probes(engine: Engine, case: Case, work: Work, seen: set) -> None:
         if key not in seen:
             seen.add(key)
             work.probes.append(Probe("zero-gradient", (path, seen_by(path, case.defense)), n, attack=n))
+    if plan.stand_in is not None and ("stand-in", plan.stand_in) not in seen:
+        seen.add(("stand-in", plan.stand_in))
+        m = min(n, PROBE_IMAGES)
+        ref, rounds = coded(plan.stand_in)
+        # the real rounds (the stand-in's are not timed apart), each image classified through both
+        probe = Probe("stand-in", ("approximate", plan.stand_in), m, codec=m * rounds, model=2 * m,
+                      codecs={ref: m * rounds})
+        work.probes.append(probe)
     for key in plan.large_eps:
         _probe("large-eps", key, case.defense, work, seen)
     if plan.undefended is not None:

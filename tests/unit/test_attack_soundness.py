@@ -238,8 +238,12 @@ def test_whitebox_diagnostics_schema_and_reuse(model, data):
     e = engine(model, data)
     r = e.evaluate(cell("jpeg", 50, "whitebox", make_spec("pgd", "4/255", steps=2)))
     n = len(data)
-    assert set(r.diagnostics.to_dict()) == {"restarts", "zero_gradient", "large_eps", "undefended_large_eps"}
+    assert set(r.diagnostics.to_dict()) == {"restarts", "zero_gradient", "large_eps", "undefended_large_eps",
+                                            "stand_in"}
     assert r.diagnostics.restarts == (sum(r.correct),)
+    # kornia's differentiable JPEG computes libjpeg's function: well inside the tolerance, on the first 32 images
+    stand_in = r.diagnostics.stand_in
+    assert stand_in.n == min(n, 32) and stand_in.rounds == 1 and 0 < stand_in.distance <= stand_in.worst < 0.7
     assert r.diagnostics.zero_gradient.to_dict() == {"images": 0, "of": n}
     large, undefended = r.diagnostics.large_eps, r.diagnostics.undefended_large_eps
     assert large.eps == PROBE_EPS and large.n == min(n, 32) and 0 <= large.correct <= large.n

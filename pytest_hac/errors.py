@@ -9,6 +9,10 @@ class HacError(Exception):
     """A configuration or input problem; the plugin turns it into a pytest usage error."""
 
 
+class BudgetWarning(UserWarning):
+    """An attack budget that is allowed but implausible (a typo more often than a plan): it names the scale."""
+
+
 class WeightsNotFound(HacError):
     """Pretrained weights are missing locally and cannot (or may not) be downloaded."""
 

@@ -33,7 +33,7 @@ from ..registry import ATTACKS, AttackInfo
 from .threats import Threat, ThreatInfo
 
 __all__ = ["DEFAULT_QUERIES", "AttackSpec", "Threat", "ThreatInfo", "attack_info", "build_attack", "describe_attack",
-           "eps_label", "make_spec", "parse_eps"]
+           "eps_label", "implausible_eps", "make_spec", "parse_eps"]
 
 #: The query budget of Square when nothing sets one: the reference Square attack's
 #: (Andriushchenko et al., 2020, and AutoAttack's) 5,000 queries. torchattacks' own default
@@ -161,6 +161,29 @@ def parse_eps(value: float | int | str) -> float:
     if not math.isfinite(eps) or eps < 0:
         raise HacError(f"eps must be >= 0; got {value!r}")
     return eps
+
+
+#: L-inf budgets above this are implausible for a robustness claim (common ones are 1/255..16/255); a marker
+#: that means one (a probe of its own) says ``large_eps=True``.
+PLAUSIBLE_LINF = 32 / 255
+
+
+def implausible_eps(value: float | int | str, eps: float, norm: str) -> str | None:
+    """Why an L-inf ``eps`` (written ``value``) looks like a typo, in /255 units; None when it looks meant.
+
+    Above :data:`PLAUSIBLE_LINF` (``eps=0.5`` is 127.5/255) or between 0 and one 8-bit level (``"8/2550"``:
+    an 8-bit image file cannot even hold that perturbation).
+    """
+    if norm != "Linf":
+        return None
+    if eps > PLAUSIBLE_LINF + 1e-9:
+        return (f"L-inf eps {value!r} is {eps * 255:.4g}/255, above {PLAUSIBLE_LINF * 255:g}/255: robustness "
+                f"budgets are usually 1/255 to 16/255 (write eps='8/255'); if the large budget is meant, set "
+                f"large_eps=True in the marker")
+    if 0 < eps < 1 / 255 - 1e-9:
+        return (f"L-inf eps {value!r} is {eps * 255:.3g}/255, less than one 8-bit level: an image file cannot hold "
+                f"that perturbation, so the attack barely changes anything (budgets look like eps='8/255')")
+    return None
 
 
 def _positive_int(attack: str, param: str, value: Any) -> int:

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..attacks import AttackSpec, Threat, attack_info, make_spec
+from ..attacks import AttackSpec, Threat, attack_info, implausible_eps, make_spec
 from ..codecs import validate_quality
-from ..errors import HacError
+from ..errors import BudgetWarning, HacError
 from ..registry import ATTACKS, CODECS, AttackInfo
 from .cell_ids import attack_ids
 from .defense import Defense
 
 MARKER_KEYS = {"codecs", "rounds", "threats", "attack", "eps", "steps", "alpha", "restarts", "eot", "queries",
-               "soundness", "min_accuracy"}
+               "soundness", "min_accuracy", "large_eps"}
 #: Values of the marker's ``soundness`` key (the run-wide modes are options, not marker keys).
 MARKER_SOUNDNESS = ("thorough",)
 #: Parameters that apply to the marker's attacks that take them; the rest must suit every attack.
@@ -220,11 +221,18 @@ def _attack_specs(kwargs: Mapping[str, Any], defaults: Mapping[str, Any], threat
             raise HacError(f"hac marker: steps={kwargs['steps']!r} would be the steps of "
                            f"{', '.join(n for n in names if n not in free)} and the query budget of "
                            f"{', '.join(free)}; give the gradient-free budget as queries= (e.g. queries=5000)")
+    large = kwargs.get("large_eps", False)
+    if not isinstance(large, bool):
+        raise HacError(f"hac marker: large_eps is True or False (True allows L-inf eps above 32/255); got {large!r}")
     specs: list[AttackSpec] = []
     for name in names:
         kw = _params_for(infos[name], kwargs, defaults)
         for eps in ([None] if infos[name].min_norm else eps_values or [_default_eps(name, infos[name], defaults)]):
-            specs.append(make_spec(name, eps, **kw))
+            spec = make_spec(name, eps, **kw)
+            why = None if spec.eps is None else implausible_eps(eps, spec.eps, spec.norm)
+            if why is not None and not (large and spec.eps > 1 / 255):
+                warnings.warn(BudgetWarning(f"hac marker: {why}"), stacklevel=2)
+            specs.append(spec)
     return specs
 
 

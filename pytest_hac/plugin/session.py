@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from ..core.cases import check_unique
 from ..core.grouping import work_groups
 from ..core.result import GateFailure, Result
 from ..core.verdict import Reason, ReasonKind
-from ..errors import HacError
+from ..errors import BudgetWarning, HacError
 from ..report.schema import Cell, Report, Scope
 from ..run import HacRun
 from .cells import CellMessage, is_cell, test_id
@@ -61,6 +62,8 @@ class HacPlugin:
         #: The report written at session end (the terminal summary prints it).
         self.final: Report | None = None
         self.error: str | None = None
+        #: Markers (or their thresholds files) that could not be expanded: one usage error after collection.
+        self.marker_errors: list[str] = []
         #: Drifts over the history beyond --hac-trend-fail (they fail the run, not a cell).
         self.drifts: list[str] = []
 
@@ -84,20 +87,18 @@ class HacPlugin:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "hac_case" not in metafunc.fixturenames:
             return
-        from ..core.cases import expand
-
         marker = metafunc.definition.get_closest_marker("hac")
         if marker is None:
             pytest.fail(f"{metafunc.definition.nodeid} uses hac_case but has no @pytest.mark.hac(...) marker",
                         pytrace=False)
         try:
-            cases = expand(marker.kwargs, self.run.settings.marker_defaults)
-            cases = self.run.apply_thresholds(cases, metafunc.definition.path.parent)
-            error = None
+            cases = self.run.apply_thresholds(_expand(marker, self.run, metafunc.definition),
+                                              metafunc.definition.path.parent)
         except HacError as exc:
-            error = f"{metafunc.definition.nodeid}: {exc}"
-        if error is not None:  # outside the except block: said once, without "During handling..."
-            pytest.fail(error, pytrace=False)
+            # A usage error (exit 4), raised once collection is over so every bad marker is named at once.
+            self.marker_errors.append(f"{metafunc.definition.nodeid}: {exc}")
+            metafunc.parametrize("hac_case", [])
+            return
         self.universe += [(f"{metafunc.definition.nodeid}[{c.id}]", c) for c in cases]
         metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
 
@@ -108,6 +109,8 @@ class HacPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if self.marker_errors:
+            raise self._usage_error(HacError("\n".join(self.marker_errors)))
         try:
             self.run.check_thresholds()
             check_unique(self.universe)
@@ -129,6 +132,8 @@ class HacPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The run's scope and plan, after every selection (-k, -m, --lf, node ids, shards) has happened;
         then the model and data, once: a failure there is one usage error, not one failure per cell."""
+        if self.error is not None:  # collection ended in a usage error: nothing will run
+            return
         universe = dict(self.universe)
         everything = sorted(universe)
         cells = [item for item in session.items if is_cell(item)]
@@ -142,8 +147,6 @@ class HacPlugin:
         self.run.set_scope(self.scope)
         grouped = any("@hac-" in item.nodeid for item in cells)
         if getattr(self.config.option, "loadgroup", False) and cells and not grouped:
-            import warnings
-
             warnings.warn(pytest.PytestWarning(
                 "pytest-hac: --dist loadgroup did not group the cells (pytest-xdist's loadgroup does not work with "
                 "pytest 9.2, pytest-xdist#1386): cells that share an attack may each run it on another worker. "
@@ -294,3 +297,16 @@ class HacPlugin:
             terminalreporter.write_line(f"pytest-hac: --hac-trend-fail: {drift}", red=True)
 
 
+def _expand(marker: pytest.Mark, run: HacRun, definition: pytest.Function) -> list:
+    """The marker's cases; an implausible budget is the test's warning, located at the test."""
+    from ..core.cases import expand
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BudgetWarning)
+        cases = expand(marker.kwargs, run.settings.marker_defaults)
+    for w in caught:
+        if issubclass(w.category, BudgetWarning):
+            definition.warn(w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return cases

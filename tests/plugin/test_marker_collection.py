@@ -43,16 +43,50 @@ def test_missing_weights_fail_with_the_file_to_place(suite, monkeypatch):
                                  "empty-cache/hub/checkpoints/*"])
 
 
-def test_bad_marker_is_a_clean_collection_error(suite):
+def test_bad_markers_are_one_usage_error(suite):
     result = suite("""
 import pytest
 
 @pytest.mark.hac(codecs={"jpeg": [0]})
 def test_bad(hac_case):
     pass
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["oblivous"])
+def test_typo(hac_case):
+    pass
 """).runpytest()
-    result.stdout.fnmatch_lines(["*test_bad: quality 0 is out of range for codec 'jpeg'*"])
-    assert result.ret != 0
+    # every bad marker named at once, with pytest's usage-error exit status, as the README says
+    result.stderr.fnmatch_lines(["*test_bad: quality 0 is out of range for codec 'jpeg'*",
+                                 "*test_typo: unknown threat 'oblivous'. Did you mean 'oblivious'?*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_implausible_budgets_warn_in_255_units_at_the_test(suite):
+    result = suite("""
+import pytest
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["oblivious"], eps=0.5)
+def test_half(hac_case):
+    pass
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["oblivious"], eps="8/2550")
+def test_tenth(hac_case):
+    pass
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["oblivious"], eps="64/255", large_eps=True)
+def test_meant(hac_case):
+    pass
+
+@pytest.mark.hac(codecs={"jpeg": [50]}, threats=["oblivious"], eps=["2/255", "16/255", "32/255"])
+def test_usual(hac_case):
+    pass
+""").runpytest("--collect-only", "-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*test_cells.py:3: BudgetWarning: hac marker: L-inf eps 0.5 is 127.5/255, above 32/255*large_eps=True*",
+        "*",
+        "*test_cells.py:7: BudgetWarning: hac marker: L-inf eps '8/2550' is 0.8/255, less than one 8-bit level*"])
+    assert result.stdout.str().count("BudgetWarning") == 2  # opted in, and the usual budgets: no warning
 
 
 def test_hac_case_without_marker_says_so(suite):

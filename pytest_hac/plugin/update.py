@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..core.threshold_update import threshold_of, update_file
+from ..core.verdict import ReasonKind
 from ..errors import HacError
 from ..run import HacRun
 
@@ -23,13 +24,22 @@ class ThresholdsWriter:
         self.config = config
         self.run = run
         self.lines: list[str] = []
+        #: Cells given no threshold, each with why.
+        self.skipped: list[str] = []
         self.failed = False
 
     def files(self) -> dict[Path, dict[str, float]]:
-        """Per thresholds file, the cells of the tests it serves and their new thresholds."""
+        """Per thresholds file, the cells of the tests it serves and their new thresholds. A cell a soundness
+        finding flagged (failed, or warned of under ``--hac-soundness=warn``) gets none: its number measures a
+        broken evaluation, and a gate recorded from it would pass the same broken evaluation from then on."""
         s = self.run.settings
         out: dict[Path, dict[str, float]] = {}
         for cell in sorted(self.run.cells.values(), key=lambda c: c.case_id):
+            flagged = [r for r in (*cell.reasons, *cell.verdict.warnings) if r.kind is ReasonKind.SOUNDNESS]
+            if flagged:
+                check = flagged[0].message.split(":")[0].replace("its part ", "part ")
+                self.skipped.append(f"{cell.case_id}: not recorded, a soundness finding flags it ({check})")
+                continue
             module = self.config.rootpath / cell.test.split("::")[0]
             path = s.thresholds or module.parent / "hac_thresholds.toml"
             out.setdefault(path, {})[cell.case_id] = threshold_of(cell.result.ci_low, s.threshold_margin)
@@ -51,6 +61,10 @@ class ThresholdsWriter:
                     f"{self.run.settings.threshold_margin:g}, rounded down) to {path}")
             self.run.add_note(note)
             self.lines += [note] + [f"  {line}" for line in written]
+        if self.skipped:
+            note = f"--hac-update-thresholds recorded no threshold for {len(self.skipped)} flagged cell(s)"
+            self.run.add_note(note + ": " + "; ".join(self.skipped))
+            self.lines += [note] + [f"  {line}" for line in self.skipped]
         if self.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -82,6 +82,8 @@ class Diagnostics:
         undefended_large_eps: the attack at a large eps against the bare model (eps-bounded gradient attacks).
         steps_2x: the cell at twice the steps (``soundness="thorough"``).
         stand_in: the codec's stand-in against its decoded images (cells whose attack follows the stand-in).
+        eot_samples: on a codec that declares itself random, the decodes each attack gradient averaged (EOT; 0
+            where no attack followed the codec); every image is evaluated on one seeded decode.
         cells: a worst cell's parts.
     """
 
@@ -92,6 +94,7 @@ class Diagnostics:
     undefended_large_eps: LargeEpsProbe | None = None
     steps_2x: MoreSteps | None = None
     stand_in: StandIn | None = None
+    eot_samples: int | None = None
     cells: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +105,7 @@ class Diagnostics:
             if value is None:
                 continue
             out[f.name] = value.to_dict() if hasattr(value, "to_dict") else \
-                dict(value) if isinstance(value, dict) else list(value)
+                dict(value) if isinstance(value, dict) else value if isinstance(value, int) else list(value)
         return out
 
     @classmethod
@@ -122,5 +125,6 @@ class Diagnostics:
             undefended_large_eps=probe("undefended_large_eps"),
             steps_2x=None if more is None else MoreSteps(more["steps"], tuple(more["correct"])),
             stand_in=None if stand is None else StandIn(**stand),
+            eot_samples=data.get("eot_samples"),
             cells=None if data.get("cells") is None else tuple(data["cells"]),
         )

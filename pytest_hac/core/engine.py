@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import AbstractContextManager
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -219,12 +220,16 @@ class Engine:
             median = float(self.norms(keys[0]).masked_fill(kept.correct, math.inf).median())
             median_l2 = median if math.isfinite(median) else None
         bpp = None if kept.bpp is None or bool(torch.isnan(kept.bpp).all()) else float(kept.bpp.mean())
+        diagnostics = Diagnostics() if spec is None else probes.measure(self, case, outcomes)
+        if self.stochastic(case.codec, case.quality):  # say what a number over a random defense averaged
+            follows = spec is not None and case.threat.info.informed
+            diagnostics = replace(diagnostics, eot_samples=spec.eot if follows else 0)
         return Result.from_correct(
             kept.correct.tolist(),
             case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds, threat=case.threat,
             spec=spec, bpp=bpp, psnr=None if kept.psnr is None else float(kept.psnr.mean()),
             seconds=time.perf_counter() - start, ids=list(self.dataset.ids), threshold=case.threshold,
-            median_l2=median_l2, diagnostics=Diagnostics() if spec is None else probes.measure(self, case, outcomes),
+            median_l2=median_l2, diagnostics=diagnostics,
         )
 
     def _worst(self, case: Case) -> Result:

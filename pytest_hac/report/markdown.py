@@ -8,7 +8,7 @@ from typing import Any
 from ..attacks import Threat
 from ..attacks.threats import rank
 from ..core.result import GATE_RULES, Result, format_threshold
-from ..core.soundness import CHECKS, SOUNDNESS_MODES, check, status, worst_case
+from ..core.soundness import CHECKS, SOUNDNESS_MODES, STAND_IN_DISTANCE, check, status, worst_case
 from ..core.stats import SIGNIFICANCE_LEVEL
 from ..core.verdict import Status
 from .schema import Cell, Report
@@ -212,10 +212,31 @@ def soundness_section(report: Report) -> str:
         lines.append(f"- `{chk.name}` ({chk.meaning}): {shown}")
     if findings:
         lines += ["", "### Findings", ""] + [f"- `{f.check}`: {f.message}" for f in findings]
+    lines += stand_in_table(results)
     if report.references:
         lines += ["", "Compared with cells outside this run's cells (evaluated for the checks): "
                   + ", ".join(f"`{r.case_id}` {r.accuracy:.2f}" for r in report.references[:10])]
     return "\n".join(lines)
+
+
+def stand_in_table(results: list[Result]) -> list[str]:
+    """Per defense whose stand-in an attack followed: how far the stand-in is from the decoded image, relative to
+    how far the decoded image is from the input (median and largest over the probe's clean images), and how often
+    the classifier's prediction differs between the two."""
+    from tabulate import tabulate
+
+    seen = {}
+    for r in results:
+        if r.diagnostics.stand_in is not None:
+            seen.setdefault(r.defense, r.diagnostics.stand_in)
+    if not seen:
+        return []
+    rows = [[f"`{d}`", f"{s.distance:.3f}", f"{s.worst:.3f}", f"{s.disagree}/{s.n}",
+             "**FLAGGED**" if s.distance > STAND_IN_DISTANCE else "ok"]
+            for d, s in sorted(seen.items(), key=lambda kv: str(kv[0]))]
+    headers = ["defense", "stand-in distance (median)", "largest", "predictions differ", "stand-in-fidelity"]
+    return ["", f"### Stand-ins against the decoded images (flagged above {STAND_IN_DISTANCE:g})", "",
+            tabulate(rows, headers, tablefmt="github", disable_numparse=True)]
 
 
 def cells_section(report: Report) -> list[str]:
@@ -246,6 +267,10 @@ def cells_section(report: Report) -> list[str]:
             if r.min_norm:
                 attack += (f" (median L2 {r.median_l2:.3g})" if r.median_l2 is not None
                            else " (median L2 ∞: fewer than half the images fooled)")
+            if r.diagnostics.eot_samples is not None:
+                attack += (f" (random codec: one seeded decode per image evaluated"
+                           + (f"; each gradient averaged over {r.diagnostics.eot_samples} decodes)"
+                              if r.diagnostics.eot_samples else ")"))
             row = [r.case_id] + ([_test_name(cell.test) or "(computed)"] if several_tests else []) + [
                 attack, f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", r.n, delta,
                 "–" if threshold is None else format_threshold(threshold), verdict, why or "–", _fmt(r.bpp),

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +28,7 @@ pytest_plugins = ["pytester"]
 
 #: Fixtures that run a whole project once and are read by several tests: with ``-n``, each one's tests go to one
 #: worker (an xdist_group; the pyproject's addopts say --dist loadgroup), where they share one run.
-SHARED_RUNS = ("xdist_run", "page", "fresh_import")
+SHARED_RUNS = ("xdist_run", "page", "fresh_import", "planted_runs")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node ids
@@ -47,6 +48,22 @@ def pytest_configure(config):
         # The processes a test starts share the cores with this suite's other workers: they get this worker's
         # share too (a run on two threads where one core is free costs about 60% more CPU, spinning).
         os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
+
+
+@pytest.fixture(scope="session")
+def fresh_pytest():
+    """``fresh_pytest(directory, *args, **env)``: pytest started in ``directory`` as a fresh process (a
+    ``subprocess.Popen``, text output on stdout), with no thread, HAC_ or PYTEST_ setting in its environment but
+    ``env``. Hypothesis's plugin is left out: it costs a second at the end of every run."""
+
+    def run(directory: Path, *args: str, **env: str) -> subprocess.Popen:
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and not k.startswith(("HAC_", "PYTEST_"))}
+        return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p",
+                                 "no:hypothesispytest", "-q", *args], cwd=directory, env={**clean, **env},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    return run
 
 
 FOUR_CLEAN_CELLS = """

@@ -1,7 +1,4 @@
 """Fixtures of the pytester-driven plugin tests."""
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,16 +80,6 @@ XDIST_ARGS = ("--hac-model=tiny-cnn", "--hac-samples=32", "--hac-soundness=warn"
               "--hac-progress-every=0.000001", "--junitxml=junit.xml")
 
 
-def run_fresh(directory: Path, *args: str, **env: str) -> subprocess.Popen:
-    """``pytest args`` started in ``directory`` as a fresh process, with no thread, HAC_ or PYTEST_ setting in its
-    environment but ``env``. Hypothesis's plugin is left out: it costs a second at the end of every run."""
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and not k.startswith(("HAC_", "PYTEST_"))}
-    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                             "-q", *args], cwd=directory, env={**clean, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
 @pytest.fixture
 def threads_project(pytester) -> pytest.Pytester:
     """A project holding ``XDIST_PROJECT``'s test_threads.py (four clean cells that record their threads)."""
@@ -113,7 +100,7 @@ class XdistRun:
 
 
 @pytest.fixture(scope="session")
-def xdist_run(tmp_path_factory) -> XdistRun:
+def xdist_run(tmp_path_factory, fresh_pytest) -> XdistRun:
     """The two runs, once per session (the tests that read them go to one worker: ``SHARED_RUNS`` in
     tests/conftest.py)."""
     folders = {}
@@ -122,8 +109,8 @@ def xdist_run(tmp_path_factory) -> XdistRun:
         for file, text in XDIST_PROJECT.items():
             (folders[name] / file).write_text(text)
     # both at once, the serial one on one thread (it runs beside the two workers)
-    runs = {"serial": run_fresh(folders["serial"], *XDIST_ARGS, OMP_NUM_THREADS="1"),
-            "parallel": run_fresh(folders["parallel"], "-n", "2", "--dist", "loadgroup", *XDIST_ARGS)}
+    runs = {"serial": fresh_pytest(folders["serial"], *XDIST_ARGS, OMP_NUM_THREADS="1"),
+            "parallel": fresh_pytest(folders["parallel"], "-n", "2", "--dist", "loadgroup", *XDIST_ARGS)}
     outputs = {name: run.communicate(timeout=600)[0] for name, run in runs.items()}
     for name, out in outputs.items():
         assert runs[name].returncode == 0 and f"{XDIST_CELLS} passed" in out, f"{name}:\n{out[-3000:]}"

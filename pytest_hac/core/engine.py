@@ -287,7 +287,7 @@ class Engine:
         return self._stand_ins[key]
 
     def stochastic(self, codec: str, quality: int | None) -> bool:
-        """Whether codec ``codec`` at ``quality`` declares itself random (checked when built: :mod:`~..codecs.claims`)."""
+        """Whether ``codec`` at ``quality`` declares itself random (checked when built: :mod:`~..codecs.claims`)."""
         return codec != "identity" and bool(self.codec(codec, quality).stochastic)
 
     @property

@@ -268,7 +268,7 @@ def cells_section(report: Report) -> list[str]:
                 attack += (f" (median L2 {r.median_l2:.3g})" if r.median_l2 is not None
                            else " (median L2 ∞: fewer than half the images fooled)")
             if r.diagnostics.eot_samples is not None:
-                attack += (f" (random codec: one seeded decode per image evaluated"
+                attack += (" (random codec: one seeded decode per image evaluated"
                            + (f"; each gradient averaged over {r.diagnostics.eot_samples} decodes)"
                               if r.diagnostics.eot_samples else ")"))
             row = [r.case_id] + ([_test_name(cell.test) or "(computed)"] if several_tests else []) + [

@@ -134,6 +134,10 @@ def test_eot_runs_against_a_stochastic_codec_and_is_refused_for_a_deterministic_
     first = engine(model, data).evaluate(case)
     again = engine(model, data).evaluate(case)
     assert first.correct == again.correct and first.spec.eot == 3  # seeded: the noise is reproducible
+    # a random codec's cells say what they averaged: 3 decodes per gradient; a clean cell none
+    assert first.diagnostics.eot_samples == 3 and first.diagnostics.to_dict()["eot_samples"] == 3
+    (clean,) = expand({"codecs": {"noisy": []}, "threats": ["clean"]}, {})
+    assert engine(model, data).evaluate(clean).diagnostics.eot_samples == 0
     (jpeg,) = expand({"codecs": {"jpeg": [50]}, "threats": ["whitebox"], "attack": "pgd", "eot": 3}, {})
     with pytest.raises(HacError, match="eot=3 \\(attack 'pgd'\\).*codec 'jpeg' is deterministic"):
         engine(model, data).evaluate(jpeg)

@@ -77,3 +77,45 @@ def test_merge_records_the_merged_run_once_in_the_history(tmp_path, capsys):
     assert [r["case_id"] for r in load_report(entry).to_dict()["results"]] == ["c1", "c2"]
     # the merged run's report carries the trend (write_report's, as for a run's own with --hac-history)
     assert "## Trend: m over the last 1 run(s)" in (tmp_path / "done" / "merged" / "m.md").read_text()
+
+
+def _shards(tmp_path, first: dict, second: dict, *, thresholds=("t", "t")) -> list:
+    """Shards 1/2 and 2/2 of one cell list whose recorded settings are ``first`` and ``second``."""
+    ids = ("x", "y")
+    for i, (settings, th) in enumerate(zip((first, second), thresholds), start=1):
+        write_report(_report(ids, [_cell(f"c{i}", ids)], scope=Scope(1, 2, (i, 2), "h", th),
+                             meta={"settings": settings}), tmp_path)
+    return sorted(tmp_path.glob("*.shard-*.json"))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name, first, second", [("soundness", "warn", "fail"), ("eps", "0.00392", "0.0157"),
+                                                 ("steps", "10", "None"), ("samples", "100", "200")])
+def test_merge_refuses_shards_run_with_another_setting_naming_it_in_either_order(tmp_path, capsys, reverse, name,
+                                                                                  first, second):
+    from pytest_hac.settings import DECIDING
+
+    base = {k: "same" for k in DECIDING}
+    shards = _shards(tmp_path, {**base, name: first}, {**base, name: second})
+    assert _merge(*(shards[::-1] if reverse else shards), "-o", tmp_path / "merged") == 2
+    flag = "--hac-" + name.replace("_", "-")
+    assert f"{flag} differs ({first} (shard 1/2), {second} (shard 2/2))" in capsys.readouterr().err
+
+
+def test_merge_refuses_shards_held_to_other_thresholds_or_of_another_version(tmp_path, capsys):
+    same = {"seed": "0"}
+    shards = _shards(tmp_path / "t", same, same, thresholds=("t1", "t2"))
+    assert _merge(*shards, "-o", tmp_path / "merged") == 2
+    assert "the thresholds applied (another thresholds file or marker threshold) differs" in capsys.readouterr().err
+    shards = _shards(tmp_path / "v", same, None)
+    assert _merge(*shards[::-1], "-o", tmp_path / "merged") == 2
+    assert "the pytest-hac version (some reports record no settings) differs (recorded (shard 1/2), none " \
+           "(shard 2/2))" in capsys.readouterr().err
+
+
+def test_every_deciding_setting_is_a_setting():
+    from dataclasses import fields
+
+    from pytest_hac.settings import DECIDING, Settings
+
+    assert set(DECIDING) <= {f.name for f in fields(Settings)}

@@ -62,8 +62,8 @@ class HacPlugin:
         #: The report written at session end (the terminal summary prints it).
         self.final: Report | None = None
         self.error: str | None = None
-        #: Markers (or their thresholds files) that could not be expanded: one usage error after collection.
-        self.marker_errors: list[str] = []
+        #: A marker or its thresholds file could not be expanded (here or on an xdist worker): exit 4.
+        self.bad_marker = False
         #: Drifts over the history beyond --hac-trend-fail (they fail the run, not a cell).
         self.drifts: list[str] = []
 
@@ -94,23 +94,25 @@ class HacPlugin:
         try:
             cases = self.run.apply_thresholds(_expand(marker, self.run, metafunc.definition),
                                               metafunc.definition.path.parent)
+            error = None
         except HacError as exc:
-            # A usage error (exit 4), raised once collection is over so every bad marker is named at once.
-            self.marker_errors.append(f"{metafunc.definition.nodeid}: {exc}")
-            metafunc.parametrize("hac_case", [])
-            return
+            error = f"{USAGE} {metafunc.definition.nodeid}: {exc}"
+        if error is not None:  # outside the except block: said once, without "During handling..."
+            # a collection error of its module (every bad marker is named, xdist workers' too); the run's exit
+            # status is pytest's usage error (pytest_sessionfinish)
+            pytest.fail(error, pytrace=False)
         self.universe += [(f"{metafunc.definition.nodeid}[{c.id}]", c) for c in cases]
         metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed and self.error is None:
+        if report.failed:
             text = str(report.longrepr).strip().splitlines()
-            self.error = f"collection error in {report.nodeid or 'the session'}: {text[-1] if text else ''}"
+            self.bad_marker |= any(USAGE in line for line in text)
+            if self.error is None:
+                self.error = f"collection error in {report.nodeid or 'the session'}: {text[-1] if text else ''}"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if self.marker_errors:
-            raise self._usage_error(HacError("\n".join(self.marker_errors)))
         try:
             self.run.check_thresholds()
             check_unique(self.universe)
@@ -266,6 +268,8 @@ class HacPlugin:
                 and len(self.finished) >= self.run.scope.selected)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.bad_marker:  # a bad marker is the user's to fix, as a bad option is: pytest's usage error
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
         run = self.run
         run.close()
         if not run.write_files:
@@ -295,6 +299,10 @@ class HacPlugin:
         terminal_summary(terminalreporter, self.run, self.final)
         for drift in self.drifts:
             terminalreporter.write_line(f"pytest-hac: --hac-trend-fail: {drift}", red=True)
+
+
+#: How a bad marker's collection error starts (the controller recognises it, from xdist workers too).
+USAGE = "pytest-hac usage error:"
 
 
 def _expand(marker: pytest.Mark, run: HacRun, definition: pytest.Function) -> list:

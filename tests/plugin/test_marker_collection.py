@@ -43,21 +43,26 @@ def test_missing_weights_fail_with_the_file_to_place(suite, monkeypatch):
                                  "empty-cache/hub/checkpoints/*"])
 
 
-def test_bad_markers_are_one_usage_error(suite):
-    result = suite("""
+def test_bad_markers_are_usage_errors(suite, pytester):
+    suite("""
 import pytest
 
 @pytest.mark.hac(codecs={"jpeg": [0]})
 def test_bad(hac_case):
     pass
+""")
+    pytester.makepyfile(test_typo="""
+import pytest
 
 @pytest.mark.hac(codecs={"jpeg": [50]}, threats=["oblivous"])
 def test_typo(hac_case):
     pass
-""").runpytest()
-    # every bad marker named at once, with pytest's usage-error exit status, as the README says
-    result.stderr.fnmatch_lines(["*test_bad: quality 0 is out of range for codec 'jpeg'*",
-                                 "*test_typo: unknown threat 'oblivous'. Did you mean 'oblivious'?*"])
+""")
+    result = pytester.runpytest()
+    # each module's bad marker named, with pytest's usage-error exit status, as the README says
+    result.stdout.fnmatch_lines(["*usage error: test_cells.py::test_bad: quality 0 is out of range for codec 'jpeg'*",
+                                 "*usage error: test_typo.py::test_typo: unknown threat 'oblivous'. Did you mean "
+                                 "'oblivious'?*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 

@@ -17,17 +17,6 @@ from .report.trend import DEFAULT_LAST, trend_of
 from .report.trend_view import trend_command
 
 
-def _describe(values: list) -> str:
-    """A short account of differing values (image-id lists can hold thousands of names)."""
-    shown = []
-    for v in values:
-        if isinstance(v, list) and len(v) > 3:
-            shown.append(f"{len(v)} items starting {v[:2]!r}")
-        else:
-            shown.append(repr(v))
-    return " vs ".join(shown)
-
-
 def merge(reports: list[Report]) -> Report:
     """One report from the shards of one run: same model, data, images and seed; every shard exactly once.
 

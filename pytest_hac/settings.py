@@ -127,10 +127,10 @@ class Settings:
     history: Path | None = setting(None, "keep every complete run's report in this folder (one JSON per run, "
                                    "named by time and git commit; never rewritten) and add a trend section to "
                                    "the report", "path", metavar="DIR", shown="off")
-    trend_fail: float | None = setting(None, "with --hac-history, fail the run on a drift: a significant drop "
-                                       "larger than this many percentage points between the first and the last "
-                                       "comparable run of the trend window", "float", metavar="POINTS",
-                                       shown="off")
+    trend_fail: float | None = setting(None, "with --hac-history, fail the run on a significant drop larger than "
+                                       "this many percentage points: against the previous comparable run (a step), "
+                                       "or from the first to the last comparable run of the trend window (a drift)",
+                                       "float", metavar="POINTS", shown="off")
     summary: str = setting("auto", "GitHub step summary: 'full' (the whole report), 'short' (failed cells, "
                            "regressions, soundness findings and a link to the run) or 'auto' (short on "
                            "pull-request events, else full)")

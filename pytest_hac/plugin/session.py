@@ -61,8 +61,8 @@ class HacPlugin:
         #: The report written at session end (the terminal summary prints it).
         self.final: Report | None = None
         self.error: str | None = None
-        #: Drifts over the history beyond --hac-trend-fail (they fail the run, not a cell).
-        self.drifts: list[str] = []
+        #: Steps and drifts over the history beyond --hac-trend-fail (they fail the run, not a cell).
+        self.trend_drops: list[str] = []
 
     @property
     def worker(self) -> bool:
@@ -277,15 +277,15 @@ class HacPlugin:
         report = run.report(self.complete(session, exitstatus), error=self.error)
         self.config.hook.pytest_hac_update_report(config=self.config, report=report)
         self.final = run.finish(report)
-        self.drifts = run.trend_failures(report)
-        if self.drifts and session.exitstatus == pytest.ExitCode.OK:  # a run-level gate over the history
+        self.trend_drops = run.trend_failures(report)
+        if self.trend_drops and session.exitstatus == pytest.ExitCode.OK:  # a run-level gate over the history
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         from .summary import terminal_summary
 
         terminal_summary(terminalreporter, self.run, self.final)
-        for drift in self.drifts:
-            terminalreporter.write_line(f"pytest-hac: --hac-trend-fail: {drift}", red=True)
+        for drop in self.trend_drops:
+            terminalreporter.write_line(f"pytest-hac: FAILED (--hac-trend-fail): {drop}", red=True)
 
 

@@ -256,7 +256,7 @@ class HacRun:
 
     def trend(self, rep: Report) -> Trend | None:
         """With ``--hac-history``: the trend over the history and this run (the Markdown's and the page's
-        section, and ``--hac-trend-fail``'s drifts), read once per report."""
+        section, and ``--hac-trend-fail``'s steps and drifts), read once per report."""
         if self.settings.history is None or not rep.whole:
             return None
         if self._trend is None or self._trend[0] is not rep:
@@ -264,7 +264,8 @@ class HacRun:
         return self._trend[1]
 
     def trend_failures(self, rep: Report) -> list[str]:
-        """``--hac-trend-fail``: the significant drifts larger than its margin (none: the run passes)."""
+        """``--hac-trend-fail``: the newest run's significant steps and the window's drifts larger than its margin,
+        a line each (none: the run passes)."""
         from ..report.trend_view import trend_failures
 
         trend = None if self.settings.trend_fail is None else self.trend(rep)

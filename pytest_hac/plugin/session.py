@@ -231,6 +231,9 @@ class HacPlugin:
         """On the controller, for its own and every xdist worker's reports: record, never re-decide."""
         if not self.run.write_files:
             return
+        # JUnit XML, --lf and the terminal (their hooks come after this one) name a cell as a run without xdist
+        # does, not as --dist loadgroup renamed it on the worker (xdist schedules by index, not by this name)
+        report.nodeid = test_id(report.nodeid)
         props = dict(report.user_properties)
         if report.when == "teardown" and FINISHED_PROPERTY in props:
             self.finished.add(test_id(report.nodeid))

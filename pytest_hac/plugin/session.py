@@ -281,7 +281,8 @@ class HacPlugin:
         self.config.hook.pytest_hac_update_report(config=self.config, report=report)
         self.final = run.finish(report)
         self.trend_drops = run.trend_failures(report)
-        if self.trend_drops and session.exitstatus == pytest.ExitCode.OK:  # a run-level gate over the history
+        # a run-level gate over the history; and a nightly whose report could not be written is no green one
+        if (self.trend_drops or run.files.error) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:

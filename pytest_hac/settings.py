@@ -112,7 +112,7 @@ class Settings:
                                       "interval minus --hac-threshold-margin, rounded down to two decimals, written "
                                       "under the model's table of the thresholds file (created if missing; other "
                                       "tables, comments and patterns kept); thresholds do not gate this run", "bool")
-    threshold_margin: float = setting(0.02, "what --hac-update-thresholds takes off each interval's lower end",
+    threshold_margin: float = setting(0.02, "what --hac-update-thresholds takes off each cell's measured accuracy",
                                       "float")
     save_baseline: str | None = setting(None, "save this run's results as baseline NAME (default: the model's "
                                         "name)", "optional", metavar="NAME", shown="off")

@@ -60,6 +60,10 @@ class Finding:
         """The drop in percentage points (positive)."""
         return -self.comparison.delta_points
 
+    def beyond(self, points: float) -> bool:
+        """Larger than ``points`` percentage points (3 images of 100 are 3 points, not 3.0000000000000027)."""
+        return round(self.points, 9) > points
+
     def message(self, labels: list[str]) -> str:
         c = self.comparison
         tail = {"drift": "no single step was significant", "drop": "a step between them was significant",
@@ -89,7 +93,7 @@ class Trend:
 
     def drifts(self, points: float = 0.0) -> list[Finding]:
         """The drifts larger than ``points`` percentage points."""
-        return [f for f in self.findings if f.kind == "drift" and f.points > points]
+        return [f for f in self.findings if f.kind == "drift" and f.beyond(points)]
 
     def steps(self, points: float = 0.0) -> list[Finding]:
         """The newest run's significant drops against each cell's previous comparable run, larger than ``points``
@@ -100,7 +104,7 @@ class Trend:
             chain = [p for p in points_ if p is not None and p.why is None]
             if len(chain) >= 2 and chain[-1].run == newest and chain[-1].dropped:
                 finding = Finding(case_id, chain[-2].run, newest, chain[-1].step, "step")
-                if finding.points > points:
+                if finding.beyond(points):
                     out.append(finding)
         return out
 

@@ -143,8 +143,9 @@ class HacPlugin:
                 "pytest-hac: --dist loadgroup did not group the cells (pytest-xdist's loadgroup does not work with "
                 "pytest 9.2, pytest-xdist#1386): cells that share an attack may each run it on another worker. "
                 "Install pytest<9.2 for the grouping"))
-        self.run.plan([item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")],
-                      [case for _, case in self.universe])
+        selected = [item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")]
+        self.run.count_thresholds(selected)
+        self.run.plan(selected, [case for _, case in self.universe])
         if cells and not self.config.option.collectonly and not self.worker:
             try:
                 self.run.loaded.prepare()

@@ -209,6 +209,11 @@ class HacRun:
         :meth:`ThresholdFiles.check <pytest_hac.core.threshold_files.ThresholdFiles.check>`, which may raise)."""
         self.threshold_lines, self.threshold_warnings = self.thresholds.check()
 
+    def count_thresholds(self, selected: list[Case]) -> None:
+        """Once the selection is known: the thresholds lines count the cells this run runs, not all collected."""
+        if self.thresholds.use:
+            self.threshold_lines = self.thresholds.lines({c.id for c in selected})
+
     # --- the report -----------------------------------------------------------------------------------
 
     def report(self, complete: bool = False, error: str | None = None) -> Report:

@@ -14,6 +14,7 @@ from typing import Any
 from ..io.files import atomic_write
 from .html import page
 from .markdown import markdown
+from .news import news
 from .plot import png
 from .schema import Report
 from .trend import Trend
@@ -42,9 +43,12 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
     elif (directory / f"{stem}.png").exists():
         plot_name = f"{stem}.png"
     atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
+    heading = ""
     if trend is not None:
-        sections = (*sections, trend_table(trend, title="##"))
-    atomic_write(paths["md"], markdown(report, plot_name=plot_name, sections=sections))
+        table = trend_table(trend, title="##")
+        sections, heading = (*sections, table), table.splitlines()[0].lstrip("# ")
+    atomic_write(paths["md"], markdown(report, plot_name=plot_name, sections=sections, news=news(report, trend),
+                                       trend_heading=heading))
     atomic_write(paths["html"], page(report, plot_png=plot_png, gallery=gallery if plot else None, trend=trend))
     return paths
 

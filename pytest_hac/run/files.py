@@ -8,9 +8,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from ..errors import HacError
 from ..report.baselines import save_baseline
 from ..report.history import record_history
-from ..errors import HacError
 from ..report.output import discard, restore_aside, set_aside, write_report
 from ..report.schema import Report
 from ..report.summary import append_step_summary, step_summary

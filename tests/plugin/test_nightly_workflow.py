@@ -112,6 +112,18 @@ def test_the_workflow_fails_the_night_a_regression_happens_and_passes_a_rerun(ni
         p = float(re.search(r"p=([0-9.e-]+)\)", line).group(1))
         assert delta < -3 and p < 0.05 and "from run 2" in line and "to run 3" in line, line
     assert rerun.returncode == 0, _said(rerun)[-3000:]  # night 2's code again: no step down, no drift
+    # night 3's report (set aside by the rerun) says the news first: the trend drops, in red, with links
+    md = (folder / "reports/team_model_build.previous.md").read_text().splitlines()
+    assert md[2].startswith("**🔴 ") and md[2].endswith("to look at first:**")
+    assert md[4].startswith("- 🔴 **trend drop** [`") and "](#trend-team_modelbuild-over-the-last-3-runs)" in md[4]
+    assert any("`jpeg-q50-r1-oblivious-pgd-eps8-s5`" in line for line in md[4:8])
+    assert "## Trend: team_model:build over the last 3 run(s)" in md
+    html = (folder / "reports/team_model_build.previous.html").read_text()
+    assert html.index("<div id='news' class='news'>") < html.index("<ul id='summary'>")
+    assert "<b>trend drop</b> <a href='#cell-jpeg-q50-r1-oblivious-pgd-eps8-s5'>" in html
+    # night 4 (night 2's code after night 3's noise) has no step down on the JPEG cells: its news does not name them
+    night4 = (folder / "reports/team_model_build.html").read_text()
+    assert "jpeg-q50" not in night4[night4.find("<div id='news'"):night4.index("<ul id='summary'>")]
     assert len(list((folder / ".hac/history").glob("*.json"))) == 4
     # the trend step and `trend --fail` see the same: night 3's step shows in the table
     trend = Runner(folder, "schedule")("Trend")

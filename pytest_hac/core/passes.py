@@ -90,7 +90,8 @@ class Passes:
             return adv.cpu()
 
         cap = None if per_image else self._batchwise_rng_cap
-        out = torch.cat(self.batches.batched("attack", b - a, run, label=label, cap=cap))
+        kind, passes = ("query", spec.steps) if spec.info.gradient_free else ("attack", spec.steps * spec.eot)
+        out = torch.cat(self.batches.batched("attack", b - a, run, label=label, cap=cap, kind=kind, per_image=passes))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out

@@ -20,7 +20,8 @@ cell's attack at twice its steps.
 
 :func:`measure` times one batch of each kind of pass (the warm-up), :func:`seconds` turns a cell's
 passes into an estimate and :func:`probe_seconds` its probes'. :func:`weights` gives each cell a
-unitless cost (its probes included), for the estimated time left of a running session.
+unitless cost (its probes included), and :func:`planned_passes` the session's passes by kind, for the
+estimated time left of a running session (:class:`pytest_hac.plugin.progress_log.Pace`).
 """
 from __future__ import annotations
 
@@ -245,3 +246,15 @@ def seconds(work: Work | Probe, timing: Timing) -> float:
 def probe_seconds(work: Work, timing: Timing) -> float:
     """Estimated seconds of the soundness probes a cell runs first."""
     return sum(seconds(p, timing) for p in work.probes)
+
+
+def planned_passes(works: list[Work]) -> dict[str, int]:
+    """The image passes of ``works`` and their probes by kind, as :class:`.batches.Batches` counts them when they run
+    (``attack``: forward and backward, ``query``, ``codec``, ``predict``): what the time left is measured against."""
+    total = {"attack": 0, "query": 0, "codec": 0, "predict": 0}
+    for item in [*works, *(p for w in works for p in w.probes)]:
+        total["attack"] += item.attack
+        total["query"] += item.queries
+        total["codec"] += item.codec
+        total["predict"] += item.model
+    return total

@@ -6,10 +6,12 @@ estimated time left, through pytest's terminal reporter (``write_line``: on its 
 dots, never in the middle of them). Nothing is printed before the first interval has passed, so short
 runs log exactly as before.
 
-The time left is :class:`Eta`'s: the time spent so far, scaled by the work still to do over the work done,
+The time left is :class:`Pace`'s in the process that runs the cells: the passes the plan still needs, by
+kind, at the seconds per pass this run measured (:class:`Eta` holds it and counts the cells done). An xdist
+controller, which runs nothing, scales the time spent so far by the work still to do over the work done,
 with each cell weighted by its planned passes (:func:`pytest_hac.core.workload.weights`: an attack counts
-its steps, shared work counts once); without weights (an xdist controller never loads the model), each cell
-counts the same. In one process the engine's per-batch callback drives the lines. On an xdist controller
+its steps, shared work counts once; without weights each cell counts the same). In one process the
+engine's per-batch callback drives the lines. On an xdist controller
 every event xdist forwards from a worker (a test's start, its reports, its end) may write one: the workers
 say on their reports which cell starts, how many cells the run has and, once loaded, each cell's planned
 cost (:class:`CellStarts`), so the controller's lines name the cells running now and estimate the time left
@@ -35,22 +37,83 @@ def duration(seconds: float) -> str:
         f"{seconds / 3600:.1f} h"
 
 
+#: Seconds per pass of one kind in units of another's, for a kind not measured yet (a backward pass costs about two
+#: forward passes; a query and a codec round trip about one forward pass).
+RELATIVE = {"attack": 3.0, "query": 1.0, "codec": 1.0, "predict": 1.0}
+
+
+class Pace:
+    """Time left from the plan and the measured rates: the session's planned image passes by kind
+    (:func:`pytest_hac.core.workload.planned_passes`) minus those done, each kind at the seconds per pass this
+    run measured for it (:attr:`pytest_hac.core.batches.Batches.passes`, probes included), scaled by the share
+    of wall time the passes take (reports, verdicts and bookkeeping are the rest).
+
+    A kind not measured yet borrows a measured kind's rate (:data:`RELATIVE`). Unlike a ratio of cells done,
+    it needs no cell to have finished, is not thrown by a first cell that pays the warm-up, and counts work
+    where it runs (a verdict evaluating a cell it depends on, a probe), not where the plan put it.
+
+    Args:
+        planned: image passes by kind the selected cells and their probes need.
+        passes: the passes done so far by kind (``Batches.passes``).
+        seconds: their seconds by kind (``Batches.pass_seconds``).
+        clock: seconds, monotonic.
+    """
+
+    def __init__(self, planned: dict[str, float], passes: dict[str, float], seconds: dict[str, float],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.planned = dict(planned)
+        self.passes = passes
+        self.seconds = seconds
+        self.clock = clock
+        self.started = clock()
+        #: What had been done before this session's estimate started (nothing, unless created late).
+        self._before = (dict(passes), sum(seconds.values()))
+
+    def rate(self, kind: str) -> float | None:
+        """Seconds per pass of ``kind`` measured so far, else borrowed from a measured kind; None before any."""
+        if self.passes.get(kind):
+            return self.seconds.get(kind, 0.0) / self.passes[kind]
+        measured = [(k, self.seconds.get(k, 0.0) / n) for k, n in self.passes.items() if n and k in RELATIVE]
+        if not measured:
+            return None
+        k, rate = max(measured, key=lambda m: self.passes[m[0]])
+        return rate * RELATIVE.get(kind, 1.0) / RELATIVE[k]
+
+    def left(self) -> float | None:
+        """Seconds left, or None before any pass was measured."""
+        work = 0.0
+        for kind, planned in self.planned.items():
+            rest = max(0.0, planned - (self.passes.get(kind, 0.0) - self._before[0].get(kind, 0.0)))
+            if rest:
+                rate = self.rate(kind)
+                if rate is None:
+                    return None
+                work += rest * rate
+        spent = sum(self.seconds.values()) - self._before[1]
+        wall = self.clock() - self.started
+        overhead = wall / spent if spent > 0 and wall > spent else 1.0
+        return work * min(overhead, 3.0)  # a long setup pause must not triple every later estimate
+
+
 class Eta:
-    """Estimated time left from the cells done so far.
+    """Cells done so far, and the estimated time left: the :class:`Pace`'s when the session has one, else the time
+    spent so far scaled by the weighted cells still to do over those done.
 
     Args:
         total: the number of cells of the run.
         weights: planned cost per cell id (None: each cell costs the same).
         clock: seconds, monotonic.
+        pace: the plan and the measured rates (in the process that runs the cells).
     """
 
     def __init__(self, total: int, weights: dict[str, float] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, pace: Pace | None = None) -> None:
         self.total = total
         self.weights = weights or {}
         self.clock = clock
         self.started = clock()
         self.done: list[str] = []
+        self.pace = pace
 
     def _weight(self, cell: str) -> float:
         return self.weights.get(cell, 1.0) if self.weights else 1.0
@@ -60,6 +123,8 @@ class Eta:
 
     def left(self) -> float | None:
         """Seconds left, or None before any work finished (or when the rest costs nothing)."""
+        if self.pace is not None:
+            return self.pace.left()
         done = sum(self._weight(c) for c in self.done)
         if self.weights:
             rest = sum(w for c, w in self.weights.items() if c not in set(self.done))
@@ -160,19 +225,22 @@ def _writer(config) -> Callable[[str], None] | None:
             with uncaptured():
                 if getattr(reporter, "_tw", None) is not None and reporter._tw.width_of_current_line:
                     reporter._tw.line()  # after pytest's dots (-q): write_line's ensure_newline misses them
+                current = getattr(reporter, "currentfspath", None)
                 reporter.write_line(line)
+                if current is not None:  # the next dots go on below, not under the test file's name again
+                    reporter.currentfspath = current
         except (OSError, ValueError):  # a closed or broken terminal must never fail a test
             pass
 
     return write
 
 
-def progress_log(config, total: int, every: float, weights: Callable[[], dict[str, float]]) -> ProgressLog | None:
+def progress_log(config, total: int, every: float, eta: Callable[[], Eta]) -> ProgressLog | None:
     """The in-process log lines, or None (turned off, or an xdist worker: its output is not shown)."""
     if every <= 0 or hasattr(config, "workerinput"):
         return None
     write = _writer(config)
-    return None if write is None else ProgressLog(write, every, Eta(total, weights()))
+    return None if write is None else ProgressLog(write, every, eta())
 
 
 #: On a cell's setup report (an xdist worker's): ``{"cell": id, "selected": cells of the run}``.

@@ -223,12 +223,12 @@ def _writer(config) -> Callable[[str], None] | None:
     def write(line: str) -> None:
         try:
             with uncaptured():
+                current = getattr(reporter, "currentfspath", None)
                 if getattr(reporter, "_tw", None) is not None and reporter._tw.width_of_current_line:
                     reporter._tw.line()  # after pytest's dots (-q): write_line's ensure_newline misses them
-                current = getattr(reporter, "currentfspath", None)
+                reporter.currentfspath = None  # the dots' line is ended: no blank line before ours
                 reporter.write_line(line)
-                if current is not None:  # the next dots go on below, not under the test file's name again
-                    reporter.currentfspath = current
+                reporter.currentfspath = current  # the next dots go on below, not under the file's name again
         except (OSError, ValueError):  # a closed or broken terminal must never fail a test
             pass
 

@@ -54,3 +54,5 @@ def test_probes_are_named_as_probes_and_the_file_name_is_not_repeated(suite):
     lines = _lines(out, 8)
     assert any("(soundness probe: " in line for line in lines)  # the undefended large-eps attack, the gradients
     assert len(re.findall(r"^test_cells\.py ", out, re.M)) == 1, out  # the dots go on below each line
+    body = out[out.index("test_cells.py "):out.index("[100%]")]
+    assert "\n\n" not in body  # and no blank line before a progress line

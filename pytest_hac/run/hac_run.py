@@ -236,8 +236,8 @@ class HacRun:
                 "thresholds": self.threshold_lines + self.threshold_warnings,
                 "attack_images": self._attack_images, "probe_seconds": round(self.loaded.probe_seconds(), 3),
                 **{k: info.get(k) for k in ("image_size", "preprocessing", "labels", "image_hashes")}}
-        notes = (list(self.notes) + weakened_attacks([c.result for c in self.cells.values()]) + upscaling_note(info, n, s.model)
-                 + baseline_gaps(results, self.baseline))
+        notes = (list(self.notes) + weakened_attacks([c.result for c in self.cells.values()])
+                 + upscaling_note(info, n, s.model) + baseline_gaps(results, self.baseline))
         return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
                       cells=list(self.cells.values()), complete=complete, scope=self.scope,
                       skipped_images=list(info.get("skipped", [])), meta=meta, notes=notes, references=refs,

@@ -250,11 +250,18 @@ def probe_seconds(work: Work, timing: Timing) -> float:
 
 def planned_passes(works: list[Work]) -> dict[str, int]:
     """The image passes of ``works`` and their probes by kind, as :class:`.batches.Batches` counts them when they run
-    (``attack``: forward and backward, ``query``, ``codec``, ``predict``): what the time left is measured against."""
-    total = {"attack": 0, "query": 0, "codec": 0, "predict": 0}
+    (``attack:<path>``: forward and backward through a gradient path, ``query:<path>``, ``codec``, ``predict``):
+    what the time left is measured against."""
+    total: dict[str, int] = {}
+
+    def add(kind: str, passes: int) -> None:
+        if passes:
+            total[kind] = total.get(kind, 0) + passes
+
     for item in [*works, *(p for w in works for p in w.probes)]:
-        total["attack"] += item.attack
-        total["query"] += item.queries
-        total["codec"] += item.codec
-        total["predict"] += item.model
+        path = item.target[0] if item.target else "bare"
+        add(f"attack:{path}", item.attack)
+        add(f"query:{path}", item.queries)
+        add("codec", item.codec)
+        add("predict", item.model)
     return total

@@ -70,14 +70,17 @@ class Pace:
         self._before = (dict(passes), sum(seconds.values()))
 
     def rate(self, kind: str) -> float | None:
-        """Seconds per pass of ``kind`` measured so far, else borrowed from a measured kind; None before any."""
+        """Seconds per pass of ``kind`` (``attack:<path>``, ``query:<path>``, ``codec``, ``predict``) measured so
+        far, else borrowed from a measured kind (the same family first); None before any."""
         if self.passes.get(kind):
             return self.seconds.get(kind, 0.0) / self.passes[kind]
-        measured = [(k, self.seconds.get(k, 0.0) / n) for k, n in self.passes.items() if n and k in RELATIVE]
+        family = kind.split(":")[0]
+        measured = [(k, self.seconds.get(k, 0.0) / n) for k, n in self.passes.items() if n]
         if not measured:
             return None
-        k, rate = max(measured, key=lambda m: self.passes[m[0]])
-        return rate * RELATIVE.get(kind, 1.0) / RELATIVE[k]
+        same = [m for m in measured if m[0].split(":")[0] == family]
+        k, rate = max(same or measured, key=lambda m: self.passes[m[0]])
+        return rate * RELATIVE.get(family, 1.0) / RELATIVE.get(k.split(":")[0], 1.0)
 
     def left(self) -> float | None:
         """Seconds left, or None before any pass was measured."""

@@ -127,6 +127,7 @@ def figure(trend: Trend) -> Figure | None:
         ax.set_title(threat)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0.5, len(trend.entries) + 0.5)
+        ax.set_xticks(range(1, len(trend.entries) + 1))  # runs are whole numbers, not 0.5, 1.5, 2.5
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="lower left")

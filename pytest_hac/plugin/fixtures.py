@@ -78,11 +78,11 @@ def cell_weights(session: pytest.Session, engine) -> dict[str, float]:
     return weights(engine, _selected(session))
 
 
-def planned_passes(session: pytest.Session, engine) -> dict[str, int]:
-    """The selected cells' and their probes' image passes by kind (this process's estimate of the time left)."""
+def planned_passes(session: pytest.Session, engine) -> dict[str, dict[str, int]]:
+    """Per selected cell, its and its probes' image passes by kind (this process's estimate of the time left)."""
     from ..core import workload
 
-    return workload.planned_passes(workload.workload(engine, _selected(session)))
+    return {w.case_id: workload.planned_passes([w]) for w in workload.workload(engine, _selected(session))}
 
 
 @pytest.fixture

@@ -148,8 +148,8 @@ def live_status(config: Any, total: int, disabled: bool, engine: Any, cell: str,
     """Around one cell's evaluation: the session's status line (built on first use), fed by ``engine``;
     where it does not show, the log lines of :mod:`.progress_log` every ``every`` seconds.
 
-    ``planned()`` gives the session's planned image passes by kind, for the estimated time left (from them and
-    the rates ``engine``'s batches measure)."""
+    ``planned()`` gives each selected cell's planned image passes by kind, for the estimated time left (from
+    them and the rates ``engine``'s batches measure)."""
     if _STATUS not in config.stash:
         from .progress_log import Eta, Pace, progress_log
 

@@ -52,22 +52,35 @@ class Pace:
     it needs no cell to have finished, is not thrown by a first cell that pays the warm-up, and counts work
     where it runs (a verdict evaluating a cell it depends on, a probe), not where the plan put it.
 
+    A finished cell's planned passes count as done even where none ran (its outcomes came from
+    ``--hac-cache-dir``): what is done of a kind is the larger of the passes run and those of the finished cells.
+
     Args:
-        planned: image passes by kind the selected cells and their probes need.
+        planned: per selected cell id, the image passes by kind it and its probes need.
         passes: the passes done so far by kind (``Batches.passes``).
         seconds: their seconds by kind (``Batches.pass_seconds``).
         clock: seconds, monotonic.
     """
 
-    def __init__(self, planned: dict[str, float], passes: dict[str, float], seconds: dict[str, float],
+    def __init__(self, planned: dict[str, dict[str, float]], passes: dict[str, float], seconds: dict[str, float],
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.planned = dict(planned)
+        self.cells = planned
+        self.planned: dict[str, float] = {}
+        for kinds in planned.values():
+            for kind, n in kinds.items():
+                self.planned[kind] = self.planned.get(kind, 0.0) + n
         self.passes = passes
         self.seconds = seconds
         self.clock = clock
         self.started = clock()
+        self.finished: dict[str, float] = {}
         #: What had been done before this session's estimate started (nothing, unless created late).
         self._before = (dict(passes), sum(seconds.values()))
+
+    def finish(self, cell: str) -> None:
+        """``cell`` finished: its planned passes are done, whether they ran or came from a cache."""
+        for kind, n in self.cells.pop(cell, {}).items():
+            self.finished[kind] = self.finished.get(kind, 0.0) + n
 
     def rate(self, kind: str) -> float | None:
         """Seconds per pass of ``kind`` (``attack:<path>``, ``query:<path>``, ``codec``, ``predict``) measured so
@@ -86,7 +99,8 @@ class Pace:
         """Seconds left, or None before any pass was measured."""
         work = 0.0
         for kind, planned in self.planned.items():
-            rest = max(0.0, planned - (self.passes.get(kind, 0.0) - self._before[0].get(kind, 0.0)))
+            ran = self.passes.get(kind, 0.0) - self._before[0].get(kind, 0.0)
+            rest = max(0.0, planned - max(ran, self.finished.get(kind, 0.0)))
             if rest:
                 rate = self.rate(kind)
                 if rate is None:
@@ -123,6 +137,8 @@ class Eta:
 
     def finish(self, cell: str) -> None:
         self.done.append(cell)
+        if self.pace is not None:
+            self.pace.finish(cell)
 
     def left(self) -> float | None:
         """Seconds left, or None before any work finished (or when the rest costs nothing)."""

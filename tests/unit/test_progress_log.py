@@ -56,7 +56,7 @@ def test_the_time_left_comes_from_the_plan_and_the_measured_rates(overhead):
     clock = Clock()
     passes: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    pace = Pace(planned, passes, seconds, clock=clock)
+    pace = Pace({"all": planned}, passes, seconds, clock=clock)
     assert pace.left() is None  # nothing measured yet
     total = sum(s for _, _, s in batches) * (1 + overhead)
     start, checked = clock.now, []
@@ -81,7 +81,7 @@ def test_the_time_left_comes_from_the_plan_and_the_measured_rates(overhead):
 
 def test_a_kind_not_measured_yet_borrows_a_measured_rate():
     clock = Clock()
-    pace = Pace({"predict": 100, "attack:bare": 1000, "attack:approximate": 100}, {"predict": 50.0},
+    pace = Pace({"c": {"predict": 100, "attack:bare": 1000, "attack:approximate": 100}}, {"predict": 50.0},
                 {"predict": 1.0}, clock=clock)
     pace._before = ({}, 0.0)  # as if the 50 predictions ran in this session
     clock.now += 1.0
@@ -89,6 +89,18 @@ def test_a_kind_not_measured_yet_borrows_a_measured_rate():
     assert pace.left() == pytest.approx(50 * 0.02 + 1100 * 0.06)
     pace.passes["attack:bare"], pace.seconds["attack:bare"] = 100.0, 5.0
     assert pace.rate("attack:approximate") == pytest.approx(0.05)  # a gradient path borrows another's first
+
+
+def test_a_cell_whose_outcomes_came_from_the_cache_counts_as_done():
+    clock = Clock()
+    passes, seconds = {"predict": 10.0, "attack:bare": 100.0}, {"predict": 0.2, "attack:bare": 6.0}
+    pace = Pace({"cached": {"attack:bare": 1000, "predict": 10}, "fresh": {"attack:bare": 100, "predict": 10}},
+                passes, seconds, clock=clock)
+    pace._before = ({}, 0.0)
+    clock.now += 6.2
+    assert pace.left() == pytest.approx(1000 * 0.06 + 10 * 0.02)  # the cached cell's attack seems still to do
+    pace.finish("cached")  # finished without running it: its passes are done
+    assert pace.left() == pytest.approx(100 * 0.06 + 10 * 0.02)
 
 
 def test_one_line_per_interval_at_most_and_none_in_short_runs():

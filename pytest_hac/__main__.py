@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("trend", help="accuracy per cell across the runs in a history folder (--hac-history)")
     t.add_argument("directory", type=Path, metavar="DIR")
     t.add_argument("--last", type=int, default=DEFAULT_LAST, metavar="K", help="the last K runs (default %(default)s)")
-    t.add_argument("--fail", type=float, metavar="POINTS", help="exit 1 on a drift of more than POINTS points")
+    t.add_argument("--fail", type=float, metavar="POINTS", help="exit 1 on a significant drop of more than POINTS "
+                   "points: the newest run's step or a drift")
     t.add_argument("--model", help="the model whose runs to show (default: the newest run's)")
     t.add_argument("-o", "--output", type=Path, default=Path("reports"),
                    help="where <model>.trend.md and .png go (default %(default)s)")

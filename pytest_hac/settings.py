@@ -112,7 +112,7 @@ class Settings:
                                       "interval minus --hac-threshold-margin, rounded down to two decimals, written "
                                       "under the model's table of the thresholds file (created if missing; other "
                                       "tables, comments and patterns kept); thresholds do not gate this run", "bool")
-    threshold_margin: float = setting(0.02, "what --hac-update-thresholds takes off each interval's lower end",
+    threshold_margin: float = setting(0.02, "what --hac-update-thresholds takes off each cell's measured accuracy",
                                       "float")
     save_baseline: str | None = setting(None, "save this run's results as baseline NAME (default: the model's "
                                         "name)", "optional", metavar="NAME", shown="off")
@@ -127,10 +127,10 @@ class Settings:
     history: Path | None = setting(None, "keep every complete run's report in this folder (one JSON per run, "
                                    "named by time and git commit; never rewritten) and add a trend section to "
                                    "the report", "path", metavar="DIR", shown="off")
-    trend_fail: float | None = setting(None, "with --hac-history, fail the run on a drift: a significant drop "
-                                       "larger than this many percentage points between the first and the last "
-                                       "comparable run of the trend window", "float", metavar="POINTS",
-                                       shown="off")
+    trend_fail: float | None = setting(None, "with --hac-history, fail the run on a significant drop larger than "
+                                       "this many percentage points: against the previous comparable run (a step), "
+                                       "or from the first to the last comparable run of the trend window (a drift)",
+                                       "float", metavar="POINTS", shown="off")
     summary: str = setting("auto", "GitHub step summary: 'full' (the whole report), 'short' (failed cells, "
                            "regressions, soundness findings and a link to the run) or 'auto' (short on "
                            "pull-request events, else full)")

@@ -28,7 +28,7 @@ pytest_plugins = ["pytester"]
 
 #: Fixtures that run a whole project once and are read by several tests: with ``-n``, each one's tests go to one
 #: worker (an xdist_group; the pyproject's addopts say --dist loadgroup), where they share one run.
-SHARED_RUNS = ("xdist_run", "page", "fresh_import", "planted_runs")
+SHARED_RUNS = ("xdist_run", "page", "fresh_import", "planted_runs", "nights")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node ids

@@ -100,6 +100,10 @@ class Batches:
         self.counters = Counters()
         #: Seconds spent per stage (attack, codec, predict) and on probes, for benchmarks and the progress line.
         self.seconds = dict.fromkeys((*STAGES, "probe"), 0.0)
+        #: Image passes done and their seconds, per kind of pass (probes' included): the measured rates the time
+        #: left is estimated from (``attack``: forward and backward; ``query``: a gradient-free attack's forward).
+        self.passes: dict[str, float] = {}
+        self.pass_seconds: dict[str, float] = {}
         self._probe_depth = 0
 
     @property
@@ -108,15 +112,17 @@ class Batches:
         return bool(self._probe_depth)
 
     def batched(self, stage: str, n: int, fn: Callable[[int, int], object], *, label: str | None = None,
-                cap: int | None = None) -> list:
+                cap: int | None = None, kind: str | None = None, per_image: float = 1) -> list:
         """``fn(start, stop)`` over ``range(n)`` in batches of the stage's size, at most ``cap``.
 
-        ``label`` names the stage in progress.
+        ``label`` names the stage in progress (as a soundness probe's inside :meth:`probing`); each image counts
+        ``per_image`` passes of ``kind`` (default: the stage), e.g. an attack's steps.
 
         On CUDA out-of-memory the failed batch is halved and the run carries on
         from it: finished batches are kept, later batches use the smaller size.
         """
         outs, start, began = [], 0, time.perf_counter()
+        mark = began
         try:
             while start < n:
                 stop = min(n, start + min(self.batch_sizes[stage], cap or n))
@@ -131,12 +137,21 @@ class Batches:
                 if oom:  # outside the except block: the traceback no longer pins the batch's tensors
                     self._halve(stage, stop - start)
                     continue
+                now = time.perf_counter()
+                self._passed(kind or stage, (stop - start) * per_image, now - mark)
+                mark = now
                 start = stop
                 if self.progress is not None:
-                    self.progress(label or stage, start, n)
+                    shown = label or stage
+                    self.progress(f"soundness probe: {shown}" if self._probe_depth else shown, start, n)
         finally:
             self.seconds["probe" if self._probe_depth else stage] += time.perf_counter() - began
         return outs
+
+    def _passed(self, kind: str, passes: float, seconds: float) -> None:
+        """Count a finished batch's passes and seconds (an out-of-memory retry's included)."""
+        self.passes[kind] = self.passes.get(kind, 0.0) + passes
+        self.pass_seconds[kind] = self.pass_seconds.get(kind, 0.0) + seconds
 
     @contextmanager
     def probing(self) -> Iterator[None]:

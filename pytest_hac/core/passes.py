@@ -90,7 +90,9 @@ class Passes:
             return adv.cpu()
 
         cap = None if per_image else self._batchwise_rng_cap
-        out = torch.cat(self.batches.batched("attack", b - a, run, label=label, cap=cap))
+        kind, passes = ("query", spec.steps) if spec.info.gradient_free else ("attack", spec.steps * spec.eot)
+        out = torch.cat(self.batches.batched("attack", b - a, run, label=label, cap=cap, kind=f"{kind}:{key.path}",
+                                             per_image=passes))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out
@@ -179,4 +181,4 @@ class Passes:
             self.batches.count("attack")
             return (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
 
-        return torch.cat(self.batches.batched("attack", len(self.labels), run))
+        return torch.cat(self.batches.batched("attack", len(self.labels), run, kind=f"attack:{key.path}"))

@@ -50,7 +50,7 @@ class ThresholdFiles:
     def check(self) -> tuple[list[str], list[str]]:
         """The report's lines on which tables applied, and the warnings. Raises :class:`HacError` for patterns
         that match no cell (unless ``allow_unused``) and, with ``strict``, for a file without the model's table."""
-        found, lines = [], []
+        found = []
         for path, case_ids in self.use.items():
             thresholds = self._files[path]
             unused = thresholds.unused(self.model, case_ids)
@@ -64,7 +64,16 @@ class ThresholdFiles:
                 raise HacError(missing + " (an error under --hac-strict)")
             if missing:
                 found.append(missing)
-            tables = ", ".join(f"[{t}]" for t in thresholds.tables_for(self.model)) or "none"
-            count = len(set(case_ids))
-            lines.append(f"`{path}`: tables {tables} applied to {count} cell{'s' if count != 1 else ''}")
-        return lines, found
+        return self.lines(), found
+
+    def lines(self, selected: set[str] | None = None) -> list[str]:
+        """Which tables of which file applied, to how many cells: of ``selected`` (the ids of the cells this run
+        runs, after ``-k``, ``--lf`` or a shard), else of every cell collected."""
+        lines = []
+        for path, case_ids in self.use.items():
+            tables = ", ".join(f"[{t}]" for t in self._files[path].tables_for(self.model)) or "none"
+            collected = set(case_ids)
+            count = len(collected if selected is None else collected & selected)
+            of = "" if selected is None or count == len(collected) else f" (of {len(collected)} collected)"
+            lines.append(f"`{path}`: tables {tables} applied to {count} cell{'s' if count != 1 else ''}{of}")
+        return lines

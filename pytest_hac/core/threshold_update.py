@@ -1,7 +1,12 @@
 """``--hac-update-thresholds``: a thresholds file written from a measured run ("record now, gate from now on").
 
-Each cell's threshold is the lower end of its 95% interval minus a margin, rounded down to two
-decimals: a rerun of the same model passes, a model that got clearly worse fails. The file is
+Each cell's threshold is its measured accuracy minus a margin, rounded down to two decimals. The rule
+follows what is random between the recording run and the runs it gates: on the same images with the same
+seeds nothing is (a CPU rerun is bit-identical; a GPU's non-deterministic kernels may flip an image or
+two), so the margin is a small slack for the device, not a confidence interval: a rerun passes and a
+regression of a few points fails. Another sample of images varies by its interval: that is the gate
+rule's business (``--hac-gate=lenient``), not the threshold's. A cell measured at (about) 0 gets no
+threshold: 0 gates nothing and would turn "measured" into "passed". The file is
 edited as text, not rewritten: other models' tables, the ``["*"]`` table, comments and hand-written
 patterns stay as they are; a cell's exact entry in the model's table gets its new value (its comment
 kept), a new one is added at the end of the table, after the patterns, so it wins over them
@@ -20,15 +25,17 @@ from ..io.files import atomic_write
 
 #: The first lines of a file this creates.
 HEADER = ("# pytest-hac thresholds ([model] \"cell\" = minimum accuracy), see the README's \"Thresholds files\".\n"
-          "# Entries written by --hac-update-thresholds: the lower end of the cell's 95% interval minus the margin,\n"
-          "# rounded down to two decimals. Edit freely: comments and patterns are kept on the next update.\n")
+          "# Entries written by --hac-update-thresholds: the cell's measured accuracy minus the margin, rounded down\n"
+          "# to two decimals, for reruns on the same images and seeds (on another sample use --hac-gate=lenient).\n"
+          "# Edit freely: comments and patterns are kept on the next update.\n")
 _HEADER_LINE = re.compile(r"^\s*\[[^\[\]]+\]\s*(#.*)?$")
 _VALUE = re.compile(r"^(?P<head>[^=]+=\s*)(?P<value>[-+0-9.eE_infa]+)(?P<tail>\s*(#.*)?)$")
 
 
-def threshold_of(ci_low: float, margin: float) -> float:
-    """``ci_low - margin`` rounded down to two decimals, at least 0."""
-    return max(0.0, math.floor((ci_low - margin) * 100 + 1e-9) / 100)
+def threshold_of(accuracy: float, margin: float) -> float | None:
+    """``accuracy - margin`` rounded down to two decimals; None when that is 0 or less (it would gate nothing)."""
+    value = math.floor((accuracy - margin) * 100 + 1e-9) / 100
+    return value if value > 0 else None
 
 
 def _key(name: str) -> str:

@@ -21,7 +21,8 @@ images through the codec's rounds and its stand-in's, each classified), and with
 
 :func:`measure` times one batch of each kind of pass (the warm-up), :func:`seconds` turns a cell's
 passes into an estimate and :func:`probe_seconds` its probes'. :func:`weights` gives each cell a
-unitless cost (its probes included), for the estimated time left of a running session.
+unitless cost (its probes included), and :func:`planned_passes` the session's passes by kind, for the
+estimated time left of a running session (:class:`pytest_hac.plugin.progress_log.Pace`).
 """
 from __future__ import annotations
 
@@ -254,3 +255,22 @@ def seconds(work: Work | Probe, timing: Timing) -> float:
 def probe_seconds(work: Work, timing: Timing) -> float:
     """Estimated seconds of the soundness probes a cell runs first."""
     return sum(seconds(p, timing) for p in work.probes)
+
+
+def planned_passes(works: list[Work]) -> dict[str, int]:
+    """The image passes of ``works`` and their probes by kind, as :class:`.batches.Batches` counts them when they run
+    (``attack:<path>``: forward and backward through a gradient path, ``query:<path>``, ``codec``, ``predict``):
+    what the time left is measured against."""
+    total: dict[str, int] = {}
+
+    def add(kind: str, passes: int) -> None:
+        if passes:
+            total[kind] = total.get(kind, 0) + passes
+
+    for item in [*works, *(p for w in works for p in w.probes)]:
+        path = item.target[0] if item.target else "bare"
+        add(f"attack:{path}", item.attack)
+        add(f"query:{path}", item.queries)
+        add("codec", item.codec)
+        add("predict", item.model)
+    return total

@@ -41,7 +41,7 @@ def load_dataset(spec: str, *, resize: int, crop: int, samples: int | None = Non
     if not path.exists():
         import difflib
 
-        close = difflib.get_close_matches(spec, DATASETS, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(spec, DATASETS, n=1, cutoff=0.6) or _near_path(path)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise HacError(
             f"--hac-data={spec!r}: no such file or directory.{hint} Use 'embedded', 'digits', or a folder "
@@ -49,3 +49,26 @@ def load_dataset(spec: str, *, resize: int, crop: int, samples: int | None = Non
         )
     return load_folder(path, resize=resize, crop=crop, samples=samples, seed=seed, strict=strict, workers=workers,
                        labels_file=labels)
+
+
+def _near_path(path: Path) -> list[str]:
+    """The existing path nearest to ``path`` (a typo in one of its folder names), as ``[str]``; else ``[]``."""
+    import difflib
+
+    parts = path.parts
+    for depth in range(len(parts) - 1, 0, -1):
+        parent = Path(*parts[:depth])
+        if not parent.is_dir():
+            continue
+        try:
+            names = [p.name for p in parent.iterdir()]
+        except OSError:
+            return []
+        match = difflib.get_close_matches(parts[depth], names, n=1, cutoff=0.6)
+        if not match:
+            return []
+        near = parent / match[0]
+        rest = Path(*parts[depth + 1:]) if depth + 1 < len(parts) else None
+        return [str(near / rest if rest is not None and (near / rest).exists() else near)]
+    return []
+

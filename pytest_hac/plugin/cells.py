@@ -12,8 +12,10 @@ from ..report.schema import Cell, Scope
 
 
 def test_id(nodeid: str) -> str:
-    """A test's node id without the ``@group`` suffix ``--dist loadgroup`` appends to it."""
-    return nodeid.split("@hac-", 1)[0]
+    """A test's node id without the ``@group`` suffix ``--dist loadgroup`` appends to it (after a cell's
+    parameters: an ``@`` inside them is the test's own)."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") else nodeid
 
 
 def is_cell(item: pytest.Item) -> bool:

@@ -65,13 +65,24 @@ def hac_case(request: pytest.FixtureRequest) -> Case:
     return request.param
 
 
-def cell_weights(session: pytest.Session, engine) -> dict[str, float]:
-    """The planned cost of each selected cell, for the estimated time left."""
-    from ..core.workload import weights
-
+def _selected(session: pytest.Session) -> list[Case]:
     cases = [item.callspec.params["hac_case"] for item in session.items
              if "hac_case" in getattr(getattr(item, "callspec", None), "params", {})]
-    return weights(engine, list({c.id: c for c in cases}.values()))
+    return list({c.id: c for c in cases}.values())
+
+
+def cell_weights(session: pytest.Session, engine) -> dict[str, float]:
+    """The planned cost of each selected cell (an xdist controller's estimate of the time left)."""
+    from ..core.workload import weights
+
+    return weights(engine, _selected(session))
+
+
+def planned_passes(session: pytest.Session, engine) -> dict[str, dict[str, int]]:
+    """Per selected cell, its and its probes' image passes by kind (this process's estimate of the time left)."""
+    from ..core import workload
+
+    return {w.case_id: workload.planned_passes([w]) for w in workload.workload(engine, _selected(session))}
 
 
 @pytest.fixture
@@ -87,7 +98,7 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_run: HacRun) -> Callable[[C
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
         settings = hac_run.settings
         with live_status(request.config, plugin.scope.selected, settings.no_progress, engine, case.id,
-                         settings.progress_every, lambda: cell_weights(request.session, engine)):
+                         settings.progress_every, lambda: planned_passes(request.session, engine)):
             result = _usage(lambda: hac_run.evaluate(case))
         if engine.gallery is not None:  # the controller takes it off (pictures.GalleryCollector): not for JUnit
             request.node.user_properties.append((GALLERY_PROPERTY, json.dumps(engine.gallery.to_dict([case.id]))))

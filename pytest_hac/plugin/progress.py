@@ -144,18 +144,23 @@ def _live_logging(config: Any) -> bool:
 
 @contextmanager
 def live_status(config: Any, total: int, disabled: bool, engine: Any, cell: str, every: float = 0.0,
-                weights: Any = dict) -> Iterator[None]:
+                planned: Any = dict) -> Iterator[None]:
     """Around one cell's evaluation: the session's status line (built on first use), fed by ``engine``;
     where it does not show, the log lines of :mod:`.progress_log` every ``every`` seconds.
 
-    ``weights()`` gives the planned cost per cell id, for the estimated time left."""
+    ``planned()`` gives each selected cell's planned image passes by kind, for the estimated time left (from
+    them and the rates ``engine``'s batches measure)."""
     if _STATUS not in config.stash:
-        from .progress_log import Eta, progress_log
+        from .progress_log import Eta, Pace, progress_log
+
+        def eta() -> Eta:
+            batches = engine.batches
+            return Eta(total, pace=Pace(planned(), batches.passes, batches.pass_seconds))
 
         line = status_line(config, total, disabled)
         if line is not None:
-            line.eta = Eta(total, weights())
-        config.stash[_STATUS] = line or progress_log(config, total, every, weights)
+            line.eta = eta()
+        config.stash[_STATUS] = line or progress_log(config, total, every, eta)
     line = config.stash[_STATUS]
     if line is None:
         yield

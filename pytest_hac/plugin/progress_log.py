@@ -6,10 +6,12 @@ estimated time left, through pytest's terminal reporter (``write_line``: on its 
 dots, never in the middle of them). Nothing is printed before the first interval has passed, so short
 runs log exactly as before.
 
-The time left is :class:`Eta`'s: the time spent so far, scaled by the work still to do over the work done,
+The time left is :class:`Pace`'s in the process that runs the cells: the passes the plan still needs, by
+kind, at the seconds per pass this run measured (:class:`Eta` holds it and counts the cells done). An xdist
+controller, which runs nothing, scales the time spent so far by the work still to do over the work done,
 with each cell weighted by its planned passes (:func:`pytest_hac.core.workload.weights`: an attack counts
-its steps, shared work counts once); without weights (an xdist controller never loads the model), each cell
-counts the same. In one process the engine's per-batch callback drives the lines. On an xdist controller
+its steps, shared work counts once; without weights each cell counts the same). In one process the
+engine's per-batch callback drives the lines. On an xdist controller
 every event xdist forwards from a worker (a test's start, its reports, its end) may write one: the workers
 say on their reports which cell starts, how many cells the run has and, once loaded, each cell's planned
 cost (:class:`CellStarts`), so the controller's lines name the cells running now and estimate the time left
@@ -35,31 +37,113 @@ def duration(seconds: float) -> str:
         f"{seconds / 3600:.1f} h"
 
 
+#: Seconds per pass of one kind in units of another's, for a kind not measured yet (a backward pass costs about two
+#: forward passes; a query and a codec round trip about one forward pass).
+RELATIVE = {"attack": 3.0, "query": 1.0, "codec": 1.0, "predict": 1.0}
+
+
+class Pace:
+    """Time left from the plan and the measured rates: the session's planned image passes by kind
+    (:func:`pytest_hac.core.workload.planned_passes`) minus those done, each kind at the seconds per pass this
+    run measured for it (:attr:`pytest_hac.core.batches.Batches.passes`, probes included), scaled by the share
+    of wall time the passes take (reports, verdicts and bookkeeping are the rest).
+
+    A kind not measured yet borrows a measured kind's rate (:data:`RELATIVE`). Unlike a ratio of cells done,
+    it needs no cell to have finished, is not thrown by a first cell that pays the warm-up, and counts work
+    where it runs (a verdict evaluating a cell it depends on, a probe), not where the plan put it.
+
+    A finished cell's planned passes count as done even where none ran (its outcomes came from
+    ``--hac-cache-dir``): what is done of a kind is the larger of the passes run and those of the finished cells.
+
+    Args:
+        planned: per selected cell id, the image passes by kind it and its probes need.
+        passes: the passes done so far by kind (``Batches.passes``).
+        seconds: their seconds by kind (``Batches.pass_seconds``).
+        clock: seconds, monotonic.
+    """
+
+    def __init__(self, planned: dict[str, dict[str, float]], passes: dict[str, float], seconds: dict[str, float],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cells = planned
+        self.planned: dict[str, float] = {}
+        for kinds in planned.values():
+            for kind, n in kinds.items():
+                self.planned[kind] = self.planned.get(kind, 0.0) + n
+        self.passes = passes
+        self.seconds = seconds
+        self.clock = clock
+        self.started = clock()
+        self.finished: dict[str, float] = {}
+        #: What had been done before this session's estimate started (nothing, unless created late).
+        self._before = (dict(passes), sum(seconds.values()))
+
+    def finish(self, cell: str) -> None:
+        """``cell`` finished: its planned passes are done, whether they ran or came from a cache."""
+        for kind, n in self.cells.pop(cell, {}).items():
+            self.finished[kind] = self.finished.get(kind, 0.0) + n
+
+    def rate(self, kind: str) -> float | None:
+        """Seconds per pass of ``kind`` (``attack:<path>``, ``query:<path>``, ``codec``, ``predict``) measured so
+        far, else borrowed from a measured kind (the same family first); None before any."""
+        if self.passes.get(kind):
+            return self.seconds.get(kind, 0.0) / self.passes[kind]
+        family = kind.split(":")[0]
+        measured = [(k, self.seconds.get(k, 0.0) / n) for k, n in self.passes.items() if n]
+        if not measured:
+            return None
+        same = [m for m in measured if m[0].split(":")[0] == family]
+        k, rate = max(same or measured, key=lambda m: self.passes[m[0]])
+        return rate * RELATIVE.get(family, 1.0) / RELATIVE.get(k.split(":")[0], 1.0)
+
+    def left(self) -> float | None:
+        """Seconds left, or None before any pass was measured."""
+        work = 0.0
+        for kind, planned in self.planned.items():
+            ran = self.passes.get(kind, 0.0) - self._before[0].get(kind, 0.0)
+            rest = max(0.0, planned - max(ran, self.finished.get(kind, 0.0)))
+            if rest:
+                rate = self.rate(kind)
+                if rate is None:
+                    return None
+                work += rest * rate
+        spent = sum(self.seconds.values()) - self._before[1]
+        wall = self.clock() - self.started
+        overhead = wall / spent if spent > 0 and wall > spent else 1.0
+        return work * min(overhead, 3.0)  # a long setup pause must not triple every later estimate
+
+
 class Eta:
-    """Estimated time left from the cells done so far.
+    """Cells done so far, and the estimated time left: the :class:`Pace`'s when the session has one, else the time
+    spent so far scaled by the weighted cells still to do over those done.
 
     Args:
         total: the number of cells of the run.
         weights: planned cost per cell id (None: each cell costs the same).
         clock: seconds, monotonic.
+        pace: the plan and the measured rates (in the process that runs the cells).
     """
 
     def __init__(self, total: int, weights: dict[str, float] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, pace: Pace | None = None) -> None:
         self.total = total
         self.weights = weights or {}
         self.clock = clock
         self.started = clock()
         self.done: list[str] = []
+        self.pace = pace
 
     def _weight(self, cell: str) -> float:
         return self.weights.get(cell, 1.0) if self.weights else 1.0
 
     def finish(self, cell: str) -> None:
         self.done.append(cell)
+        if self.pace is not None:
+            self.pace.finish(cell)
 
     def left(self) -> float | None:
         """Seconds left, or None before any work finished (or when the rest costs nothing)."""
+        if self.pace is not None:
+            return self.pace.left()
         done = sum(self._weight(c) for c in self.done)
         if self.weights:
             rest = sum(w for c, w in self.weights.items() if c not in set(self.done))
@@ -158,21 +242,24 @@ def _writer(config) -> Callable[[str], None] | None:
     def write(line: str) -> None:
         try:
             with uncaptured():
+                current = getattr(reporter, "currentfspath", None)
                 if getattr(reporter, "_tw", None) is not None and reporter._tw.width_of_current_line:
                     reporter._tw.line()  # after pytest's dots (-q): write_line's ensure_newline misses them
+                reporter.currentfspath = None  # the dots' line is ended: no blank line before ours
                 reporter.write_line(line)
+                reporter.currentfspath = current  # the next dots go on below, not under the file's name again
         except (OSError, ValueError):  # a closed or broken terminal must never fail a test
             pass
 
     return write
 
 
-def progress_log(config, total: int, every: float, weights: Callable[[], dict[str, float]]) -> ProgressLog | None:
+def progress_log(config, total: int, every: float, eta: Callable[[], Eta]) -> ProgressLog | None:
     """The in-process log lines, or None (turned off, or an xdist worker: its output is not shown)."""
     if every <= 0 or hasattr(config, "workerinput"):
         return None
     write = _writer(config)
-    return None if write is None else ProgressLog(write, every, Eta(total, weights()))
+    return None if write is None else ProgressLog(write, every, eta())
 
 
 #: On a cell's setup report (an xdist worker's): ``{"cell": id, "selected": cells of the run}``.

@@ -64,8 +64,8 @@ class HacPlugin:
         self.error: str | None = None
         #: A marker or its thresholds file could not be expanded (here or on an xdist worker): exit 4.
         self.bad_marker = False
-        #: Drifts over the history beyond --hac-trend-fail (they fail the run, not a cell).
-        self.drifts: list[str] = []
+        #: Steps and drifts over the history beyond --hac-trend-fail (they fail the run, not a cell).
+        self.trend_drops: list[str] = []
 
     @property
     def worker(self) -> bool:
@@ -153,8 +153,9 @@ class HacPlugin:
                 "pytest-hac: --dist loadgroup did not group the cells (pytest-xdist's loadgroup does not work with "
                 "pytest 9.2, pytest-xdist#1386): cells that share an attack may each run it on another worker. "
                 "Install pytest<9.2 for the grouping"))
-        self.run.plan([item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")],
-                      [case for _, case in self.universe])
+        selected = [item.callspec.params["hac_case"] for item in cells if hasattr(item, "callspec")]
+        self.run.count_thresholds(selected)
+        self.run.plan(selected, [case for _, case in self.universe])
         if cells and not self.config.option.collectonly and not self.worker:
             try:
                 self.run.loaded.prepare()
@@ -241,6 +242,9 @@ class HacPlugin:
         """On the controller, for its own and every xdist worker's reports: record, never re-decide."""
         if not self.run.write_files:
             return
+        # JUnit XML, --lf and the terminal (their hooks come after this one) name a cell as a run without xdist
+        # does, not as --dist loadgroup renamed it on the worker (xdist schedules by index, not by this name)
+        report.nodeid = test_id(report.nodeid)
         props = dict(report.user_properties)
         if report.when == "teardown" and FINISHED_PROPERTY in props:
             self.finished.add(test_id(report.nodeid))
@@ -289,16 +293,17 @@ class HacPlugin:
         report = run.report(self.complete(session, exitstatus), error=self.error)
         self.config.hook.pytest_hac_update_report(config=self.config, report=report)
         self.final = run.finish(report)
-        self.drifts = run.trend_failures(report)
-        if self.drifts and session.exitstatus == pytest.ExitCode.OK:  # a run-level gate over the history
+        self.trend_drops = run.trend_failures(report)
+        # a run-level gate over the history; and a nightly whose report could not be written is no green one
+        if (self.trend_drops or run.files.error) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         from .summary import terminal_summary
 
         terminal_summary(terminalreporter, self.run, self.final)
-        for drift in self.drifts:
-            terminalreporter.write_line(f"pytest-hac: --hac-trend-fail: {drift}", red=True)
+        for drop in self.trend_drops:
+            terminalreporter.write_line(f"pytest-hac: FAILED (--hac-trend-fail): {drop}", red=True)
 
 
 #: How a bad marker's collection error starts (the controller recognises it, from xdist workers too).

@@ -12,8 +12,9 @@ def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> Non
         return
     for warning in run.threshold_warnings:
         terminalreporter.write_line(f"pytest-hac: {warning}", yellow=True)
-    if final is not None and final.error:
-        terminalreporter.write_line("pytest-hac: the run ended in an error (above); the report says so: "
+    if final is not None and final.error:  # pytest prints a usage error after this summary, other errors before
+        where = "below" if final.error.startswith("usage error") else "above"
+        terminalreporter.write_line(f"pytest-hac: the run ended in an error ({where}); the report says so: "
                                     + ", ".join(str(p) for p in run.files.paths.values()), red=True)
         return
     if not run.cells:
@@ -26,10 +27,16 @@ def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> Non
     headers, body = matrix_table(report)
     counts = report.counts
     terminalreporter.section("pytest-hac")
+    if not report.complete:
+        selected = report.scope.selected
+        terminalreporter.write_line(
+            f"pytest-hac: INCOMPLETE run (interrupted, stopped early or crashed): {counts['cells']}"
+            + (f" of {selected}" if selected else "") + " cells finished; the counts below are of those only",
+            red=True, bold=True)
     terminalreporter.write_line(
         f"model {run.settings.model} · {plural(counts['cells'], 'cell')}: {counts['passed']} passed, "
         f"{counts['failed']} failed, {counts['measured']} measured (no threshold) · gate rule {run.settings.gate} · "
-        f"soundness {run.settings.soundness}")
+        f"soundness {run.settings.soundness} · run {report.status}")
     terminalreporter.write_line(tabulate(body, headers, tablefmt="simple", disable_numparse=True))
     for line in run.threshold_lines:
         terminalreporter.write_line(f"thresholds: {line}")

@@ -27,6 +27,8 @@ class ThresholdsWriter:
         #: Cells given no threshold, each with why.
         self.skipped: list[str] = []
         self.failed = False
+        #: Cells that got no threshold: measured at about 0, where a threshold gates nothing.
+        self.ungated: list[str] = []
 
     def files(self) -> dict[Path, dict[str, float]]:
         """Per thresholds file, the cells of the tests it serves and their new thresholds. A cell a soundness
@@ -42,7 +44,11 @@ class ThresholdsWriter:
                 continue
             module = self.config.rootpath / cell.test.split("::")[0]
             path = s.thresholds or module.parent / "hac_thresholds.toml"
-            out.setdefault(path, {})[cell.case_id] = threshold_of(cell.result.ci_low, s.threshold_margin)
+            value = threshold_of(cell.result.accuracy, s.threshold_margin)
+            if value is None:
+                self.ungated.append(f"{cell.case_id} ({cell.result.accuracy:.2f})")
+                continue
+            out.setdefault(path, {})[cell.case_id] = value
         return out
 
     @pytest.hookimpl(tryfirst=True)  # before the session object writes the final report
@@ -57,14 +63,20 @@ class ThresholdsWriter:
                 self.lines.append(f"thresholds not written: {exc}")
                 self.failed = True
                 continue
-            note = (f"--hac-update-thresholds wrote {len(written)} thresholds (interval low end - "
-                    f"{self.run.settings.threshold_margin:g}, rounded down) to {path}")
+            n = next(iter(self.run.cells.values())).result.n
+            note = (f"--hac-update-thresholds wrote {len(written)} thresholds (measured accuracy on these {n} images "
+                    f"- {self.run.settings.threshold_margin:g}, rounded down) to {path}")
             self.run.add_note(note)
             self.lines += [note] + [f"  {line}" for line in written]
         if self.skipped:
             note = f"--hac-update-thresholds recorded no threshold for {len(self.skipped)} flagged cell(s)"
             self.run.add_note(note + ": " + "; ".join(self.skipped))
             self.lines += [note] + [f"  {line}" for line in self.skipped]
+        if self.ungated:
+            note = (f"--hac-update-thresholds wrote no threshold for {len(self.ungated)} cell(s) measured at about 0, "
+                    f"where a threshold gates nothing: " + ", ".join(self.ungated[:10]))
+            self.run.add_note(note)
+            self.lines.append(note)
         if self.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -24,6 +24,7 @@ from ..core.result import GATE_RULES, format_threshold
 from ..core.soundness import worst_case
 from ..core.verdict import Status
 from .markdown import LEGEND, _defense_key, column_key, columns
+from .news import LABELS, news
 from .schema import Cell, Report
 from .trend import Trend
 from .trend_view import LEGEND as TREND_LEGEND
@@ -42,6 +43,8 @@ figure{display:inline-block;margin:2px;text-align:center}figcaption{font-size:11
 img.thumb{display:block;height:96px;width:auto;border:1px solid #ddd}#plot-image{max-width:100%}
 .gallery td{text-align:center}.legend{font-size:13px;color:#555;max-width:900px}
 td.drop{background:#fde4e4;font-weight:600}td.apart{color:#999}#trend-image{max-width:100%}
+.news{border:2px solid #c62828;background:#fde4e4;color:#b00020;padding:.4em 1em;margin:.5em 0 1em}
+.news a{color:#b00020;font-weight:600}
 """
 
 
@@ -52,7 +55,8 @@ def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, An
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta http-equiv='Content-Security-Policy' content=\"{POLICY}\">"
              f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>{escape(title)}</h1>", summary(report), f"<p class='legend'>{escape(LEGEND.replace('❌', '✗'))}</p>"]
+             f"<h1>{escape(title)}</h1>", news_box(report, trend), summary(report),
+             f"<p class='legend'>{escape(LEGEND.replace('❌', '✗'))}</p>"]
     if report.cells:
         parts += ["<h2 id='matrix'>Matrix</h2>", matrix(report)]
     if plot_png:
@@ -67,6 +71,24 @@ def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, An
         parts += ["<h2 id='gallery'>Gallery</h2>", gallery_section(report, gallery)]
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def news_box(report: Report, trend: Trend | None) -> str:
+    """:func:`.news.news` in a red box above everything else, each item linking to its cell's row or section
+    (nothing when there is no bad news)."""
+    items = news(report, trend)
+    if not items:
+        return ""
+    rows = {r.case_id for r in report.results}
+    out = []
+    for item in items:
+        target = (_anchor(item.cell) if item.cell in rows else "trend" if item.section == "trend" else
+                  "cells" if item.cell else "summary")
+        name = escape(item.cell or item.section)
+        out.append(f"<li><b>{escape(LABELS[item.kind])}</b> <a href='#{target}'>{name}</a>: "
+                   f"{escape(item.text.replace('`', ''))}</li>")
+    count = f"{len(items)} thing{'s' if len(items) != 1 else ''} to look at first"
+    return f"<div id='news' class='news'><b>{count}:</b><ul>{''.join(out)}</ul></div>"
 
 
 def summary(report: Report) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -111,8 +112,31 @@ def _test_name(test: str) -> str:
     return test.split("::")[-1].split("[")[0]
 
 
-def markdown(report: Report, *, plot_name: str | None = None, sections: tuple[str, ...] = ()) -> str:
-    """The whole report as GitHub-flavoured Markdown; ``sections`` (e.g. the trend) follow the plot."""
+def github_anchor(heading: str) -> str:
+    """The ``#anchor`` GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return "#" + re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def news_lines(items: list, trend_heading: str = "") -> list[str]:
+    """:func:`.news.news` as the report's first lines: red marks (Markdown has no colour), bold kinds, links to
+    the section that says more."""
+    from .news import LABELS
+
+    sections = {"cells": "#cells", "soundness-checks": "#soundness-checks", "summary": "#summary",
+                "trend": github_anchor(trend_heading) if trend_heading else "#cells"}
+    lines = []
+    for item in items:
+        link = sections[item.section]
+        what = f"[`{item.cell}`]({link})" if item.cell else f"[{item.section}]({link})"
+        lines.append(f"- 🔴 **{LABELS[item.kind]}** {what}: {item.text}")
+    return lines
+
+
+def markdown(report: Report, *, plot_name: str | None = None, sections: tuple[str, ...] = (),
+             news: list | None = None, trend_heading: str = "") -> str:
+    """The whole report as GitHub-flavoured Markdown: ``news`` (:func:`.news.news`: failed cells, regressions,
+    trend drops, soundness findings) first, in red; ``sections`` (e.g. the trend, under ``trend_heading``) follow
+    the plot."""
     from tabulate import tabulate
 
     c = report.counts
@@ -122,9 +146,11 @@ def markdown(report: Report, *, plot_name: str | None = None, sections: tuple[st
     if report.error:
         status_text = f"**ERROR**: {report.error} (no verdict of this run counts as passed)"
     threads = f" · **torch threads** {meta['torch_threads']}" if "torch_threads" in meta else ""
-    lines = [
-        f"# pytest-hac robustness report: {report.model}",
-        "",
+    lines = [f"# pytest-hac robustness report: {report.model}", ""]
+    if news:
+        lines += [f"**🔴 {len(news)} thing{'s' if len(news) != 1 else ''} to look at first:**", ""]
+        lines += news_lines(news, trend_heading) + ["", "## Summary", ""]
+    lines += [
         f"- **model** `{report.model}` · **data** `{report.dataset}` · **n** {report.n} images · "
         f"**device** {report.device} · **seed** {report.seed}{threads}",
         f"- **cells** {c['cells']} · **passed** {c['passed']} · **failed** {c['failed']} · **measured** "

@@ -1,7 +1,8 @@
 """A report's files: ``<stem>.json``, ``<stem>.md``, ``<stem>.html`` and ``<stem>.png``, each written atomically.
 
 A run sets the files of its name aside when it starts (:func:`set_aside`), so a run that fails
-before it writes its own report never leaves yesterday's green one in place.
+before it writes its own report never leaves yesterday's green one in place, and the last complete
+report stays as ``<stem>.previous.*`` whatever this run does.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from ..io.files import atomic_write
 from .html import page
 from .markdown import markdown
+from .news import news
 from .plot import png
 from .schema import Report
 from .trend import Trend
@@ -41,9 +43,12 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
     elif (directory / f"{stem}.png").exists():
         plot_name = f"{stem}.png"
     atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
+    heading = ""
     if trend is not None:
-        sections = (*sections, trend_table(trend, title="##"))
-    atomic_write(paths["md"], markdown(report, plot_name=plot_name, sections=sections))
+        table = trend_table(trend, title="##")
+        sections, heading = (*sections, table), table.splitlines()[0].lstrip("# ")
+    atomic_write(paths["md"], markdown(report, plot_name=plot_name, sections=sections, news=news(report, trend),
+                                       trend_heading=heading))
     atomic_write(paths["html"], page(report, plot_png=plot_png, gallery=gallery if plot else None, trend=trend))
     return paths
 
@@ -52,32 +57,60 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
 SUFFIXES = (".json", ".md", ".html", ".png")
 
 
-def set_aside(directory: Path, stem: str) -> list[Path]:
-    """Move ``<stem>.json/.md/.html/.png`` to ``<stem>.previous.*``; returns the moved files' new paths."""
-    moved = []
-    for suffix in SUFFIXES:
-        path = Path(directory) / f"{stem}{suffix}"
-        if path.exists():
-            target = path.with_name(f"{stem}.previous{suffix}")
-            try:
-                os.replace(path, target)
-            except OSError:  # a read-only folder: the run's own writes will say so
-                continue
-            moved.append(target)
-    return moved
+def _names(directory: Path, stem: str, target: str) -> list[tuple[Path, Path]]:
+    """(``<stem><suffix>``, ``<target><suffix>``) for every kind of file."""
+    return [(Path(directory) / f"{stem}{suffix}", Path(directory) / f"{target}{suffix}") for suffix in SUFFIXES]
 
 
-def restore_aside(moved: list[Path], *, keep: bool) -> None:
-    """Put files set aside back (``keep``: this run did not replace them, e.g. a selection), else delete them."""
-    for path in moved:
-        original = path.with_name(path.name.replace(".previous", "", 1))
-        try:
-            if keep:
-                os.replace(path, original)
-            else:
-                path.unlink(missing_ok=True)
-        except OSError:
-            pass
+def _held(stem: str) -> str:
+    """The hidden name the older ``<stem>.previous.*`` wait under while a run may still put things back."""
+    return f".{stem}.previous.held"
+
+
+def complete_report(path: Path) -> bool:
+    """``path`` holds a complete report (not INCOMPLETE, not ERROR): what ``<stem>.previous.*`` keeps."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("complete") is True and not data.get("error")
+
+
+def _move(pairs: list[tuple[Path, Path]], *, back: bool = False) -> None:
+    for a, b in pairs:
+        src, dst = (b, a) if back else (a, b)
+        if src.exists():
+            os.replace(src, dst)
+        elif dst.exists():  # the set moved has no such file: none may stay from an older one
+            dst.unlink()
+
+
+def set_aside(directory: Path, stem: str) -> bool:
+    """At a run's start: a complete ``<stem>.*`` becomes ``<stem>.previous.*`` (the previous ones are held under
+    hidden names until :func:`restore_aside`), so the last complete report survives a run that fails, errs or is
+    interrupted; an incomplete or ERROR ``<stem>.*`` is removed (``<stem>.previous.*`` stays as it is). True when
+    a report was set aside. Raises ``OSError`` when the folder cannot be written."""
+    if not complete_report(Path(directory) / f"{stem}.json"):
+        discard(directory, stem)
+        return False
+    _move(_names(directory, f"{stem}.previous", _held(stem)))
+    _move(_names(directory, stem, f"{stem}.previous"))
+    return True
+
+
+def restore_aside(directory: Path, stem: str, *, keep: bool) -> None:
+    """At a run's end, after :func:`set_aside` returned True: ``keep`` (this run did not replace ``<stem>.*``: a
+    selection, a session without cells) puts both sets back where they were; else the held older previous
+    report goes."""
+    try:
+        if keep:
+            _move(_names(directory, stem, f"{stem}.previous"), back=True)
+            _move(_names(directory, f"{stem}.previous", _held(stem)), back=True)
+        else:
+            for _, held in _names(directory, f"{stem}.previous", _held(stem)):
+                held.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def discard(directory: Path, stem: str) -> None:

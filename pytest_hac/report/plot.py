@@ -3,7 +3,8 @@
 :func:`figure` builds the matplotlib Figure (testable, never shown; the Agg canvas, no pyplot);
 :func:`write_plot` saves it as a PNG atomically. Every series has its own colour, marker and line
 style, and series that share points are dodged sideways a little, so coinciding lines (JPEG r1 and
-r2 often do) stay visible; each point is labelled with its quality. A gated cell's threshold is a short
+r2 often do) stay visible; each point is labelled with its quality and drawn at its defense's clean bpp
+(one x per defense in every panel); the undefended model is a dotted level line. A gated cell's threshold is a short
 horizontal tick at its bpp in its series' colour; a failed cell is crossed by a red x, and the legend
 says why cells failed (threshold, soundness, regression...).
 """
@@ -38,13 +39,15 @@ PNG_DPI = 110
 DODGE = 0.012
 FAILED_COLOR = "#d62728"
 #: ``gid`` of the artists tests (and anyone post-processing the figure) can look for.
-THRESHOLD_GID, FAILED_GID = "hac-threshold", "hac-failed"
+THRESHOLD_GID, FAILED_GID, UNDEFENDED_GID = "hac-threshold", "hac-failed", "hac-undefended"
 WORST_TITLE = "worst case (robust accuracy)"
 
 
 @dataclass
 class _Point:
     result: Result
+    #: Where it is drawn: the bpp of its defense's clean cell (what the matrix shows), else its own.
+    bpp: float = 0.0
     thresholds: set[float] = field(default_factory=set)
     failed: bool = False
     #: Why it failed (reason kinds), for the legend.
@@ -59,14 +62,20 @@ def style(index: int) -> dict:
     return {"color": COLORS[index % len(COLORS)], "marker": marker, "linestyle": linestyle}
 
 
+def _has_bpp(r: Result) -> bool:
+    return r.bpp is not None and math.isfinite(r.bpp) and math.isfinite(r.accuracy)
+
+
 def _panels(report: Report) -> dict[str, dict[str, _Point]]:
-    """threat -> case id -> point, for every case with a bpp (and the computed worst case per defense)."""
+    """threat -> case id -> point, for every case with a bpp (and the computed worst case per defense), each at
+    its defense's clean bpp: a defense is one x in every panel, as it is one row of the matrix."""
+    clean = {r.defense: r.bpp for r in report.results if r.threat is Threat.CLEAN and _has_bpp(r)}
     panels: dict[str, dict[str, _Point]] = defaultdict(dict)
     for cell in report.cells:
         r = cell.result
-        if r.bpp is None or not math.isfinite(r.bpp) or not math.isfinite(r.accuracy):
+        if not _has_bpp(r):
             continue
-        point = panels[r.threat].setdefault(r.case_id, _Point(r))
+        point = panels[r.threat].setdefault(r.case_id, _Point(r, clean.get(r.defense, r.bpp)))
         if cell.threshold is not None:
             point.thresholds.add(float(cell.threshold))
         point.failed |= cell.failed
@@ -74,8 +83,24 @@ def _panels(report: Report) -> dict[str, dict[str, _Point]]:
     gated_worst = {c.result.defense for c in report.cells if c.result.threat is Threat.WORST}
     for r in worst_case(report.results):
         if r.defense not in gated_worst and r.bpp is not None and math.isfinite(r.bpp):
-            panels[Threat.WORST].setdefault(r.case_id, _Point(r))
+            panels[Threat.WORST].setdefault(r.case_id, _Point(r, clean.get(r.defense, r.bpp)))
     return dict(sorted(panels.items(), key=lambda kv: (rank(kv[0]), kv[0])))
+
+
+def _undefended(report: Report) -> dict[str, float]:
+    """threat -> the undefended model's accuracy there (no codec, so no bpp: drawn as a level line)."""
+    levels = {r.threat: r.accuracy for r in report.results if r.codec == "identity" and math.isfinite(r.accuracy)}
+    for r in worst_case(report.results):  # its computed worst case, as the worst-case panel's points are
+        if r.codec == "identity":
+            levels.setdefault(Threat.WORST, r.accuracy)
+    return levels
+
+
+def _x_limits(low: float, high: float) -> tuple[float, float]:
+    """A linear bpp axis at least a quarter of its values' size wide: one quality is one point in a readable
+    range, not a dot on an axis of a hundredth of a bit with three-decimal ticks."""
+    pad = max((high - low) * 0.08, high * 0.125, 0.05)
+    return max(0.0, low - pad), high + pad
 
 
 def _series(points: dict[str, _Point]) -> tuple[str, dict[str, list[_Point]]]:
@@ -107,7 +132,7 @@ def _order(label: str) -> tuple:
 def _dodges(series: dict[str, list[_Point]]) -> dict[str, int]:
     """Per series its dodge step: 0 unless it shares a point with another series; sharers fan out around 0."""
     def spot(p: _Point) -> tuple:
-        return (round(p.result.bpp, 6), round(p.result.accuracy, 6))
+        return (round(p.bpp, 6), round(p.result.accuracy, 6))
 
     owners: dict[tuple, list[str]] = defaultdict(list)
     for label in sorted(series, key=_order):
@@ -132,7 +157,7 @@ def figure(report: Report) -> "Figure | None":
     titled = {threat: _series(points) for threat, points in panels.items()}
     labels = sorted({label for _, series in titled.values() for label in series}, key=_order)
     styles = {label: style(i) for i, label in enumerate(labels)}
-    bpps = [p.result.bpp for points in panels.values() for p in points.values()]
+    bpps = [p.bpp for points in panels.values() for p in points.values()]
     low, high = min(bpps), max(bpps)
     log = low > 0 and high / low > 20
     span = (math.log10(high / low) if log else high - low) or (1.0 if log else max(abs(high), 1.0))
@@ -146,12 +171,13 @@ def figure(report: Report) -> "Figure | None":
     axes = fig.subplots(1, len(panels), squeeze=False, sharex=True, sharey=True)[0]
     any_threshold = False
     failed_why: set[str] = set()
+    undefended = _undefended(report)
     for ax, (threat, (title, series)) in zip(axes, titled.items()):
         dodge = _dodges(series)
         for label in sorted(series, key=_order):
-            pts = sorted(series[label], key=lambda p: p.result.bpp)
+            pts = sorted(series[label], key=lambda p: p.bpp)
             st = styles[label]
-            xs = [shift(p.result.bpp, dodge[label]) for p in pts]
+            xs = [shift(p.bpp, dodge[label]) for p in pts]
             ys = [p.result.accuracy for p in pts]
             err = [[max(0.0, p.result.accuracy - p.result.ci_low) for p in pts],
                    [max(0.0, p.result.ci_high - p.result.accuracy) for p in pts]]
@@ -175,15 +201,23 @@ def figure(report: Report) -> "Figure | None":
             if fy:
                 ax.plot(fx, fy, linestyle="none", marker="x", markersize=11, markeredgewidth=2, color=FAILED_COLOR,
                         zorder=5, gid=FAILED_GID, label="_failed")
+        if threat in undefended:
+            ax.axhline(undefended[threat], color="0.35", linestyle=(0, (1, 2)), linewidth=1.2, zorder=1,
+                       gid=UNDEFENDED_GID)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("bits per pixel")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         if log:
             ax.set_xscale("log")
+        else:
+            ax.set_xlim(*_x_limits(low, high))
     axes[0].set_ylabel("top-1 accuracy (95% CI)")
     handles = [Line2D([], [], color=styles[label]["color"], marker=styles[label]["marker"],
                       linestyle=styles[label]["linestyle"], markerfacecolor="none", label=label) for label in labels]
+    if any(threat in undefended for threat in panels):
+        handles.append(Line2D([], [], color="0.35", linestyle=(0, (1, 2)), linewidth=1.2,
+                              label="undefended model (no codec)"))
     if any_threshold:
         handles.append(Line2D([], [], color="0.3", marker="_", markersize=14, markeredgewidth=2.2, linestyle="none",
                               label="threshold (in its series' colour)"))

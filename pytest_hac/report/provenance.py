@@ -25,15 +25,23 @@ def default_data(settings: Settings) -> str:
     return "digits" if info is not None and info.label_space == "digits" else "embedded"
 
 
-def upscaling_note(info: dict, n: int) -> list[str]:
-    """A note when photos were enlarged more than 2x to reach the model's input: probably the wrong preprocessing."""
+def upscaling_note(info: dict, n: int, model: str) -> list[str]:
+    """A note when photos were enlarged more than 2x to reach the model's input, with advice that fits: a few
+    small photos among larger ones are the data's (check them); most of them, a model that should say its size
+    (settings for a user's model; a registered model's preprocessing is its own, so larger photos)."""
     if not info.get("upscaled"):
         return []
     pre = info.get("preprocessing", {})
-    return [f"{info['upscaled']} of {n} images were enlarged more than 2x to reach the model's preprocessing (shorter "
-            f"side {info.get('source_size')} px resized to {pre.get('resize')}, cropped to {pre.get('crop')}): a model "
-            f"trained on images this small should say its size; set --hac-input-size and --hac-resize-size (or "
-            f"input_size/resize_size attributes on the module)"]
+    head = (f"{info['upscaled']} of {n} images were enlarged more than 2x to reach the model's preprocessing "
+            f"(shorter side resized to {pre.get('resize')}, cropped to {pre.get('crop')}; the smallest photo's "
+            f"shorter side is {info.get('source_size')} px)")
+    if 2 * info["upscaled"] < n:
+        return [f"{head}: a few small photos among larger ones; check them, or leave them out of the data"]
+    if model_info(model) is not None:
+        return [f"{head}: registered model {model!r} has its own preprocessing; evaluate it on photos of "
+                f"{pre.get('resize')} px or more"]
+    return [f"{head}: a model trained on images this small should say its size; set --hac-input-size and "
+            f"--hac-resize-size (or input_size/resize_size attributes on the module)"]
 
 
 def dataset_name(spec: str) -> str:

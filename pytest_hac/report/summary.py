@@ -9,6 +9,7 @@ from ..core.result import format_threshold
 from ..core.soundness import check
 from ..core.stats import SIGNIFICANCE_LEVEL
 from .markdown import markdown
+from .news import news
 from .schema import Report
 
 STEP_SUMMARY_LIMIT = 1 << 20  # GitHub rejects step summaries over 1 MiB
@@ -85,4 +86,4 @@ def step_summary(report: Report, mode: str = "auto", env: Mapping[str, str] | No
     env = os.environ if env is None else env
     if mode == "auto":
         mode = "short" if env.get("GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS else "full"
-    return short_summary(report, env) if mode == "short" else markdown(report, plot_name=None)
+    return short_summary(report, env) if mode == "short" else markdown(report, plot_name=None, news=news(report))

@@ -5,6 +5,8 @@ attack, one-sided exact McNemar test on the images both runs share). A run is co
 runs of the same model and data as the newest run of the window; a cell only with runs that used
 the same attack. A *step* is a significant drop against the previous comparable run; a *drift* is
 a significant drop from the first to the last comparable run of the window that no step showed.
+``--hac-trend-fail`` and ``trend --fail`` fail on both (:meth:`Trend.failures`): a step into the newest
+run (the night it happens) and a drift over the window.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ class Finding:
     """A significant drop of one cell from the first to the last comparable run of the window.
 
     ``kind`` is ``drift`` when no single step between them was significant (only the window shows
-    it), ``drop`` when a step was (that run is marked in the table too).
+    it), ``drop`` when a step was (that run is marked in the table too). :meth:`Trend.failures` also
+    makes ``step`` findings: the newest run's significant drop against the previous comparable run.
     """
 
     case_id: str
@@ -57,9 +60,14 @@ class Finding:
         """The drop in percentage points (positive)."""
         return -self.comparison.delta_points
 
+    def beyond(self, points: float) -> bool:
+        """Larger than ``points`` percentage points (3 images of 100 are 3 points, not 3.0000000000000027)."""
+        return round(self.points, 9) > points
+
     def message(self, labels: list[str]) -> str:
         c = self.comparison
-        tail = "no single step was significant" if self.kind == "drift" else "a step between them was significant"
+        tail = {"drift": "no single step was significant", "drop": "a step between them was significant",
+                "step": "a significant drop against the previous comparable run"}[self.kind]
         return (f"{self.kind} `{self.case_id}`: {c.baseline:.3f} -> {c.current:.3f} ({-self.points:+.1f} points on "
                 f"{c.compared} shared images, one-sided paired p={c.p_drop:.3g}) from run {self.first + 1} "
                 f"({labels[self.first]}) to run {self.last + 1} ({labels[self.last]}); {tail}")
@@ -84,8 +92,26 @@ class Trend:
         return self.entries[-1].report.model if self.entries else ""
 
     def drifts(self, points: float = 0.0) -> list[Finding]:
-        """The drifts larger than ``points`` percentage points (what ``--hac-trend-fail`` fails on)."""
-        return [f for f in self.findings if f.kind == "drift" and f.points > points]
+        """The drifts larger than ``points`` percentage points."""
+        return [f for f in self.findings if f.kind == "drift" and f.beyond(points)]
+
+    def steps(self, points: float = 0.0) -> list[Finding]:
+        """The newest run's significant drops against each cell's previous comparable run, larger than ``points``
+        percentage points: a regression the night it happens."""
+        newest = len(self.entries) - 1
+        out = []
+        for case_id, points_ in self.cells.items():
+            chain = [p for p in points_ if p is not None and p.why is None]
+            if len(chain) >= 2 and chain[-1].run == newest and chain[-1].dropped:
+                finding = Finding(case_id, chain[-2].run, newest, chain[-1].step, "step")
+                if finding.beyond(points):
+                    out.append(finding)
+        return out
+
+    def failures(self, points: float = 0.0) -> list[Finding]:
+        """What ``--hac-trend-fail=points`` and ``trend --fail`` fail on: the newest run's steps and the window's
+        drifts larger than ``points`` percentage points."""
+        return self.steps(points) + self.drifts(points)
 
 
 def _why_excluded(report: Report, reference: Report) -> str | None:

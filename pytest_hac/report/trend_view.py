@@ -86,8 +86,9 @@ def run_rows(trend: Trend) -> list[list[str]]:
 
 
 def trend_failures(trend: Trend, points: float) -> list[str]:
-    """``--hac-trend-fail``: a line per drift larger than ``points`` (none: the run passes)."""
-    return [f.message(trend.labels) for f in trend.drifts(points)]
+    """``--hac-trend-fail``: a line per step into the newest run or drift larger than ``points`` (none: the run
+    passes), each naming its cell, Δ and p."""
+    return [f"{f.message(trend.labels)}, more than the allowed {points:g} points" for f in trend.failures(points)]
 
 
 def figure(trend: Trend) -> Figure | None:
@@ -126,6 +127,7 @@ def figure(trend: Trend) -> Figure | None:
         ax.set_title(threat)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0.5, len(trend.entries) + 0.5)
+        ax.set_xticks(range(1, len(trend.entries) + 1))  # runs are whole numbers, not 0.5, 1.5, 2.5
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="lower left")
@@ -150,7 +152,7 @@ def write_trend_plot(trend: Trend, path: Path) -> bool:
 
 def trend_command(directory: Path, *, last: int, fail: float | None, model: str | None, output: Path) -> int:
     """``pytest-hac trend DIR``: print the table, write ``<model>.trend.md`` and ``.png`` under ``output``;
-    exit 1 under ``fail`` on a drift larger than ``fail`` points, 2 on a usage error."""
+    exit 1 under ``fail`` on a step into the newest run or a drift larger than ``fail`` points, 2 on a usage error."""
     try:
         if last < 2:
             raise HacError(f"--last must be at least 2; got {last}")
@@ -166,8 +168,7 @@ def trend_command(directory: Path, *, last: int, fail: float | None, model: str 
     atomic_write(output / f"{stem}.md", text)
     print(text)
     print(f"trend written to {output / (stem + '.md')}" + (f" and {output / (stem + '.png')}" if plotted else ""))
-    failing = [] if fail is None else trend.drifts(fail)
-    for finding in failing:
-        print(f"pytest-hac: FAILED: {finding.message(trend.labels)}, more than the allowed {fail:g} points",
-              file=sys.stderr)
+    failing = [] if fail is None else trend_failures(trend, fail)
+    for line in failing:
+        print(f"pytest-hac: FAILED: {line}", file=sys.stderr)
     return 1 if failing else 0

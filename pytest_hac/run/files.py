@@ -1,11 +1,14 @@
-"""A run's files: yesterday's report set aside at the start, the report rewritten atomically as cells
-finish, an ERROR report when the run fails, and at the end the plot, the baseline, the history entry
-and GitHub's step summary. Writing never stops a run: a failure is kept in :attr:`ReportFiles.error`."""
+"""A run's files: yesterday's complete report set aside at the start (it stays as ``<stem>.previous.*``),
+the report rewritten atomically as cells finish, an ERROR report when the run fails, and at the end the
+plot, the baseline, the history entry and GitHub's step summary. A folder that cannot be written at the
+start is a usage error (:class:`HacError`); a write that fails later never stops a run: the failure is
+kept in :attr:`ReportFiles.error`, and the run's exit status is not 0."""
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
+from ..errors import HacError
 from ..report.baselines import save_baseline
 from ..report.history import record_history
 from ..report.output import discard, restore_aside, set_aside, write_report
@@ -24,17 +27,25 @@ class ReportFiles:
         #: The files written last, by kind (json, md, html, plot, baseline, history).
         self.paths: dict[str, Path] = {}
         self.error: str | None = None
-        self._aside: list[Path] = []
+        #: Whether the start set a complete report aside as ``<stem>.previous.*``.
+        self._aside = False
         #: The stem the in-progress report was written under at the start.
         self._marker: str | None = None
 
     def start(self, rep: Report) -> None:
-        """Set ``<stem>.*`` aside as ``<stem>.previous.*`` and write ``rep`` (INCOMPLETE, no cell yet) instead."""
+        """Set a complete ``<stem>.*`` aside as ``<stem>.previous.*`` and write ``rep`` (INCOMPLETE, no cell yet)
+        instead. Raises :class:`HacError` naming the folder when it cannot be written."""
         if not self.write:
             return
+        folder = self.settings.report_dir
+        try:
+            self._aside = set_aside(folder, rep.stem)
+            self.paths = write_report(rep, folder)
+        except OSError as exc:
+            self.write = False  # nothing more to try; the usage error says where
+            raise HacError(f"cannot write reports to folder {folder} ({exc.strerror or exc}): make it writable "
+                           f"or pass --hac-report-dir=DIR") from None
         self._marker = rep.stem
-        self._aside = set_aside(self.settings.report_dir, rep.stem)
-        self.rewrite(rep)
 
     def rewrite(self, rep: Report, *, plot: bool = False, trend: Trend | None = None,
                 gallery: dict | None = None) -> None:
@@ -87,13 +98,17 @@ class ReportFiles:
         if not self.write or self._marker is None:
             return
         discard(self.settings.report_dir, self._marker)
-        restore_aside(self._aside, keep=True)
-        self._aside, self._marker = [], None
+        if self._aside:
+            restore_aside(self.settings.report_dir, self._marker, keep=True)
+        self._aside, self._marker = False, None
 
     def _put_back(self, rep: Report) -> None:
         """A selection's report has its own name: the full report set aside at the start comes back."""
+        if self._marker is None:
+            return
         selection = rep.stem != self._marker
-        if selection and self._marker is not None:
+        if selection:
             discard(self.settings.report_dir, self._marker)
-        restore_aside(self._aside, keep=selection)
-        self._aside = []
+        if self._aside:
+            restore_aside(self.settings.report_dir, self._marker, keep=selection)
+        self._aside = False

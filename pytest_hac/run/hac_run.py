@@ -209,6 +209,11 @@ class HacRun:
         :meth:`ThresholdFiles.check <pytest_hac.core.threshold_files.ThresholdFiles.check>`, which may raise)."""
         self.threshold_lines, self.threshold_warnings = self.thresholds.check()
 
+    def count_thresholds(self, selected: list[Case]) -> None:
+        """Once the selection is known: the thresholds lines count the cells this run runs, not all collected."""
+        if self.thresholds.use:
+            self.threshold_lines = self.thresholds.lines({c.id for c in selected})
+
     # --- the report -----------------------------------------------------------------------------------
 
     def report(self, complete: bool = False, error: str | None = None) -> Report:
@@ -232,8 +237,8 @@ class HacRun:
                 "thresholds": self.threshold_lines + self.threshold_warnings,
                 "attack_images": self._attack_images, "probe_seconds": round(self.loaded.probe_seconds(), 3),
                 **{k: info.get(k) for k in ("image_size", "preprocessing", "labels", "image_hashes")}}
-        notes = (list(self.notes) + weakened_attacks([c.result for c in self.cells.values()]) + upscaling_note(info, n)
-                 + baseline_gaps(results, self.baseline))
+        notes = (list(self.notes) + weakened_attacks([c.result for c in self.cells.values()])
+                 + upscaling_note(info, n, s.model) + baseline_gaps(results, self.baseline))
         return Report(model=s.model, dataset=name, n=n, device=s.device, seed=s.seed, gate_rule=s.gate, ids=ids,
                       cells=list(self.cells.values()), complete=complete, scope=self.scope,
                       skipped_images=list(info.get("skipped", [])), meta=meta, notes=notes, references=refs,
@@ -257,7 +262,7 @@ class HacRun:
 
     def trend(self, rep: Report) -> Trend | None:
         """With ``--hac-history``: the trend over the history and this run (the Markdown's and the page's
-        section, and ``--hac-trend-fail``'s drifts), read once per report."""
+        section, and ``--hac-trend-fail``'s steps and drifts), read once per report."""
         if self.settings.history is None or not rep.whole:
             return None
         if self._trend is None or self._trend[0] is not rep:
@@ -265,7 +270,8 @@ class HacRun:
         return self._trend[1]
 
     def trend_failures(self, rep: Report) -> list[str]:
-        """``--hac-trend-fail``: the significant drifts larger than its margin (none: the run passes)."""
+        """``--hac-trend-fail``: the newest run's significant steps and the window's drifts larger than its margin,
+        a line each (none: the run passes)."""
         from ..report.trend_view import trend_failures
 
         trend = None if self.settings.trend_fail is None else self.trend(rep)

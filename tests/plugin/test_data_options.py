@@ -85,6 +85,17 @@ def test_upscaled_photos_are_a_warning_in_terminal_and_report(suite, pytester):
     assert "6 of 6 images were enlarged more than 2x" in (p.path / "reports/small_build.md").read_text()
 
 
+def test_one_small_photo_among_larger_ones_gets_advice_that_applies(suite, pytester):
+    """A registered model's sizes are its own: one 86-px photo among larger ones is the data's business."""
+    data = small_photos(pytester.path / "photos", classes=("n01440764", "n02102040"), count=2, size=300)
+    Image.new("RGB", (86, 120), (90, 120, 200)).save(data / "n01440764" / "small.png")
+    result = suite(CELL).runpytest(f"--hac-data={data}")
+    result.assert_outcomes(passed=1)
+    md = (pytester.path / "reports/efficientnet-lite0.md").read_text()
+    assert "1 of 5 images were enlarged more than 2x" in md and "the smallest photo's shorter side is 86 px" in md
+    assert "a few small photos among larger ones; check them" in md and "--hac-input-size" not in md
+
+
 def test_sizes_of_a_registered_model_are_its_own(suite):
     result = suite(CELL).runpytest("--hac-input-size=64", "--hac-samples=2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # once, before any cell

@@ -9,7 +9,8 @@ def test_cells(hac_case, hac_evaluate):
     hac_evaluate(hac_case)
 """
 ARGS = ("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-gallery=0", "-q")
-LINE = re.compile(r"^pytest-hac: (\d+)/(\d+) cells done( · now \S+( \(\w+ \d+/\d+\))?(, \S+)*)?( · [\d.]+ img/s)? · "
+LINE = re.compile(r"^pytest-hac: (\d+)/(\d+) cells done( · now \S+( \((soundness probe: )?[\w ]+ \d+/\d+\))?(, \S+)*)?"
+                  r"( · [\d.]+ img/s)? · "
                   r"(about [\d.]+ (s|min|h) left|time left: estimating)$")  # a loaded machine takes minutes
 
 
@@ -43,3 +44,15 @@ def test_no_lines_in_a_short_run_or_when_turned_off(suite):
         result = p.runpytest(*ARGS, *extra)
         result.assert_outcomes(passed=4)
         assert "cells done" not in result.stdout.str()
+
+
+def test_probes_are_named_as_probes_and_the_file_name_is_not_repeated(suite):
+    p = suite(CELLS.replace('threats=["clean"]', 'threats=["clean", "oblivious"], attack="pgd", eps="8/255", steps=2'))
+    result = p.runpytest(*ARGS[:-1], "--hac-progress-every=0.000001")  # pytest's default output: the file's name
+    result.assert_outcomes(passed=8)
+    out = result.stdout.str()
+    lines = _lines(out, 8)
+    assert any("(soundness probe: " in line for line in lines)  # the undefended large-eps attack, the gradients
+    assert len(re.findall(r"^test_cells\.py ", out, re.M)) == 1, out  # the dots go on below each line
+    body = out[out.index("test_cells.py "):out.index("[100%]")]
+    assert "\n\n" not in body  # and no blank line before a progress line

@@ -77,6 +77,13 @@ def test_strict(hac_case, hac_evaluate):
     assert "**failed** 1" in md and "**FAIL**" in md and "**below their threshold**" in md
     assert "< 0.999" in md and "< 1.00" not in md  # thresholds print as given
     assert "threshold: " in md and "❌ marks a failed cell" in md  # a reason column, the legend explained once
+    # the news first: the failed cell, in red, linking to the cells, before the summary
+    head = md.splitlines()[2:5]
+    assert head[0] == "**🔴 1 thing to look at first:**"
+    assert head[2].startswith("- 🔴 **FAILED** [`jpeg-q5-r1-clean`](#cells): ") and "below the threshold" in head[2]
+    html = (p.path / "reports/tiny-cnn.html").read_text()
+    assert html.index("<div id='news' class='news'>") < html.index("<ul id='summary'>")
+    assert "<b>FAILED</b> <a href='#cell-jpeg-q5-r1-clean'>jpeg-q5-r1-clean</a>" in html
 
 
 TWO_TESTS_ONE_CELL = """

@@ -44,8 +44,16 @@ def test_a_configuration_error_is_one_usage_error_and_the_report_says_so(green, 
     data = json.loads((green.path / "reports/tiny-cnn.json").read_text())
     assert "**ERROR**" in md and said in md and "**passed** 0" in md
     assert data["error"].startswith("usage error") and said in data["error"] and data["results"] == []
-    assert not list((green.path / "reports").glob("*.previous.*"))
+    reports = green.path / "reports"
+    assert "**passed** 2" in (reports / "tiny-cnn.previous.md").read_text()  # the last complete report stays
+    assert json.loads((reports / "tiny-cnn.previous.json").read_text())["complete"] is True
     assert said in (tmp_path / "summary.md").read_text()
+    # a second failed run keeps the last complete report, not the ERROR one
+    assert green.runpytest("--hac-model=tiny-cnn", *args).ret == pytest.ExitCode.USAGE_ERROR
+    assert "**passed** 2" in (reports / "tiny-cnn.previous.md").read_text()
+    assert sorted(p.name for p in reports.iterdir()) == [
+        f"tiny-cnn{tag}.{ext}" for tag in ("", ".previous") for ext in ("html", "json", "md")] + [
+        "tiny-cnn.previous.png"]
 
 
 def test_a_factory_that_raises_is_said_once(green):
@@ -53,6 +61,8 @@ def test_a_factory_that_raises_is_said_once(green):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     out = result.stdout.str() + result.stderr.str()
     assert out.count("weights file is corrupt") == 1 and "During handling" not in out
+    # pytest prints a usage error after the terminal summary: the summary points down to it
+    assert out.index("the run ended in an error (below)") < out.index("ERROR: pytest-hac: --hac-model=")
     md = (green.path / "reports/usermodels_build.md").read_text()
     assert "**ERROR**" in md and "the factory raised RuntimeError: weights file is corrupt" in md
 

@@ -35,3 +35,13 @@ def test_thresholds_file_by_model_and_pattern(project):
     result = project.runpytest("--hac-samples=6", "--hac-model=mymodel:build", "--hac-gate=point")
     result.assert_outcomes(passed=1)  # other models get the "*" table
 
+
+
+def test_the_thresholds_line_counts_the_selected_cells(suite, four_clean_cells):
+    p = suite(four_clean_cells)
+    (p.path / "hac_thresholds.toml").write_text('[tiny-cnn]\n"*-clean" = 0.1\n')
+    result = p.runpytest("--hac-model=tiny-cnn", "--hac-samples=4", "-k", "q30 or q60")
+    result.assert_outcomes(passed=2)
+    assert "tables [tiny-cnn] applied to 2 cells (of 4 collected)" in result.stdout.str()
+    md = (p.path / "reports/tiny-cnn.selection.md").read_text()
+    assert "applied to 2 cells (of 4 collected)" in md

@@ -50,10 +50,11 @@ def test_record_then_gate_passes_the_same_model_and_fails_a_worse_one(suite, pyt
     assert set(table) == {"jpeg-*-clean", "jpeg-q50-r1-clean", "jpeg-q50-r1-oblivious-pgd-s2", "identity-r1-clean",
                           "identity-r1-oblivious-pgd-s2"}
     data = p.path / "reports" / "mymodel_build.json"
-    for cell in json.loads(data.read_text())["results"]:
-        assert table[cell["case_id"]] <= cell["ci_low"] - 0.02 < table[cell["case_id"]] + 0.01
+    for cell in json.loads(data.read_text())["results"]:  # measured on these images minus the margin, not an interval
+        assert table[cell["case_id"]] <= cell["accuracy"] - 0.02 < table[cell["case_id"]] + 0.01
     out = recorded.stdout.str()
-    assert "wrote 4 thresholds" in out and '[mymodel:build] "jpeg-q50-r1-clean" = ' in out
+    assert "wrote 4 thresholds (measured accuracy on these 16 images - 0.02" in out
+    assert '[mymodel:build] "jpeg-q50-r1-clean" = ' in out
     assert str(path) in out
 
     p.runpytest(*ARGS).assert_outcomes(passed=4)  # the same model passes its recorded gates
@@ -72,7 +73,20 @@ def test_margin_and_an_explicit_file_that_does_not_exist_yet(suite, pytester):
     result.assert_outcomes(passed=1)
     table = tomllib.loads(target.read_text())["tiny-cnn"]
     data = json.loads((p.path / "reports" / "tiny-cnn.selection.json").read_text())
-    low = data["results"][0]["ci_low"]
-    assert list(table) == ["jpeg-q50-r1-clean"] and table["jpeg-q50-r1-clean"] <= low - 0.1 < table[
+    measured = data["results"][0]["accuracy"]
+    assert list(table) == ["jpeg-q50-r1-clean"] and table["jpeg-q50-r1-clean"] <= measured - 0.1 < table[
         "jpeg-q50-r1-clean"] + 0.01
     assert not (p.path / "hac_thresholds.toml").exists()
+
+
+def test_a_cell_measured_at_zero_gets_no_threshold(suite, pytester):
+    """A threshold of 0 gates nothing and would turn "measured" into "passed": such a cell is said, not written."""
+    p = suite(CELLS.replace('eps="4/255"', 'eps="64/255"').replace("steps=2", "steps=10"))
+    target = p.path / "t.toml"
+    result = p.runpytest("--hac-model=tiny-cnn", "--hac-samples=16", "--hac-gallery=0", "--hac-soundness=warn",
+                         "-k", "identity", "--hac-update-thresholds", f"--hac-thresholds={target}")
+    result.assert_outcomes(passed=2)
+    table = tomllib.loads(target.read_text())["tiny-cnn"]
+    assert list(table) == ["identity-r1-clean"]
+    result.stdout.fnmatch_lines(["*wrote no threshold for 1 cell(s) measured at about 0, where a threshold gates "
+                                 "nothing: identity-r1-oblivious-pgd-eps64 (0.00)*"])

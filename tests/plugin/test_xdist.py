@@ -32,6 +32,19 @@ def test_xdist_report_equals_serial(xdist_run, report_cells):
     assert len(data["results"]) == len(serial_data["results"]) == xdist_run.cells
 
 
+def test_junit_names_are_the_same_with_and_without_xdist(xdist_run):
+    """CI test history keys on JUnit names: turning on -n must not make new tests of the old ones."""
+    import xml.etree.ElementTree as ET
+
+    def names(folder) -> list[str]:
+        cases = ET.parse(folder / "junit.xml").getroot().iter("testcase")
+        return sorted(f"{c.get('classname')}::{c.get('name')}" for c in cases)
+
+    serial, parallel = names(xdist_run.serial), names(xdist_run.parallel)
+    assert len(serial) == xdist_run.cells and parallel == serial
+    assert not any("@" in name for name in parallel)
+
+
 def test_loadgroup_keeps_each_shared_attack_on_one_worker(xdist_run, report_cells):
     """The oblivious cells sharing one attack run on one worker: attacked once."""
     serial, serial_data, parallel, data = _cells(xdist_run, report_cells, "test_shared.py")

@@ -128,6 +128,16 @@ def test_misspelt_data_name_suggests_the_closest():
         load_dataset("embeded", resize=32, crop=32)
 
 
+def test_misspelt_data_folder_suggests_the_near_miss(tmp_path):
+    (tmp_path / "imagenette2-320/val/n01440764").mkdir(parents=True)
+    wrong = tmp_path / "imagenette2-320/vall"
+    with pytest.raises(HacError, match=rf"--hac-data='{wrong}': no such file or directory. Did you mean "
+                                       rf"'{tmp_path / 'imagenette2-320/val'}'\?"):
+        load_dataset(str(wrong), resize=32, crop=32)
+    with pytest.raises(HacError, match=rf"Did you mean '{tmp_path / 'imagenette2-320/val'}'\?"):
+        load_dataset(str(tmp_path / "imagenete2-320/val"), resize=32, crop=32)  # a typo higher up
+
+
 def test_unreadable_images_are_skipped_counted_and_reported(suite, tmp_path):
     root = image_tree(tmp_path / "data", {"0": ["a.png", "b.png"], "1": ["c.png", "d.png"]})
     bad = corrupt_files(root / "1")

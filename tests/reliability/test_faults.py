@@ -25,14 +25,20 @@ def test_cell(hac_case, hac_evaluate):
 # --- interrupted and killed runs, killed workers --------------------------------------------------------
 
 
-def test_interrupted_run_leaves_a_valid_incomplete_report(suite, live_report_cells):
+def test_interrupted_run_leaves_a_valid_incomplete_report_and_the_last_complete_one(suite, live_report_cells):
     p = suite(live_report_cells + "\ndef test_c_interrupt():\n    raise KeyboardInterrupt\n")
+    p.runpytest(TINY, "--hac-samples=4", "-k", "not interrupt").assert_outcomes(passed=3)
+    complete = (p.path / "reports/tiny-cnn.md").read_text()
+    assert "run complete" in complete
     result = p.runpytest(TINY, "--hac-samples=4", no_reraise_ctrlc=True)  # pytester re-raises it by default
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
     assert data["complete"] is False and len(data["results"]) == 2
     assert "INCOMPLETE" in (p.path / "reports/tiny-cnn.md").read_text()
+    assert (p.path / "reports/tiny-cnn.previous.md").read_text() == complete  # the last complete report stays
     assert not list((p.path / "reports").glob(".*tmp"))  # no half-written temporaries left behind
+    result.stdout.fnmatch_lines(["*pytest-hac: INCOMPLETE run (interrupted, stopped early or crashed): 2 of 2 "
+                                 "cells finished*", "*2 cells: 2 passed, 0 failed*run INCOMPLETE*"])
 
 
 def _report(path: Path) -> dict:
@@ -128,23 +134,31 @@ def test_disk_full_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypa
     assert sorted(os.listdir(tmp_path)) == ["r.json"]
 
 
-def test_disk_full_during_a_run_is_reported_and_results_still_printed(suite, monkeypatch):
+def test_disk_full_during_a_run_is_reported_results_still_printed_and_the_run_fails(suite, monkeypatch):
     from pytest_hac.report import baselines, output
 
-    def full(path, text):
+    real, calls = output.atomic_write, []
+
+    def full_after_the_start(path, text):
+        calls.append(path)
+        if len(calls) <= 3:  # the start's INCOMPLETE marker (JSON, Markdown, HTML) fits
+            return real(path, text)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(output, "atomic_write", full)
-    monkeypatch.setattr(baselines, "atomic_write", full)
+    monkeypatch.setattr(output, "atomic_write", full_after_the_start)
+    monkeypatch.setattr(baselines, "atomic_write", full_after_the_start)
     result = suite(CELLS).runpytest(TINY, "--hac-samples=4", "--hac-save-baseline", "-W", "ignore::UserWarning")
     result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # a nightly without its report is no green nightly
     result.stdout.fnmatch_lines(["*jpeg*30*1.00*", "*jpeg*60*",
                                  "*could not save baseline in .hac/baselines: [[]Errno 28[]] No space left on device*"])
+    calls.clear()
     result2 = suite(CELLS).runpytest(TINY, "--hac-samples=4", "-W", "ignore::UserWarning")
     result2.stdout.fnmatch_lines(["*jpeg*30*", "*could not write reports to reports: [[]Errno 28[]] No space left*"])
+    assert result2.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_read_only_report_dir_is_reported_and_results_still_printed(suite):
+def test_read_only_report_dir_is_a_usage_error_naming_it(suite):
     p = suite(CELLS)
     if os.geteuid() == 0:  # root writes through chmod: use a folder that cannot exist (under a regular file)
         (p.path / "plain-file").write_text("")
@@ -152,17 +166,20 @@ def test_read_only_report_dir_is_reported_and_results_still_printed(suite):
     else:
         (p.path / "ro").mkdir(mode=0o500)
         target = "ro"
-    result = p.runpytest(TINY, "--hac-samples=4", f"--hac-report-dir={target}", "-W", "ignore::UserWarning")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*jpeg*30*", f"*could not write reports to {target}*"])
+    result = p.runpytest(TINY, "--hac-samples=4", f"--hac-report-dir={target}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # said at the start, before any cell ran
+    assert "passed" not in result.stdout.str()
+    result.stderr.fnmatch_lines([f"*pytest-hac: cannot write reports to folder {target} (*): make it writable or "
+                                 f"pass --hac-report-dir=DIR*"])
 
 
-def test_unwritable_report_dir_is_reported_and_results_still_printed(suite, live_report_cells):
+def test_unwritable_report_dir_is_a_usage_error_naming_it(suite, live_report_cells):
     p = suite(live_report_cells.split("def test_b")[0])
     (p.path / "blocked").write_text("a file, not a folder")
     result = p.runpytest(TINY, "--hac-samples=4", "--hac-report-dir=blocked")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*jpeg*50*", "*could not write reports to blocked*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "passed" not in result.stdout.str()
+    result.stderr.fnmatch_lines(["*pytest-hac: cannot write reports to folder blocked (Not a directory)*"])
 
 
 def test_two_sessions_writing_one_report_dir_never_leave_a_broken_file(pytester):

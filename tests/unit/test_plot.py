@@ -166,3 +166,34 @@ def test_write_report_links_the_plot(tmp_path):
 def verdict_of(passed: bool | None) -> Verdict:
     reasons = (Reason(ReasonKind.THRESHOLD, "below"),) if passed is False else ()
     return Verdict({True: Status.PASSED, False: Status.FAILED, None: Status.MEASURED}[passed], reasons)
+
+
+def test_one_quality_is_one_x_in_every_panel_on_a_readable_axis_with_the_undefended_model():
+    """Issue 28: one JPEG quality was a dot on a 1.116-1.130 axis, at another x in the attacked panel than in the
+    clean one, and the bare model was not drawn at all."""
+    from pytest_hac.report.plot import UNDEFENDED_GID
+
+    rep = report([cell(bpp=1.123), cell(threat="oblivious", bpp=1.116, correct=(1, 0, 0, 0, 0, 0)),
+                  cell(codec="identity", quality=None, bpp=None, correct=(1, 1, 1, 1, 1, 0)),
+                  cell(codec="identity", quality=None, threat="oblivious", bpp=None, correct=(0,) * 6)])
+    fig = figure(rep)
+    clean, attacked, worst = (lines["jpeg r1"] for lines in series_lines(fig))
+    assert list(clean.get_xdata()) == list(attacked.get_xdata()) == list(worst.get_xdata()) == [1.123]  # one x
+    low, high = fig.axes[0].get_xlim()
+    assert high - low > 0.25  # not a hundredth of a bit wide
+    levels = {ax.get_title().split(" ")[0]: line.get_ydata()[0] for ax in fig.axes for line in ax.get_lines()
+              if line.get_gid() == UNDEFENDED_GID}
+    assert levels == {"clean": pytest.approx(5 / 6), "oblivious": 0, "worst": 0}
+    assert "undefended model (no codec)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_the_trend_plot_counts_runs_in_whole_numbers(synthetic):
+    from pathlib import Path as P
+
+    from pytest_hac.report.history import Entry
+    from pytest_hac.report.trend import build_trend
+    from pytest_hac.report.trend_view import figure as trend_figure
+
+    runs = [synthetic.report({"jpeg-q50-r1-clean": [i < k for i in range(20)]}) for k in (15, 14, 16)]
+    fig = trend_figure(build_trend([Entry(P(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)]))
+    assert list(fig.axes[0].get_xticks()) == [1, 2, 3]

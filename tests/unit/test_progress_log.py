@@ -1,5 +1,7 @@
 """Progress lines in logs: at most one per interval, with cells done, the current cell, images/s and time left."""
-from pytest_hac.plugin.progress_log import Eta, ProgressLog, duration
+import pytest
+
+from pytest_hac.plugin.progress_log import Eta, Pace, ProgressLog, duration
 
 
 class Clock:
@@ -25,6 +27,80 @@ def test_eta_scales_time_spent_by_planned_work_left():
     counted.finish("x")
     assert counted.left() == 20 * 3
     assert duration(42) == "42 s" and duration(600) == "10 min" and duration(5400 * 2) == "3.0 h"
+
+
+def _smoke_like_run() -> tuple[dict, list[tuple[str, float, float]]]:
+    """A plan and the batches that carry it out, as the smoke suite on EfficientNet-Lite0 runs on a CPU: a clean
+    cell first (predictions and JPEG round trips, the first batch paying seconds of warm-up), then attacks in
+    batches of 16 images x 10 steps (a forward-and-backward pass costing 3 forward passes), codec round trips and
+    predictions between them, and the probes' larger attacks (more steps) at the end of the attacked cells."""
+    batches = [("predict", 20, 5.0 + 20 * 0.03), ("codec", 20, 20 * 0.004)]  # 5 s of warm-up in the first batch
+    for cell in range(12):
+        path = "bare" if cell % 2 == 0 else "approximate"  # white-box passes also run the codec's stand-in
+        for _ in range(2):
+            batches.append((f"attack:{path}", 160, 160 * (0.09 if path == "bare" else 0.14)))
+        batches += [("codec", 20, 20 * 0.004), ("predict", 20, 20 * 0.03)]
+        if cell % 4 == 0:  # a probe: 64 images x 20 steps
+            batches += [("attack:bare", 320, 320 * 0.09)] * 4
+    planned: dict[str, float] = {}
+    for kind, passes, _ in batches:
+        planned[kind] = planned.get(kind, 0) + passes
+    return planned, batches
+
+
+@pytest.mark.parametrize("overhead", [0.0, 0.15])
+def test_the_time_left_comes_from_the_plan_and_the_measured_rates(overhead):
+    """Within 2x of the real remaining time at a quarter, half and three quarters of the run (with ``overhead``:
+    the share of wall time spent outside the passes, writing reports and deciding verdicts)."""
+    planned, batches = _smoke_like_run()
+    clock = Clock()
+    passes: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    pace = Pace({"all": planned}, passes, seconds, clock=clock)
+    assert pace.left() is None  # nothing measured yet
+    total = sum(s for _, _, s in batches) * (1 + overhead)
+    start, checked = clock.now, []
+    for kind, n, secs in batches:
+        clock.now += secs * (1 + overhead)
+        passes[kind] = passes.get(kind, 0) + n
+        seconds[kind] = seconds.get(kind, 0) + secs
+        elapsed = clock.now - start
+        for share in (0.25, 0.5, 0.75):
+            if share not in [c[0] for c in checked] and elapsed >= share * total:
+                checked.append((share, pace.left(), total - elapsed))
+    assert [c[0] for c in checked] == [0.25, 0.5, 0.75]
+    for share, estimate, real in checked:
+        assert real / 2 <= estimate <= 2 * real, (share, estimate, real)
+    # the cells-done ratio this replaced: after the first (clean) cell, which paid the warm-up, it said hours
+    old = Eta(13, {"clean": 40.0, **{f"attacked{i}": 960.0 + (3840 if i % 4 == 0 else 0) for i in range(12)}},
+              clock=clock)
+    clock.now += 5.7
+    old.finish("clean")
+    assert old.left() > 3 * (total - 5.7)
+
+
+def test_a_kind_not_measured_yet_borrows_a_measured_rate():
+    clock = Clock()
+    pace = Pace({"c": {"predict": 100, "attack:bare": 1000, "attack:approximate": 100}}, {"predict": 50.0},
+                {"predict": 1.0}, clock=clock)
+    pace._before = ({}, 0.0)  # as if the 50 predictions ran in this session
+    clock.now += 1.0
+    assert pace.rate("attack:bare") == pytest.approx(3 * 0.02)  # a backward pass costs about 3 forward ones
+    assert pace.left() == pytest.approx(50 * 0.02 + 1100 * 0.06)
+    pace.passes["attack:bare"], pace.seconds["attack:bare"] = 100.0, 5.0
+    assert pace.rate("attack:approximate") == pytest.approx(0.05)  # a gradient path borrows another's first
+
+
+def test_a_cell_whose_outcomes_came_from_the_cache_counts_as_done():
+    clock = Clock()
+    passes, seconds = {"predict": 10.0, "attack:bare": 100.0}, {"predict": 0.2, "attack:bare": 6.0}
+    pace = Pace({"cached": {"attack:bare": 1000, "predict": 10}, "fresh": {"attack:bare": 100, "predict": 10}},
+                passes, seconds, clock=clock)
+    pace._before = ({}, 0.0)
+    clock.now += 6.2
+    assert pace.left() == pytest.approx(1000 * 0.06 + 10 * 0.02)  # the cached cell's attack seems still to do
+    pace.finish("cached")  # finished without running it: its passes are done
+    assert pace.left() == pytest.approx(100 * 0.06 + 10 * 0.02)
 
 
 def test_one_line_per_interval_at_most_and_none_in_short_runs():

@@ -80,6 +80,24 @@ def test_a_sudden_drop_is_marked_on_its_run_and_is_no_drift(synthetic):
     assert len([c for ax in fig.axes for c in ax.collections if c.get_gid() == DROP_GID]) == 1
 
 
+def test_a_sudden_drop_into_the_newest_run_fails_the_trend_the_night_it_happens(tmp_path, synthetic, capsys):
+    history = _record(_runs(synthetic, sudden_at=RUNS - 1), tmp_path / "hist")
+    trend = trend_of(history)
+    [step] = trend.steps(3)
+    assert (step.case_id, step.kind, step.first, step.last) == (SUDDEN, "step", RUNS - 2, RUNS - 1)
+    assert step.points == pytest.approx(15.0) and step.comparison.p_drop < 0.001
+    assert [f.case_id for f in trend.failures(3)] == [SUDDEN, DRIFT] and trend.steps(16) == []
+    [line] = [x for x in trend_failures(trend, 3) if SUDDEN in x]
+    assert line.startswith(f"step `{SUDDEN}`: 0.850 -> 0.700 (-15.0 points") and "p=" in line
+    out = tmp_path / "out"
+    assert hac_main(["trend", str(history), "-o", str(out), "--fail", "10"]) == 1  # the drift is 9: the step fails
+    err = capsys.readouterr().err
+    assert f"FAILED: step `{SUDDEN}`" in err and "-15.0 points" in err and "drift" not in err
+    # an old step failed its own night; the window shows it as a drop, which fails nothing later
+    old = trend_of(_record(_runs(synthetic, sudden_at=6), tmp_path / "old"))
+    assert old.steps() == [] and [f.case_id for f in old.failures(10)] == []
+
+
 def test_runs_of_other_data_or_another_attack_are_not_compared(synthetic):
     from pytest_hac.report.history import Entry
 

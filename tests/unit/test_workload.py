@@ -5,7 +5,7 @@ from pytest_hac.attacks import make_spec
 from pytest_hac.core.cases import Case
 from pytest_hac.core.defense import IDENTITY, Defense
 from pytest_hac.core.engine import Engine
-from pytest_hac.core.workload import measure, seconds, weights, workload
+from pytest_hac.core.workload import measure, planned_passes, seconds, weights, workload
 
 PGD = make_spec("pgd", "8/255", steps=3, restarts=2)
 
@@ -81,6 +81,9 @@ def test_planned_probes_are_the_probes_the_engine_runs_each_once():
         fresh.evaluate(c)
     planned = sum((p.images // 4 if p.attack or p.queries else 0) + p.codec // 4 + p.model // 4 for p in probes)
     assert planned == fresh.counters.probe_batches > 0
+    # the time left counts passes by kind as the batches do: the plan's cells and probes are what ran
+    assert planned_passes(works) == {kind: int(n) for kind, n in fresh.batches.passes.items()}
+    assert {"attack:bare", "attack:approximate", "codec", "predict"} <= set(fresh.batches.passes)
     timing = measure(fresh, works)
     assert ("approximate", Defense("jpeg", 50, 2)) in timing.gradient
     assert probe_seconds(by_id["jpeg-q50-r1-whitebox"], timing) > 0

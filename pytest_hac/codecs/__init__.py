@@ -6,7 +6,8 @@ Built-in codecs register in :mod:`.builtin` through the same door users take
 The package, one concern a module: :mod:`.base` (the contract, padding), :mod:`.jpeg`,
 :mod:`.payload` (bitstream formats), :mod:`.ste` (straight-through rounding),
 :mod:`.compressai_codec` (any CompressAI model as a codec), :mod:`.compressai_zoo`,
-:mod:`.elic`, :mod:`.tiny` (the embedded codecs) and :mod:`.hific` (model, checkpoint, coding).
+:mod:`.elic`, :mod:`.tiny` (the embedded codecs), :mod:`.hific` (model, checkpoint, coding) and
+:mod:`.pillow_codecs` (WebP, AVIF, JPEG 2000, JPEG XL through Pillow).
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..errors import HacError
 from .base import Codec, Encoded, check_images, to_uint8
+from .ste import identity_backward
 
 __all__ = ["FORMATS", "PillowCodec", "PillowFormat", "codec_libraries", "library_version", "pillow_factory"]
 
@@ -172,8 +173,7 @@ class PillowCodec(Codec):
 
     def approximate(self, x: Tensor) -> Tensor:
         """No differentiable stand-in: the real round trip forward, the identity backward (straight-through)."""
-        real = self.attack_decode(x.detach())
-        return x + (real - x).detach()
+        return identity_backward(x, self.attack_decode(x.detach()))
 
     def bpda(self, x: Tensor) -> Tensor:
         # approximate's forward is already the real decode (the codec is deterministic): one round trip, not two

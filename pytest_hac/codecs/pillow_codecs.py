@@ -60,8 +60,14 @@ class PillowFormat:
     max_side: int | None = None
 
     @property
+    def version_key(self) -> str:
+        """Its name among the report's recorded versions: the library's, or the plugin package's."""
+        return self.library if self.plugin is None else self.plugin.replace("_", "-") + "-plugin"
+
+    @property
     def description(self) -> str:
-        return f"real {self.library} via Pillow; quality = {self.meaning}; BPDA (no differentiable stand-in)"
+        extra = f"; needs pip install 'pytest-hac[{self.extra}]'" if self.extra else ""
+        return f"real {self.library} via Pillow; quality = {self.meaning}; BPDA (no differentiable stand-in){extra}"
 
 
 # Effort and threads are fixed: the bytes (and so bpp, the decoded image and the disk cache) must not depend
@@ -93,7 +99,7 @@ def _available(fmt: PillowFormat) -> None:
             importlib.import_module(fmt.plugin)
         except ImportError:
             raise HacError(f"codec {fmt.name!r} needs the {fmt.extra!r} extra: pip install 'pytest-hac[{fmt.extra}]' "
-                           f"(it installs {fmt.plugin.replace('_', '-')}-plugin, {fmt.library} for Pillow)") from None
+                           f"(it installs {fmt.version_key}, {fmt.library} for Pillow)") from None
     elif fmt.feature is not None:
         from PIL import features
 
@@ -108,7 +114,7 @@ def library_version(fmt: PillowFormat) -> str | None:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            return version(fmt.plugin.replace("_", "-") + "-plugin")
+            return version(fmt.version_key)
         except PackageNotFoundError:
             return None
     from PIL import features
@@ -122,7 +128,7 @@ def codec_libraries() -> dict[str, str]:
 
     out = {"libjpeg-turbo": features.version("libjpeg_turbo")}
     for fmt in FORMATS.values():
-        out[fmt.library if fmt.plugin is None else fmt.plugin.replace("_", "-") + "-plugin"] = library_version(fmt)
+        out[fmt.version_key] = library_version(fmt)
     if out.get("libavif"):
         from PIL import _avif
 

@@ -44,12 +44,15 @@ class CodecInfo:
 
     Attributes:
         qualities: the valid quality levels (None for a codec without one).
+        stand_in: its ``approximate`` is a differentiable stand-in; False: it has none, ``approximate`` is the
+            straight-through real round trip (BPDA with the identity backward), as reports say per informed cell.
 
     Whether a codec is random (then EOT is allowed) is the codec's own ``stochastic``
     attribute: a property of its implementation, read when it is built.
     """
 
     qualities: tuple[int, ...] | None = None
+    stand_in: bool = True
 
 
 @dataclass(frozen=True)
@@ -214,10 +217,11 @@ def register_model(name: str, factory: Callable[[], Any] | None = None, *, input
 
 
 def register_codec(name: str, factory: Callable[..., Any] | None = None, *, qualities: Sequence[int] | None = None,
-                   description: str = "", aliases: Sequence[str] = (), replace: bool = False):
+                   description: str = "", aliases: Sequence[str] = (), replace: bool = False, stand_in: bool = True):
     """Register ``factory(quality, *, weights_dir, offline) -> Codec`` (a factory may ignore both keywords
-    with ``**_``). ``qualities`` lists the valid quality levels (None for codecs without one)."""
-    info = CodecInfo(None if qualities is None else tuple(qualities))
+    with ``**_``). ``qualities`` lists the valid quality levels (None for codecs without one); ``stand_in=False``
+    declares that its ``approximate`` is no differentiable stand-in (see :class:`CodecInfo`)."""
+    info = CodecInfo(None if qualities is None else tuple(qualities), stand_in)
     return CODECS.register(name, factory, info=info, description=description, aliases=aliases, replace=replace)
 
 

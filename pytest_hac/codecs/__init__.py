@@ -7,7 +7,8 @@ declares is checked when it is built: its determinism (:mod:`.claims`) and its f
 The package, one concern a module: :mod:`.base` (the contract, padding), :mod:`.jpeg`,
 :mod:`.payload` (bitstream formats), :mod:`.ste` (straight-through rounding),
 :mod:`.compressai_codec` (any CompressAI model as a codec), :mod:`.compressai_zoo`,
-:mod:`.elic`, :mod:`.tiny` (the embedded codecs) and :mod:`.hific` (model, checkpoint, coding).
+:mod:`.elic`, :mod:`.tiny` (the embedded codecs), :mod:`.hific` (model, checkpoint, coding) and
+:mod:`.pillow_codecs` (WebP, AVIF, JPEG 2000, JPEG XL through Pillow).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from .compressai_zoo import ZOO_MODELS, zoo_factory
 from .elic import ELIC_CHECKPOINTS, elic_factory
 from .hific import VARIANTS, hific_factory
 from .jpeg import Jpeg, KorniaJpeg
+from .pillow_codecs import FORMATS, pillow_factory
 from .tiny import TINY_QUALITIES, tiny_factory
 
 register_codec("identity", lambda q, **_: Identity(), description="no defense (the bare model)", aliases=("none",))
@@ -41,3 +42,6 @@ register_codec(
     "hific", hific_factory, qualities=tuple(VARIANTS),
     description="HiFiC GAN codec, Justin-Tan's port checkpoints low/med/hi ~ 0.14/0.30/0.45 bpp (--hac-weights-dir)",
 )
+for _name, _format in FORMATS.items():
+    register_codec(_name, pillow_factory(_name), qualities=_format.qualities, description=_format.description,
+                   stand_in=False)

@@ -1,4 +1,5 @@
-"""Straight-through rounding: ``torch.round`` in the forward pass, the identity in the backward pass.
+"""Straight-through rounding: ``torch.round`` in the forward pass, the identity in the backward pass; and
+:func:`identity_backward`: any value forward, the identity backward.
 
 CompressAI models round hard in eval mode, whose gradient is zero almost everywhere: a
 white-box attack through such a forward pass would silently be no attack at all.
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["round_ste", "straight_through"]
+__all__ = ["identity_backward", "round_ste", "straight_through"]
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -31,6 +32,26 @@ class _RoundSTE(torch.autograd.Function):
 def round_ste(x: Tensor) -> Tensor:
     """Round with an identity gradient (the forward value is exactly ``torch.round(x)``)."""
     return _RoundSTE.apply(x)
+
+
+class _IdentityBackward(torch.autograd.Function):
+    """``value`` in the forward pass (exactly), the identity with respect to ``x`` in the backward pass."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, value: Tensor) -> Tensor:  # noqa: ARG004
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # noqa: ARG004
+        return grad, None
+
+
+def identity_backward(x: Tensor, value: Tensor) -> Tensor:
+    """``value`` bit for bit forward, the gradient passed to ``x`` unchanged (BPDA with the identity).
+
+    ``x + (value - x).detach()`` is not ``value``: float rounding moves some pixels by an ulp.
+    """
+    return _IdentityBackward.apply(x, value.detach())
 
 
 def _ste_quantize(self: Any, inputs: Tensor, mode: str, means: Tensor | None = None) -> Tensor:

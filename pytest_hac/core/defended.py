@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..attacks import Threat
 from ..codecs import Codec
 from ..models import Classifier
+from ..registry import CODECS
 
 #: Paths that are another path at one round (no later round to treat apart).
 SAME_AT_ONE_ROUND = {"bpda-first": "bpda"}
@@ -40,11 +41,16 @@ def gradient_paths(threat: Threat, codec: str, rounds: int) -> tuple[str, ...]:
     one attack (and one ``AdvKey``) per restart; an image counts as correct only if the real pipeline
     gets it right on every one.
 
-    Paths that coincide at this number of rounds are tried once ("bpda-first" is "bpda" at one round).
+    Paths that coincide at this number of rounds are tried once ("bpda-first" is "bpda" at one round), and so
+    are those that coincide for a codec without a differentiable stand-in (``CodecInfo.stand_in`` False): its
+    ``approximate`` is already the real forward with the identity backward, so every informed path is the
+    white-box attack ("approximate").
     """
     if codec == "identity":
         return ("bare",)
     paths = Threat.of(threat).info.paths
+    if Threat.of(threat).info.informed and codec in CODECS and not CODECS.info(codec).stand_in:
+        return ("approximate",)
     return paths if rounds > 1 else tuple(p for p in paths if SAME_AT_ONE_ROUND.get(p) not in paths)
 
 

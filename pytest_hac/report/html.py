@@ -25,6 +25,8 @@ from ..core.soundness import worst_case
 from ..core.verdict import Status
 from .markdown import LEGEND, _defense_key, column_key, columns
 from .news import LABELS, news
+from .notes import backward_note
+from .rate_matched import rate_html
 from .schema import Cell, Report
 from .trend import Trend
 from .trend_view import LEGEND as TREND_LEGEND
@@ -40,7 +42,8 @@ td.failed,tr.failed td{background:#fde4e4}td.failed a{color:#b00020;font-weight:
 .badge{padding:1px 6px;border-radius:3px;color:#fff}.pass{background:#2e7d32}.fail{background:#c62828}
 .right{color:#2e7d32}.wrong{color:#c62828;font-weight:600}
 figure{display:inline-block;margin:2px;text-align:center}figcaption{font-size:11px;max-width:140px}
-img.thumb{display:block;height:96px;width:auto;border:1px solid #ddd}#plot-image{max-width:100%}
+img.thumb{display:block;height:96px;width:auto;border:1px solid #ddd}#plot-image,#eps-plot-image{max-width:100%}
+td.interpolated{font-style:italic}
 .gallery td{text-align:center}.legend{font-size:13px;color:#555;max-width:900px}
 td.drop{background:#fde4e4;font-weight:600}td.apart{color:#999}#trend-image{max-width:100%}
 .news{border:2px solid #c62828;background:#fde4e4;color:#b00020;padding:.4em 1em;margin:.5em 0 1em}
@@ -49,8 +52,9 @@ td.drop{background:#fde4e4;font-weight:600}td.apart{color:#999}#trend-image{max-
 
 
 def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, Any] | None = None,
-         trend: Trend | None = None) -> str:
-    """The whole report as an HTML document (a string); ``trend`` shows when it spans two runs or more."""
+         trend: Trend | None = None, eps_png: bytes | None = None) -> str:
+    """The whole report as an HTML document (a string); ``trend`` shows when it spans two runs or more;
+    ``eps_png`` is the plot of accuracy against eps (:mod:`.eps_plot`)."""
     title = f"pytest-hac robustness report: {report.model}"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta http-equiv='Content-Security-Policy' content=\"{POLICY}\">"
@@ -63,6 +67,12 @@ def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, An
         data = base64.b64encode(plot_png).decode("ascii")
         parts += ["<h2 id='plot'>Accuracy against bits per pixel</h2>",
                   f"<img id='plot-image' alt='accuracy against bits per pixel' src='data:image/png;base64,{data}'>"]
+    if eps_png:
+        data = base64.b64encode(eps_png).decode("ascii")
+        parts += ["<h2 id='eps-plot'>Accuracy against eps</h2>",
+                  f"<img id='eps-plot-image' alt='accuracy against eps' src='data:image/png;base64,{data}'>"]
+    if report.cells:
+        parts.append(rate_html(report))
     if trend is not None and len(trend.entries) >= 2:
         parts += [f"<h2 id='trend'>Trend over the last {len(trend.entries)} runs</h2>", trend_section(report, trend)]
     if report.cells:
@@ -168,6 +178,8 @@ def cells(report: Report) -> str:
             Status.MEASURED: "<span class='badge'>measured</span>"}[c.status]
         reasons = "; ".join(str(x) for x in c.reasons + c.verdict.warnings) or "–"
         attack = "–" if r.spec is None else describe_attack(r.spec)
+        if backward_note(r):
+            attack += f" ({backward_note(r)})"
         threshold = "–" if c.threshold is None or not c.test else format_threshold(c.threshold)
         test = c.test.split("::")[-1] if c.test else "(computed)"
         out.append(f"<tr{anchor}{' class=failed' if c.failed else ''}><td>{escape(r.case_id)}</td>"

@@ -12,6 +12,7 @@ from ..core.result import GATE_RULES, Result, format_threshold
 from ..core.soundness import CHECKS, SOUNDNESS_MODES, STAND_IN_DISTANCE, check, status, worst_case
 from ..core.stats import SIGNIFICANCE_LEVEL
 from ..core.verdict import Status
+from .notes import backward_note
 from .schema import Cell, Report
 
 VERDICT_SHOWN = {Status.PASSED: "pass", Status.FAILED: "**FAIL**", Status.MEASURED: "measured"}
@@ -290,6 +291,8 @@ def cells_section(report: Report) -> list[str]:
             if comp is not None and not comp.comparable and "baseline" not in why:
                 why = (why + "; " if why else "") + f"not comparable with the baseline: {comp.why}"
             attack = "–" if r.spec is None else r.spec.describe()
+            if backward_note(r):
+                attack += f" ({backward_note(r)})"
             if r.min_norm:
                 attack += (f" (median L2 {r.median_l2:.3g})" if r.median_l2 is not None
                            else " (median L2 ∞: fewer than half the images fooled)")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core.result import Result
-from ..registry import ATTACKS
+from ..registry import ATTACKS, CODECS
 from .schema import Report
 
 
@@ -34,3 +34,10 @@ def baseline_gaps(results: list[Result], baseline: Report | None) -> list[str]:
     shown = ", ".join(f"`{m}`" for m in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10
                                                            else "")
     return [f"{plural(len(missing), 'baseline cell')} not in this run: {shown}"]
+
+
+def backward_note(r: Result) -> str:
+    """How an informed cell's gradient went through a codec without a differentiable stand-in ("" otherwise)."""
+    if not r.threat.info.informed or r.codec not in CODECS or CODECS.info(r.codec).stand_in:
+        return ""
+    return "BPDA: real codec forward, identity backward (no differentiable stand-in)"

@@ -1,4 +1,5 @@
-"""A report's files: ``<stem>.json``, ``<stem>.md``, ``<stem>.html`` and ``<stem>.png``, each written atomically.
+"""A report's files: ``<stem>.json``, ``<stem>.md``, ``<stem>.html``, ``<stem>.png`` and ``<stem>.eps.png`` (accuracy
+against eps, when an attack ran at several eps), each written atomically.
 
 A run sets the files of its name aside when it starts (:func:`set_aside`), so a run that fails
 before it writes its own report never leaves yesterday's green one in place, and the last complete
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ..io.files import atomic_write
+from .eps_plot import eps_png
 from .html import page
 from .markdown import markdown
 from .news import news
 from .plot import png
+from .rate_matched import rate_markdown
 from .schema import Report
 from .trend import Trend
 from .trend_view import trend_table
@@ -42,19 +45,38 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
             atomic_write(paths["png"], plot_png)
     elif (directory / f"{stem}.png").exists():
         plot_name = f"{stem}.png"
+    eps_name, eps_plot = _eps_plot(report, directory, plot)
+    if eps_plot is not None:
+        paths["eps_png"] = directory / eps_name
     atomic_write(paths["json"], json.dumps(report.to_dict(), indent=1) + "\n")
+    own = ([f"![accuracy against eps]({eps_name})"] if eps_name else []) + [rate_markdown(report)]
+    sections = (*(s for s in own if s), *sections)
     heading = ""
     if trend is not None:
         table = trend_table(trend, title="##")
         sections, heading = (*sections, table), table.splitlines()[0].lstrip("# ")
     atomic_write(paths["md"], markdown(report, plot_name=plot_name, sections=sections, news=news(report, trend),
                                        trend_heading=heading))
-    atomic_write(paths["html"], page(report, plot_png=plot_png, gallery=gallery if plot else None, trend=trend))
+    atomic_write(paths["html"], page(report, plot_png=plot_png, gallery=gallery if plot else None, trend=trend,
+                                     eps_png=eps_plot))
     return paths
 
 
+def _eps_plot(report: Report, directory: Path, plot: bool) -> tuple[str | None, bytes | None]:
+    """The eps plot's file name (when written now or by an earlier write of this run) and its bytes (when
+    written now: only with ``plot``, as the bpp plot)."""
+    name = f"{report.stem}.eps.png"
+    if plot:
+        data = eps_png(report)
+        if data is not None:
+            atomic_write(directory / name, data)
+            return name, data
+        return None, None
+    return (name if (directory / name).exists() else None), None
+
+
 #: The files of one report, by kind.
-SUFFIXES = (".json", ".md", ".html", ".png")
+SUFFIXES = (".json", ".md", ".html", ".png", ".eps.png")
 
 
 def _names(directory: Path, stem: str, target: str) -> list[tuple[Path, Path]]:

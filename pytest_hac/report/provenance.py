@@ -4,6 +4,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+from ..codecs.pillow_codecs import codec_libraries
 from ..io.cache import package_versions
 from ..models import model_info
 from ..settings import Settings
@@ -13,8 +14,9 @@ REPORTED_PACKAGES = ("pytest-hac", "torch", "torchvision", "torchattacks", "comp
 
 
 def versions() -> dict[str, str]:
-    """Versions that change numbers; recorded in every report (and checked against baselines)."""
-    return {"python": platform.python_version(), **package_versions(REPORTED_PACKAGES)}
+    """Versions that change numbers, the image codecs' libraries included; recorded in every report (and checked
+    against baselines)."""
+    return {"python": platform.python_version(), **package_versions(REPORTED_PACKAGES), **codec_libraries()}
 
 
 def default_data(settings: Settings) -> str:

@@ -20,7 +20,13 @@ from pytest_hac.registry import CODECS, MODELS
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
+#: Qualities at about JPEG q50's rate (1.15 bpp on the embedded photos), so a query's cost compares at one rate.
+NEAR_JPEG_Q50 = {"webp": 65, "avif": 62, "jpeg2000": 29, "jpegxl": 72}
+
+
 def _middle_quality(name):
+    if name in NEAR_JPEG_Q50:
+        return NEAR_JPEG_Q50[name]
     qualities = CODECS.info(name).qualities
     if qualities is None:
         return None

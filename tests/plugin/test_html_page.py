@@ -128,3 +128,47 @@ def test_page_renders_in_a_headless_browser(page, tmp_path):
     dom = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
     decoded = re.search(r'data-decoded="(\d+)/(\d+)"', dom)
     assert decoded and decoded.group(1) == decoded.group(2) and int(decoded.group(2)) == text.count("<img")
+
+
+def _several_eps_report():
+    """A hand-made report: JPEG and WebP at two rates each, attacked at 2/255 and 8/255 (so the eps plot draws)."""
+    from pytest_hac.attacks import AttackSpec
+    from pytest_hac.core.result import Result
+    from pytest_hac.report.schema import Cell, Report
+
+    ids = tuple(f"img{i}" for i in range(10))
+    cells = []
+    for codec, quality, bpp in (("jpeg", 25, 0.8), ("jpeg", 75, 1.7), ("webp", 40, 0.8), ("webp", 80, 1.5)):
+        for eps, right in ((None, 9), (2, 6), (8, 2)):
+            spec = None if eps is None else AttackSpec("pgd", eps / 255, "Linf", 10)
+            case_id = f"{codec}-q{quality}-r1-" + ("clean" if eps is None else f"oblivious-pgd-eps{eps}")
+            r = Result.from_correct([i < right for i in range(10)], ids=ids, case_id=case_id, codec=codec,
+                                    quality=quality, rounds=1, threat="clean" if eps is None else "oblivious",
+                                    spec=spec, bpp=bpp, psnr=30.0, seconds=1.0)
+            cells.append(Cell(test=f"t.py::test[{case_id}]", result=r))
+    return Report(model="hand-made", dataset="embedded", n=10, device="cpu", seed=0, gate_rule="point", ids=list(ids),
+                  cells=cells, complete=True)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (.ci/run installs Debian's chromium package)")
+def test_eps_plot_and_rate_table_render_in_a_headless_browser(tmp_path):
+    from pytest_hac.report.output import write_report
+
+    paths = write_report(_several_eps_report(), tmp_path, plot=True)
+    text = paths["html"].read_text(encoding="utf-8")
+    assert "<h2 id='eps-plot'>" in text and "id='eps-plot-image'" in text and "<table class='rate-matched'>" in text
+    probe = tmp_path / "probe.html"
+    page_text = re.sub(r"<meta http-equiv='Content-Security-Policy'[^>]*>", "", text)
+    probe.write_text(page_text.replace(
+        "</body>", PROBE.replace("document.body.dataset.decoded = ok + '/' + all.length;",
+                                 "document.body.dataset.decoded = ok + '/' + all.length; const eps = document."
+                                 "getElementById('eps-plot-image'); document.body.dataset.eps = eps.naturalWidth + "
+                                 "'x' + eps.naturalHeight;")), encoding="utf-8")
+    dom = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    decoded = re.search(r'data-decoded="(\d+)/(\d+)"', dom)
+    assert decoded and decoded.group(1) == decoded.group(2) == "2"  # the bpp plot and the eps plot
+    from PIL import Image
+
+    drawn = re.search(r'data-eps="(\d+)x(\d+)"', dom)
+    assert drawn and (int(drawn.group(1)), int(drawn.group(2))) == Image.open(paths["eps_png"]).size
+    assert "rate-matched" in dom and "interpolated" in dom

@@ -1,9 +1,11 @@
-"""``pytest suites`` is the quick main job; the paper suite (much longer on a CPU) runs when named."""
+"""``pytest suites`` is the quick main job; the paper suite and the codecs suite (much longer on a CPU) run when
+named."""
 from __future__ import annotations
 
 from pathlib import Path
 
-PAPER = Path(__file__).parent / "paper"
+#: Suites that run only when a command line names them (``pytest suites/paper``, ``pytest suites/codecs``).
+NAMED = (Path(__file__).parent / "paper", Path(__file__).parent / "codecs")
 
 
 def _named(config, folder: Path) -> bool:
@@ -17,6 +19,6 @@ def _named(config, folder: Path) -> bool:
 
 
 def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
-    if collection_path == PAPER and not _named(config, PAPER):
-        return True  # run it with `pytest suites/paper` (see docs/paper.md)
+    if collection_path in NAMED and not _named(config, collection_path):
+        return True  # run it with `pytest suites/paper` (docs/paper.md) or `pytest suites/codecs` (README)
     return None

@@ -48,7 +48,7 @@ def test_smoke_suite_collects_its_matrix(pytester):
     result.stdout.fnmatch_lines(["*20 tests collected*"])
 
 
-def test_pytest_suites_is_the_quick_job_and_the_paper_suite_runs_when_named(pytester):
+def test_pytest_suites_is_the_quick_job_and_the_paper_and_codecs_suites_run_when_named(pytester):
     root = Path(__file__).parents[2]
 
     def collected(*paths):
@@ -60,10 +60,10 @@ def test_pytest_suites_is_the_quick_job_and_the_paper_suite_runs_when_named(pyte
         return [line for line in result.outlines if "::" in line]
 
     main = collected("suites")
-    assert main and all(line.startswith(("suites/test_smoke.py::", "suites/test_codecs.py::")) for line in main)
-    codecs = [line for line in main if line.startswith("suites/test_codecs.py::")]
-    assert len(codecs) == 4 * 3 * 3 and "suites/test_codecs.py::test_codecs_at_comparable_rates[avif-q62-r1-adaptive-pgd]" \
-        in codecs
+    assert main and all(line.startswith("suites/test_smoke.py::") for line in main)
+    codecs = collected("suites/codecs")
+    assert len(codecs) == 4 * 3 * 3
+    assert "suites/codecs/test_codecs.py::test_codecs_at_comparable_rates[avif-q62-r1-adaptive-pgd]" in codecs
     paper = collected("suites/paper")
     assert any("test_miniature_linf[tiny-hific-q2-r1-oblivious-pgd-eps4]" in line for line in paper)
     assert collected("suites/paper/test_paper.py::test_miniature_rounds") == [

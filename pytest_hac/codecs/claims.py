@@ -16,9 +16,12 @@ from .base import Codec
 
 __all__ = ["check_deterministic"]
 
-#: On CUDA, convolutions may pick non-deterministic kernels: a decoded pixel may differ by one 8-bit level on a
-#: few values between two calls. Up to this share of values one level apart is tolerated there (never on CPU).
-CUDA_LEVEL_SHARE = 1e-3
+#: Convolutions pick kernels by batch size (and on CUDA may pick non-deterministic ones): a learned codec's float
+#: output then differs in its last bits, and a decoded pixel that sits on a rounding edge moves by one 8-bit level
+#: (tiny-hific q1: a few values of the 7 probe images, alone against in a batch, with one torch thread). Up to this
+#: share of values one level apart is tolerated between an image alone and in a batch, and on CUDA between two
+#: calls; on CPU two calls on the same batch must agree exactly.
+LEVEL_SHARE = 1e-3
 
 
 def check_deterministic(codec: Codec, x: Tensor) -> Tensor:
@@ -32,12 +35,12 @@ def check_deterministic(codec: Codec, x: Tensor) -> Tensor:
         first = codec.roundtrip(x)[0].clone()
         again = codec.roundtrip(x)[0]
         alone = codec.roundtrip(x[:1])[0]
-    if _differs(first, again):
+    if _differs(first, again, tolerant=codec.device.type == "cuda"):
         raise HacError(f"codec {codec.label} says it is deterministic (stochastic = False), but decoding the same "
                        f"{len(x)} probe images twice gave different images ({_levels(first, again)}): declare "
                        f"`stochastic = True` on the codec's class and attack it with EOT (eot=20 in the marker, as "
                        f"AutoAttack's randomized-defense mode does), or remove the random draw")
-    if _differs(first[:1], alone):
+    if _differs(first[:1], alone, tolerant=True):
         raise HacError(f"codec {codec.label} says it is deterministic (stochastic = False), but an image decodes "
                        f"differently alone than beside other images ({_levels(first[:1], alone)}): its results "
                        f"would change with the batch size, under xdist and in shards; code each image of a batch "
@@ -45,12 +48,12 @@ def check_deterministic(codec: Codec, x: Tensor) -> Tensor:
     return first
 
 
-def _differs(a: Tensor, b: Tensor) -> bool:
+def _differs(a: Tensor, b: Tensor, *, tolerant: bool) -> bool:
     if a.shape != b.shape:
         return True
     off = (a.float() - b.float()).abs().mul(255).round()
-    if a.device.type == "cuda":
-        return bool(off.max() > 1) or float((off > 0).float().mean()) > CUDA_LEVEL_SHARE
+    if tolerant:
+        return bool(off.max() > 1) or float((off > 0).float().mean()) > LEVEL_SHARE
     return bool(off.any())
 
 

@@ -161,7 +161,6 @@ class Engine:
         self.keep = KeepPlan()
         self.outcomes = Outcomes(dataset, self.passes, self.store, self.address, self.keep,
                                  chunk_size=self.chunk_size, amp=amp, gallery=self.gallery)
-        self._stand_ins: dict[tuple[Defense, int], tuple[Tensor, Tensor]] = {}
 
     # --- what the batch runner holds -------------------------------------------------------------
 
@@ -279,12 +278,8 @@ class Engine:
 
     def stand_in(self, defense: Defense, n: int) -> tuple[Tensor, Tensor]:
         """Per image of the first ``n``: the codec's stand-in's distance from its decoded image (relative) and whether
-        predictions through the two differ (:meth:`.passes.Passes.stand_in`). Computed once per defense."""
-        key = (defense, n)
-        if key not in self._stand_ins:
-            codec = self.codec(defense.codec, defense.quality)
-            self._stand_ins[key] = self.passes.stand_in(codec, defense.rounds, n)
-        return self._stand_ins[key]
+        predictions through the two differ (:meth:`.passes.Passes.stand_in`). Computed once (stored like any probe)."""
+        return self.outcomes.stand_in(defense, n)
 
     def stochastic(self, codec: str, quality: int | None) -> bool:
         """Whether ``codec`` at ``quality`` declares itself random (checked when built: :mod:`~..codecs.claims`)."""

@@ -119,8 +119,20 @@ class GradientKey:
         return ("zerograd", "bare") if self.path == "bare" else ("zerograd", self.path, self.codec, self.rounds)
 
 
+@dataclass(frozen=True)
+class StandInKey:
+    """Per image of the first ``n`` clean images: the codec's stand-in against its decoded image over ``rounds``."""
+
+    codec: CodecRef
+    rounds: int
+    n: int
+
+    def parts(self) -> tuple:
+        return ("stand-in", self.codec, self.rounds, self.n)
+
+
 SourceKey = CleanKey | AdvKey
-Key = CleanKey | AdvKey | RoundKey | OutcomeKey | NormKey | GradientKey | Chunk
+Key = CleanKey | AdvKey | RoundKey | OutcomeKey | NormKey | GradientKey | StandInKey | Chunk
 
 
 def content(key: Key, codec_fingerprint: Callable[[CodecRef], str]) -> tuple:

@@ -20,7 +20,7 @@ from .defense import Defense
 from .gallery import Gallery
 from .judged import Outcome, psnr_per_image
 from .keep_plan import KeepPlan
-from .keys import AdvKey, Chunk, CleanKey, NormKey, OutcomeKey, RoundKey, SourceKey
+from .keys import AdvKey, Chunk, CleanKey, NormKey, OutcomeKey, RoundKey, SourceKey, StandInKey
 from .passes import Passes
 from .sources import coded, defense_of, gradient_key
 
@@ -136,6 +136,19 @@ class Outcomes:
         bad = self.passes.zero_gradients(self.passes.target(path, defense), key)
         self.store.put(key, (bad,), self.address(key))
         return bad
+
+
+    def stand_in(self, defense: Defense, n: int) -> tuple[Tensor, Tensor]:
+        """Per image of the first ``n``: the stand-in's distance from the decoded image (relative) and whether
+        predictions through the two differ (:meth:`.passes.Passes.stand_in`). Once (on disk with a cache dir)."""
+        ref, rounds = coded(defense)
+        key = StandInKey(ref, rounds, n)
+        hit = self.store.get(key, self.address(key))
+        if hit is not None:
+            return hit[0], hit[1]
+        relative, differ = self.passes.stand_in(self.passes.codec(ref.name, ref.quality), rounds, n)
+        self.store.put(key, (relative, differ), self.address(key))
+        return relative, differ
 
 
 def _as_uint8(x: Tensor) -> Tensor:

@@ -146,26 +146,26 @@ class Passes:
         """Per image of the first ``n``, through ``rounds`` rounds of each: the RMS distance of the codec's stand-in
         (``approximate``) from its decoded image, relative to the decoded image's RMS distance from the input (at
         least one 8-bit level), and whether the classifier's predicted class differs between the two. Counted as
-        its real codec rounds and two predictions (probes, inside :meth:`.batches.Batches.probing`)."""
+        its real codec rounds and two predictions per image (probes, inside :meth:`.batches.Batches.probing`);
+        ``n`` is a probe's few images, so both images are kept for the predictions."""
 
         def rms(t: Tensor) -> Tensor:
             return t.double().pow(2).flatten(1).mean(1).sqrt()
 
-        def run(start: int, stop: int) -> tuple[Tensor, Tensor]:
+        def run(start: int, stop: int) -> tuple[Tensor, Tensor, Tensor]:
             x = self.dataset.pixels(start, stop).to(self.device)
             real = approx = x
             with torch.no_grad():
                 for _ in range(rounds):
                     real = codec.roundtrip(real)[0]
                     approx = codec.approximate(approx)
+                    self.batches.count("codec")
                 relative = rms(approx - real) / rms(real - x).clamp_min(1 / 255)
-                differ = self.model(approx).argmax(1) != self.model(real).argmax(1)
-            for stage in ["codec"] * rounds + ["predict"] * 2:  # the real rounds and both predictions
-                self.batches.count(stage)
-            return relative.cpu(), differ.cpu()
+            return relative.cpu(), real.cpu(), approx.float().cpu()
 
-        outs = self.batches.batched("codec", n, run)
-        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+        outs = self.batches.batched("codec", n, run, per_image=rounds)
+        relative, real, approx = (torch.cat([o[i] for o in outs]) for i in range(3))
+        return relative, self.predict(approx) != self.predict(real)
 
     def zero_gradients(self, target: nn.Module, key: GradientKey) -> Tensor:
         """Per image: is the input gradient of the cross-entropy of ``target`` at the clean image all zero

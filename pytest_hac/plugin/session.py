@@ -136,16 +136,8 @@ class HacPlugin:
         then the model and data, once: a failure there is one usage error, not one failure per cell."""
         if self.error is not None:  # collection ended in a usage error: nothing will run
             return
-        universe = dict(self.universe)
-        everything = sorted(universe)
         cells = [item for item in session.items if is_cell(item)]
-
-        def digest(lines: list[str]) -> str:
-            return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
-
-        self.scope = Scope(selected=len(cells), total=len(everything), shard=self.run.settings.shard,
-                           cells_hash=digest([f"{n}\t{universe[n].identity}" for n in everything]),
-                           thresholds_hash=digest([f"{n}\t{universe[n].threshold!r}" for n in everything]))
+        self.scope = _scope(dict(self.universe), len(cells), self.run.settings.shard)
         self.run.set_scope(self.scope)
         grouped = any("@hac-" in item.nodeid for item in cells)
         if getattr(self.config.option, "loadgroup", False) and cells and not grouped:
@@ -304,6 +296,19 @@ class HacPlugin:
         terminal_summary(terminalreporter, self.run, self.final)
         for drop in self.trend_drops:
             terminalreporter.write_line(f"pytest-hac: FAILED (--hac-trend-fail): {drop}", red=True)
+
+
+def _scope(universe: dict, selected: int, shard: tuple[int, int] | None) -> Scope:
+    """The run's scope: ``selected`` of the collected cells (``universe``: node id -> case), and the fingerprints
+    of the cell list (every cell's full identity) and of the thresholds they are held to, for merge."""
+    everything = sorted(universe)
+
+    def digest(lines: list[str]) -> str:
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+    return Scope(selected=selected, total=len(everything), shard=shard,
+                 cells_hash=digest([f"{n}\t{universe[n].identity}" for n in everything]),
+                 thresholds_hash=digest([f"{n}\t{universe[n].threshold!r}" for n in everything]))
 
 
 #: How a bad marker's collection error starts (the controller recognises it, from xdist workers too).

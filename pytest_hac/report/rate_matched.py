@@ -147,7 +147,8 @@ def libraries(report: Report) -> list[str]:
     """``jpeg``: libjpeg-turbo 3.2.0, ...: the library and version (from the report's provenance) of each
     library codec the report measured."""
     recorded = report.meta.get("versions", {})
-    library = {"jpeg": "libjpeg-turbo", "jpeg-kornia": "libjpeg-turbo", **{n: f.version_key for n, f in FORMATS.items()}}
+    library = {"jpeg": "libjpeg-turbo", "jpeg-kornia": "libjpeg-turbo",
+               **{n: f.version_key for n, f in FORMATS.items()}}
     used = sorted({r.codec for r in report.results} & set(library))
     return [f"`{c}` {library[c]} {recorded.get(library[c], '(version not recorded)')}" for c in used]
 

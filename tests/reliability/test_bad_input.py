@@ -354,17 +354,17 @@ def test_more_bad_settings_are_usage_errors(suite, args, message):
 
 #: A thresholds file that does not parse fails collection (exit status 2); one whose patterns match no cell
 #: is refused after collection, as a usage error (exit status 4). Either way no test runs.
-COLLECTION_ERROR, USAGE_ERROR = pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR
+USAGE_ERROR = pytest.ExitCode.USAGE_ERROR  # bad thresholds files too: collection errors that exit 4
 
 
 @pytest.mark.parametrize("content, exit_status, message", [
-    (b'[efficientnet-lite0\n"x" = 1', COLLECTION_ERROR, "is not valid TOML"),
-    (b'[efficientnet-lite0]\n"*-clean" = 1.5', COLLECTION_ERROR, "thresholds are fractions in [0, 1]"),
+    (b'[efficientnet-lite0\n"x" = 1', USAGE_ERROR, "is not valid TOML"),
+    (b'[efficientnet-lite0]\n"*-clean" = 1.5', USAGE_ERROR, "thresholds are fractions in [0, 1]"),
     (b'[efficientnet-lite0]\n"jpeg-q99-*" = 0.5', USAGE_ERROR, "match no cell"),
     (b'["*"]\n"*-clan" = 0.5\n', USAGE_ERROR, "patterns ['[*] *-clan'] match no cell"),
-    (b'"*-clean" = 0.5\n', COLLECTION_ERROR, "'*-clean' = 0.5 is outside a table: put \"cell-pattern\" = accuracy "
+    (b'"*-clean" = 0.5\n', USAGE_ERROR, "'*-clean' = 0.5 is outside a table: put \"cell-pattern\" = accuracy "
                                             "lines under a [model] or [\"*\"] table header"),
-    ('["*"]\n"*-clean" = 0.5 # caf\u00e9\n'.encode("latin-1"), COLLECTION_ERROR, "is not UTF-8 text"),
+    ('["*"]\n"*-clean" = 0.5 # caf\u00e9\n'.encode("latin-1"), USAGE_ERROR, "is not UTF-8 text"),
 ], ids=["not-toml", "above-one", "unknown-model-cell", "unknown-star-cell", "outside-table", "not-utf8"])
 def test_bad_thresholds_files(suite, content, exit_status, message):
     p = suite(CELL)

@@ -98,8 +98,8 @@ class HacPlugin:
         except HacError as exc:
             error = f"{USAGE} {metafunc.definition.nodeid}: {exc}"
         if error is not None:  # outside the except block: said once, without "During handling..."
-            # a collection error of its module (every bad marker is named, xdist workers' too); the run's exit
-            # status is pytest's usage error (pytest_sessionfinish)
+            # a collection error of its module (each module's bad marker is named, xdist workers' too); the run's
+            # exit status is pytest's usage error (pytest_sessionfinish)
             pytest.fail(error, pytrace=False)
         self.universe += [(f"{metafunc.definition.nodeid}[{c.id}]", c) for c in cases]
         metafunc.parametrize("hac_case", cases, ids=[c.id for c in cases])
@@ -134,7 +134,7 @@ class HacPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The run's scope and plan, after every selection (-k, -m, --lf, node ids, shards) has happened;
         then the model and data, once: a failure there is one usage error, not one failure per cell."""
-        if self.error is not None:  # collection ended in a usage error: nothing will run
+        if self.error is not None and self.error.startswith("usage error"):  # raised above: nothing will run
             return
         cells = [item for item in session.items if is_cell(item)]
         self.scope = _scope(dict(self.universe), len(cells), self.run.settings.shard)

@@ -48,17 +48,22 @@ def check_deterministic(codec: Codec, x: Tensor) -> Tensor:
     return first
 
 
+def _levels_off(a: Tensor, b: Tensor) -> Tensor | None:
+    """Per value, how many 8-bit levels ``a`` and ``b`` are apart (None: they differ in shape)."""
+    return None if a.shape != b.shape else (a.float() - b.float()).abs().mul(255).round()
+
+
 def _differs(a: Tensor, b: Tensor, *, tolerant: bool) -> bool:
-    if a.shape != b.shape:
+    off = _levels_off(a, b)
+    if off is None:
         return True
-    off = (a.float() - b.float()).abs().mul(255).round()
     if tolerant:
         return bool(off.max() > 1) or float((off > 0).float().mean()) > LEVEL_SHARE
     return bool(off.any())
 
 
 def _levels(a: Tensor, b: Tensor) -> str:
-    if a.shape != b.shape:
+    off = _levels_off(a, b)
+    if off is None:
         return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
-    off = (a.float() - b.float()).abs().mul(255).round()
     return f"up to {int(off.max())} 8-bit levels apart on {float((off > 0).float().mean()):.1%} of the values"

@@ -319,8 +319,7 @@ class Engine:
         if spec.eot == 1 or case.codec == "identity":
             check_eot(spec, case.threat, case.codec)
             return
-        codec = self.codec(case.codec, case.quality)
-        check_eot(spec, case.threat, case.codec, stochastic=bool(getattr(codec, "stochastic", False)))
+        check_eot(spec, case.threat, case.codec, stochastic=self.stochastic(case.codec, case.quality))
 
 
 def mean_psnr(x: Tensor, ref: Tensor) -> float:

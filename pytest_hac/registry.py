@@ -72,12 +72,15 @@ class AttackInfo:
             ``image_seeds`` attribute before each batch (one per image), so an image's result does not
             depend on its batch; without it the engine seeds torch's RNG per batch only, and on CPU
             keeps such an attack's batches at the first batch size (results stay those recorded).
+        per_image: its result on an image does not depend on the other images of its batch (no batch-wide
+            random draw, loss or early stop), so the engine may attack a subset: an attacked cell's later
+            gradient paths and restarts attack only the images every earlier one left correct (the cascade).
         best_iterate: it returns a best iterate for every image (lowest loss or margin), not the
             clean image where it did not fool the model it attacked: needed when that model is not
             the evaluated pipeline (oblivious and white-box cells). A declaration only: nothing checks
             or reads it yet.
 
-    Both capabilities default to False, as for any attack a user registers.
+    The capabilities default to False, as for any attack a user registers.
     """
 
     norm: str = "Linf"
@@ -90,6 +93,7 @@ class AttackInfo:
     takes_eot: bool = False
     min_norm: bool = False
     per_image_seeds: bool = False
+    per_image: bool = False
     best_iterate: bool = False
 
     def __post_init__(self) -> None:
@@ -229,7 +233,8 @@ def register_attack(name: str, factory: Callable[..., Any] | None = None, *, nor
                     gradient_free: bool = False, description: str = "", aliases: Sequence[str] = (),
                     replace: bool = False, norms: Sequence[str] = (), takes_steps: bool = True,
                     random_start: bool = False, takes_alpha: bool = False, takes_eot: bool = False,
-                    min_norm: bool = False, per_image_seeds: bool = False, best_iterate: bool = False):
+                    min_norm: bool = False, per_image_seeds: bool = False, per_image: bool = False,
+                    best_iterate: bool = False):
     """Register ``factory(model, spec) -> attack``; the attack is called as ``attack(images, labels)``.
 
     The keyword arguments declare what the attack takes (see :class:`AttackInfo`); a
@@ -241,5 +246,5 @@ def register_attack(name: str, factory: Callable[..., Any] | None = None, *, nor
     info = AttackInfo(norm=norm, norms=tuple(norms), steps=steps, takes_steps=takes_steps,
                       gradient_free=gradient_free, random_start=random_start, takes_alpha=takes_alpha,
                       takes_eot=takes_eot, min_norm=min_norm, per_image_seeds=per_image_seeds,
-                      best_iterate=best_iterate)
+                      per_image=per_image, best_iterate=best_iterate)
     return ATTACKS.register(name, factory, info=info, description=description, aliases=aliases, replace=replace)

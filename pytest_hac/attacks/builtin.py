@@ -32,7 +32,7 @@ def _bim(model, spec):
     return torchattacks.BIM(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps)
 
 
-@register_attack("pgd", random_start=True, per_image_seeds=True, takes_alpha=True, takes_eot=True,
+@register_attack("pgd", random_start=True, per_image_seeds=True, per_image=True, takes_alpha=True, takes_eot=True,
                  description="projected gradient descent with random start (L-inf); EOT with eot > 1",
                  aliases=("pgd-linf",))
 def _pgd(model, spec):
@@ -43,7 +43,7 @@ def _pgd(model, spec):
     return PGD(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
 
 
-@register_attack("pgdl2", norm="L2", random_start=True, per_image_seeds=True, takes_alpha=True,
+@register_attack("pgdl2", norm="L2", random_start=True, per_image_seeds=True, per_image=True, takes_alpha=True,
                  description="projected gradient descent with random start (L2)", aliases=("pgd-l2",))
 def _pgdl2(model, spec):
     from .torchattacks_fixes import PGDL2
@@ -51,7 +51,8 @@ def _pgdl2(model, spec):
     return PGDL2(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps, random_start=True)
 
 
-@register_attack("apgd", norms=NORMS, random_start=True, per_image_seeds=True, best_iterate=True, takes_eot=True,
+@register_attack("apgd", norms=NORMS, random_start=True, per_image_seeds=True, per_image=True, best_iterate=True,
+                 takes_eot=True,
                  description="auto-PGD with cross-entropy loss; best-loss iterate", aliases=("apgd-ce",))
 def _apgd(model, spec):
     from .torchattacks_fixes import BestLossAPGD
@@ -60,7 +61,7 @@ def _apgd(model, spec):
                         eot_iter=spec.eot)
 
 
-@register_attack("apgd-dlr", norms=NORMS, random_start=True, per_image_seeds=True, best_iterate=True,
+@register_attack("apgd-dlr", norms=NORMS, random_start=True, per_image_seeds=True, per_image=True, best_iterate=True,
                  takes_eot=True,
                  description="auto-PGD with the DLR loss; best-loss iterate")
 def _apgd_dlr(model, spec):

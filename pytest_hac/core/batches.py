@@ -33,9 +33,10 @@ ProgressFn = Callable[[str, int, int], None]
 class Counters:
     """Batches run per stage; the soundness probes' batches (of any stage) count apart in ``probe_batches``.
 
-    ``attack_images`` counts each distinct attack once per image: a restart is one attack, and each
-    gradient path of an adaptive cell is one (three at one round, four at more; the white-box one
-    shared with the white-box cell). ``oom_backoffs`` counts batches halved after CUDA ran out of memory.
+    ``attack_images`` counts the images each distinct attack set (gradient path x restart) attacked, once:
+    the first set of a cell every image, each later one only the images every earlier one left correct
+    (the cascade, :meth:`.outcomes.Outcomes.cascade`); a set shared with another cell (the white-box one,
+    an oblivious attack) once. ``oom_backoffs`` counts batches halved after CUDA ran out of memory.
     """
 
     attack_batches: int = 0

@@ -75,8 +75,10 @@ class Diagnostics:
     """Measurements of one cell; a field is None when it was not measured.
 
     Attributes:
-        restarts: correct count per restart (each the worst case over the cell's gradient paths).
-        paths: correct count per gradient path (the worst over restarts), for cells that follow several.
+        restarts: per restart, the images none of its sets (one per gradient path) broke; under the cascade a
+            later set attacks only the survivors of the earlier ones, so n minus a count is what it broke first.
+        paths: per gradient path, the images none of its restarts broke (as ``restarts``), for cells that
+            follow several.
         zero_gradient: see :class:`ZeroGradient` (gradient attacks).
         large_eps: the attack at a large eps through the defense (white-box and adaptive cells).
         undefended_large_eps: the attack at a large eps against the bare model (eps-bounded gradient attacks).

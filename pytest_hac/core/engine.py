@@ -31,7 +31,9 @@ What a verdict rests on:
 * ``restarts=R`` runs R seeded restarts, and an adaptive cell runs each restart along
   several gradient paths (BPDA with the codec's approximation, the identity, or the approximation
   in the first round only, and the white-box attack, :mod:`.defended`); an image counts as
-  correct only if the evaluated pipeline gets it right on every one (worst case per image);
+  correct only if the evaluated pipeline gets it right on every one (worst case per image), so each
+  set after the first attacks only the images every earlier one left correct (the cascade:
+  :meth:`.outcomes.Outcomes.cascade`; per-image seeds make every image's outcome what it is over full sets);
 * attacks are checked, not corrected (:func:`~pytest_hac.attacks.budget.check_budget`);
 * random starts are drawn per image, from a seed of (``--hac-seed``, attack, restart, image
   id): an image's adversarial example does not depend on its batch, its chunk, the order
@@ -208,7 +210,7 @@ class Engine:
         if spec is not None:
             self._check_eot(case)
         keys = self.source_keys(case)
-        outcomes = [self.outcome(key, case.defense) for key in keys]
+        outcomes = self.cascade(case, keys)
         if self.gallery is not None:
             self.gallery.link(case.id, keys, case.defense)
         kept = worst_of(outcomes)
@@ -266,6 +268,12 @@ class Engine:
     def outcome(self, source: SourceKey, defense: Defense) -> Outcome:
         """``source`` through the real ``defense`` and the classifier, per image; computed once."""
         return self.outcomes.outcome(source, defense)
+
+    def cascade(self, case: Case, keys: list[SourceKey]) -> list[Outcome]:
+        """The outcomes of ``case``'s sets ``keys`` (gradient path x restart, in order) through its defense, each set
+        attacking only the images every earlier one left correct (:meth:`.outcomes.Outcomes.cascade`)."""
+        defense = case.defense
+        return self.outcomes.cascade(keys, defense, random=self.stochastic(defense.codec, defense.quality))
 
     def norms(self, source: AdvKey) -> Tensor:
         """Per image, the L2 norm of ``source``'s perturbation (for minimum-norm attacks)."""

@@ -58,6 +58,10 @@ class KeepPlan:
                     return True
         return False
 
+    def pending(self, key: AdvKey) -> bool:
+        """Whether a planned case not yet evaluated reads ``key`` on every image (False without a plan)."""
+        return self._needs is not None and self.needed(key)
+
     def done(self, case: Case, store) -> None:
         """``case`` has its outcome: drop from ``store`` what no pending case needs any more."""
         if self._needs is None:

@@ -51,6 +51,7 @@ class Outcomes:
         self.amp = amp
         self.gallery = gallery
         self._outcomes: dict[OutcomeKey, Outcome] = {}
+        self._cascaded: dict[tuple[tuple[SourceKey, ...], Defense], list[Outcome]] = {}
 
     def chunks(self, n: int) -> list[tuple[int, int]]:
         return [(a, min(n, a + self.chunk_size)) for a in range(0, n, self.chunk_size)]
@@ -84,6 +85,67 @@ class Outcomes:
         if self.store.disk is not None:  # only the disk layer: the outcome itself lives in _outcomes
             self.store.disk.put(self.address(key), outcome.as_tuple(), label=repr(key))
         return outcome
+
+    def cascade(self, keys: list[SourceKey], defense: Defense, *, random: bool) -> list[Outcome]:
+        """The outcomes of one cell's sets ``keys`` (gradient path x restart, in order) through ``defense``, each set
+        attacking only the images every earlier one left correct (:meth:`survivors`); ``random``: the defense is.
+
+        :func:`~.judged.worst_of` over them is what it is over full sets, image by image. A set attacks every image
+        where the cascade cannot apply or would not save work: the first set, a set shared by every defense (the
+        bare model's), an attack whose result on an image depends on its batch (not ``AttackInfo.per_image``), a
+        random defense (its draws are per batch), a set already known on every image, or one a pending planned
+        cell needs on every image (the white-box cell's set is the adaptive cell's ``approximate`` path).
+        """
+        done = self._cascaded.get((tuple(keys), defense))
+        if done is not None:
+            return done
+        outcomes: list[Outcome] = []
+        alive = None  # images every earlier set left correct
+        for key in keys:
+            subset = (alive is not None and isinstance(key, AdvKey) and key.path != "bare" and not random
+                      and key.spec.info.per_image and not self.has(key, defense) and not self.keep.pending(key))
+            outcome = self.survivors(key, defense, alive) if subset else self.outcome(key, defense)
+            outcomes.append(outcome)
+            alive = outcome.correct.clone() if alive is None else alive & outcome.correct
+        self._cascaded[(tuple(keys), defense)] = outcomes  # a few numbers per image, kept like outcomes
+        return outcomes
+
+    def has(self, source: AdvKey, defense: Defense) -> bool:
+        """Whether ``source`` through ``defense`` is already known on every image, or its images are all stored."""
+        ref, rounds = coded(defense)
+        key = OutcomeKey(source, ref, rounds, self.amp)
+        return key in self._outcomes or all(Chunk(source, a, b) in self.store for a, b in self.chunks(source.n))
+
+    def survivors(self, source: AdvKey, defense: Defense, alive: Tensor) -> Outcome:
+        """``source`` through ``defense`` attacked and judged on the images ``alive`` marks only (the cascade).
+
+        The others count as correct (this set broke none of them; an earlier set did) with NaN bpp and PSNR,
+        so :func:`~.judged.worst_of` after the earlier sets keeps what it would keep over full sets. Nothing is
+        stored: a subset serves this cell alone.
+        """
+        ref, rounds = coded(defense)
+        n = source.n
+        correct = torch.ones(n, dtype=torch.bool)
+        bpp = psnr = None if ref is None else torch.full((n,), float("nan"), dtype=torch.float64)
+        index = alive[:n].nonzero().flatten()
+        target = self.passes.target(source.path, defense_of(source))
+        for i in range(0, len(index), self.chunk_size):
+            at = index[i:i + self.chunk_size]
+            x = pixels = self.passes.attack(target, source.spec, source, 0, n, index=at)
+            if ref is not None:
+                codec = self.passes.codec(ref.name, ref.quality)
+                for _ in range(rounds):
+                    x, b = self.passes.roundtrip(codec, x)
+                bpp[at] = b.to(torch.float64) if b.dtype != torch.float64 else b
+                psnr[at] = psnr_per_image(x, self.dataset.images[at].float().div(255))
+            predicted = self.passes.predict(x)
+            correct[at] = predicted == self.labels[at]
+            if self.gallery is not None and not self.batches.in_probe:
+                for j, image in enumerate(at.tolist()):
+                    self.gallery.take(source, defense, image, pixels[j:j + 1], x[j:j + 1], predicted[j:j + 1],
+                                      None if bpp is None else bpp[image:image + 1],
+                                      None if psnr is None else psnr[image:image + 1])
+        return Outcome(correct, bpp, psnr)
 
     def source_chunk(self, source: SourceKey, a: int, b: int) -> Tensor:
         """Images ``a:b`` of ``source`` as float [0, 1]: clean pixels, or the attack's (run once per image)."""

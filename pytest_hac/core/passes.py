@@ -68,22 +68,31 @@ class Passes:
             return self.model
         return Defended(self.model, self.codec(defense.codec, defense.quality), defense.rounds, path)
 
-    def attack(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> Tensor:
-        """Run ``spec`` against ``target`` on images ``a:b``, batch by batch.
+    def attack(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int, *,
+               index: Tensor | None = None) -> Tensor:
+        """Run ``spec`` against ``target`` on images ``a:b`` (or the images at positions ``index``), batch by batch.
 
         Random starts are drawn per image (:meth:`.seeding.Seeds.image_seeds`); each batch also runs under
-        its own seed inside ``fork_rng``, and must come back inside [0, 1] and the eps ball.
+        its own seed inside ``fork_rng``, and must come back inside [0, 1] and the eps ball. ``index`` is for
+        attacks whose result on an image does not depend on its batch (``AttackInfo.per_image``): the cascade's
+        survivors.
         """
         attack = build_attack(target, spec)
-        label = self._announce(target, spec, key, a, b)
+        label = "attack" if index is not None else self._announce(target, spec, key, a, b)
         per_image = spec.info.per_image_seeds  # declared at registration (AttackInfo), set before each batch
+        positions = torch.arange(a, b) if index is None else index
 
         def run(start: int, stop: int) -> Tensor:
-            xb = self.dataset.pixels(a + start, a + stop).to(self.device)
-            yb = self.labels[a + start:a + stop].to(self.device)
+            at = positions[start:stop]
+            first, last = int(at[0]), int(at[-1]) + 1
+            contiguous = last - first == len(at)
+            xb = (self.dataset.pixels(first, last) if contiguous else
+                  self.dataset.images[at].float().div(255)).to(self.device)
+            yb = self.labels[at].to(self.device)
             if per_image:
-                attack.image_seeds = self.seeds.image_seeds(key, a + start, a + stop)
-            with self.seeds.seeded(key, a + start, a + stop):
+                attack.image_seeds = self.seeds.image_seeds(key, first, last) if contiguous else \
+                    self.seeds.image_seeds_at(key, at.tolist())
+            with self.seeds.seeded(key, first, last):
                 adv = attack(xb, yb).detach()
             check_budget(adv, xb, spec)
             self.batches.count("attack", stop - start)
@@ -91,8 +100,8 @@ class Passes:
 
         cap = None if per_image else self._batchwise_rng_cap
         kind, passes = ("query", spec.steps) if spec.info.gradient_free else ("attack", spec.steps * spec.eot)
-        out = torch.cat(self.batches.batched("attack", b - a, run, label=label, cap=cap, kind=f"{kind}:{key.path}",
-                                             per_image=passes))
+        out = torch.cat(self.batches.batched("attack", len(positions), run, label=label, cap=cap,
+                                             kind=f"{kind}:{key.path}", per_image=passes))
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out

@@ -63,6 +63,10 @@ class ProbeEngine(Protocol):
     def outcome(self, source: SourceKey, defense: Defense) -> Outcome:
         """``source`` through the real ``defense`` and the classifier, per image; computed once."""
 
+    def cascade(self, case: Case, keys: list[SourceKey]) -> list[Outcome]:
+        """The outcomes of ``case``'s sets ``keys`` in order, each attacking only the images earlier sets left
+        correct (``worst_of`` over them is that over full sets)."""
+
     def zero_gradients(self, path: str, defense: Defense) -> Tensor:
         """Per image: is the input gradient at the clean image through ``path`` of ``defense`` all zero or not
         finite?"""
@@ -192,6 +196,6 @@ def undefended_large_eps(engine: ProbeEngine, key: AdvKey) -> LargeEpsProbe:
 
 
 def steps_2x(engine: ProbeEngine, case: Case, keys: tuple[SourceKey, ...]) -> MoreSteps:
-    """The cell again with twice the steps (``keys``: all restarts and paths, all images)."""
-    outcomes = [engine.outcome(key, case.defense) for key in keys]
+    """The cell again with twice the steps (``keys``: all restarts and paths, as a cascade like the cell's)."""
+    outcomes = engine.cascade(case, list(keys))
     return MoreSteps(keys[0].spec.steps, tuple(worst_of(outcomes).correct.tolist()))

@@ -28,8 +28,12 @@ class Seeds:
 
     def image_seeds(self, key: AdvKey, start: int, stop: int) -> list[int]:
         """One seed per image of ``start:stop`` from (seed, attack with restart, image id)."""
-        return [seed_of(f"{self.seed}|{key.run}|{key.path}|{key.codec}|{key.rounds}|{image}")
-                for image in self.dataset.ids[start:stop]]
+        return self.image_seeds_at(key, range(start, stop))
+
+    def image_seeds_at(self, key: AdvKey, positions) -> list[int]:
+        """One seed per image at ``positions`` (indices into the data set), as :meth:`image_seeds`."""
+        ids = self.dataset.ids
+        return [seed_of(f"{self.seed}|{key.run}|{key.path}|{key.codec}|{key.rounds}|{ids[i]}") for i in positions]
 
     @contextmanager
     def seeded(self, key: Key, start: int, stop: int) -> Iterator[None]:

@@ -61,20 +61,38 @@ def test_adaptive_keeps_per_image_the_path_the_real_pipeline_gets_wrong(model, d
     engine = Engine(model, data, batch_size=16)
     case = adaptive(50, 2)
     r = engine.evaluate(case)
-    sets = engine.adversarial(case)
+    attacked = engine.counters.attack_images
+    sets = engine.adversarial(case)  # every path on every image, for the check
     assert len(sets) == 4 and all(not torch.equal(sets[0], s) for s in sets[1:])  # four attacks, not one
     right = torch.stack([real_pipeline_right(model, data, get_codec("jpeg", 50), 2, adv) for adv in sets])
     assert r.correct == tuple(right.all(0).tolist())
+    # the cascade: each path attacks the images every earlier one left correct, and counts those it broke first
+    alive, expected, broke_first = torch.ones(len(data), dtype=torch.bool), 0, []
+    for row in right:
+        expected += int(alive.sum())
+        broke_first.append(int((alive & ~row).sum()))
+        alive &= row
+    assert attacked == expected < 4 * len(data)
     paths = ("bpda", "bpda-identity", "bpda-first", "approximate")
-    assert r.diagnostics.paths == dict(zip(paths, right.sum(1).tolist()))
+    assert r.diagnostics.paths == {p: len(data) - b for p, b in zip(paths, broke_first)}
+    assert r.diagnostics.paths["bpda"] == int(right[0].sum())  # the first path attacked every image
     assert r.diagnostics.restarts == (sum(r.correct),)
-    assert engine.counters.attack_images == 4 * len(data)  # each path is one attack per image
     large = r.diagnostics.large_eps
     assert tuple(large.paths) == paths and large.correct <= min(large.paths.values())
-    # the white-box cell's attack is the adaptive cell's "approximate" path: shared, not run again
     white = engine.evaluate(replace(case, threat="whitebox", id="jpeg-q50-r2-whitebox"))
-    assert engine.counters.attack_images == 4 * len(data)
     assert all(a <= w for a, w in zip(r.correct, white.correct))
+
+
+def test_the_white_box_set_a_planned_cell_needs_is_computed_once_on_every_image(model, data):
+    """The white-box cell's attack is the adaptive cell's ``approximate`` path: planned, it runs once, on all."""
+    engine = Engine(model, data, batch_size=16)
+    case = adaptive(50, 2)
+    white = replace(case, threat="whitebox", id="jpeg-q50-r2-whitebox")
+    engine.plan([case, white])
+    engine.evaluate(case)
+    attacked = engine.counters.attack_images
+    engine.evaluate(white)
+    assert engine.counters.attack_images == attacked
 
 
 def test_adaptive_paths_and_restarts_do_not_depend_on_batches_or_chunks(model):
@@ -87,7 +105,7 @@ def test_adaptive_paths_and_restarts_do_not_depend_on_batches_or_chunks(model):
         return r.correct, r.diagnostics.paths, r.diagnostics.restarts, engine.counters.attack_images
 
     reference = outcome(batch_size=16)
-    assert reference[3] == 8 * len(data)  # four paths x two restarts
+    assert reference[3] < 8 * len(data)  # four paths x two restarts, each after the first on the survivors
     assert outcome(batch_size=8, memory_mb=0) == reference
 
 

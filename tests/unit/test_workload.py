@@ -42,9 +42,11 @@ def test_planned_passes_are_the_passes_the_engine_runs(engine):
     for c in CASES:
         engine.evaluate(c)
     counters = engine.counters
-    assert sum(w.attack for w in works) == counters.attack_images * PGD.steps
-    assert sum(w.codec for w in works) == counters.codec_batches * 4
-    assert sum(w.model for w in works) == counters.predict_batches * 4
+    # the plan counts every set on every image: the most the engine runs (the cascade attacks, codes and
+    # classifies only the survivors of a cell's earlier sets)
+    assert sum(w.attack for w in works) >= counters.attack_images * PGD.steps
+    assert sum(w.codec for w in works) >= counters.codec_batches * 4
+    assert sum(w.model for w in works) >= counters.predict_batches * 4
     assert all(v >= 0 for v in weights(engine, CASES).values())
 
 

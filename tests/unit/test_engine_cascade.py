@@ -1,0 +1,62 @@
+"""The cascade: an attacked cell's later gradient paths and restarts attack only the images every earlier set left
+correct, and every cell keeps, image by image, exactly what it kept when every set attacked every image.
+
+The reference is frozen: ``fixtures/cascade_main.json`` was computed before the cascade (every set on every image,
+:mod:`.cascade_cells`), so a change to the full sets themselves fails here too."""
+import json
+import math
+
+import pytest
+
+from pytest_hac.attacks import make_spec
+from pytest_hac.core.engine import Engine
+from pytest_hac.core.judged import worst_of
+
+from cascade_cells import FIXTURE, case, evaluate
+
+REFERENCE = json.loads(FIXTURE.read_text())
+DIGITS = 32  # the conftest's ``data`` for the counting tests
+
+
+def kept(engine, c):
+    return worst_of(engine.cascade(c, engine.source_keys(c)))
+
+
+def same(a, b):
+    if a is None or b is None:
+        return a is b
+    return len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("mode", [pytest.param(m, marks=pytest.mark.slow) if m != "default" else m
+                                  for m in sorted(REFERENCE)])
+def test_every_cell_keeps_per_image_what_full_sets_kept(mode):
+    now = evaluate(mode, kept)
+    for cell, before in REFERENCE[mode].items():
+        after = now[cell]
+        assert after["correct"] == before["correct"], cell
+        assert same(after["bpp"], before["bpp"]), cell
+        assert same(after["psnr"], before["psnr"]), cell
+        assert after["diagnostics"] == before["diagnostics"], cell
+
+
+def test_restarts_attack_only_the_survivors_of_earlier_restarts(model, data):
+    """restarts=4 on a white-box cell: n images for the first restart, then each restart's survivors."""
+    c = case("jpeg", 90, 1, "whitebox", make_spec("pgd", "6/255", steps=2, restarts=4))
+    e = Engine(model, data, batch_size=8)
+    e.evaluate(c)
+    outcomes = e.cascade(c, e.source_keys(c))
+    alive, expected = None, 0
+    for o in outcomes:
+        expected += len(data.labels) if alive is None else int(alive.sum())
+        alive = o.correct if alive is None else alive & o.correct
+    assert 0 < int(alive.sum()) < len(data.labels)  # the restarts had survivors to attack and broke some
+    assert e.counters.attack_images == expected < 4 * len(data.labels)
+
+
+def test_an_attack_that_depends_on_its_batch_attacks_every_image(model, data):
+    """cw stops on the batch's summed loss: its later paths attack every image."""
+    c = case("jpeg", 60, 1, "adaptive", make_spec("cw", None, steps=2))
+    e = Engine(model, data, batch_size=8)
+    e.evaluate(c)
+    assert e.counters.attack_images == len(data.labels) * len(e.source_keys(c))

@@ -2,7 +2,11 @@
 soundness probes' share, on tiny-cnn and 32-px digits (``HAC_BENCH_DIGITS``, default 256).
 
 Each benchmark records what it measured in ``extra_info`` (attacked images per set, seconds per cell, the probes'
-seconds): the numbers the cascade changes. Run on the commit before the cascade for the "before".
+seconds): the numbers the cascade changes. Run on the commit before the cascade for the "before"::
+
+    HAC_BENCH=1 pytest tests/benchmarks/test_bench_cascade.py -o addopts= --benchmark-json=cascade.json
+
+(``-o addopts=``: the ini's ``--dist loadgroup`` makes pytest-benchmark disable itself and save nothing.)
 """
 import os
 import time

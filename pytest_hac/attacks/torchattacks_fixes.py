@@ -9,6 +9,9 @@
   registrations say ``per_image_seeds=True``), so an image's adversarial example does not depend
   on which other images share its batch or chunk. Their steps are torchattacks' own; PGD's loss is
   summed rather than averaged over the batch, so each image's gradient is its own whatever the batch size.
+* PGD, PGD-L2 and EOT-PGD stop attacking an image once ``stop`` (set by the engine for a soundness probe,
+  ``AdvKey.until_broken``) says the image is broken at the current iterate: it keeps that iterate and the
+  later steps run on the others only. Without ``stop`` their arithmetic is unchanged.
 * Square and AutoAttack's later components draw from torch's global RNG, which the engine seeds
   per batch: their numbers depend on batch boundaries.
 
@@ -18,7 +21,7 @@ attack is built, so importing pytest-hac does not import torchattacks.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torchattacks
@@ -78,10 +81,15 @@ def _draw_seed() -> int:
     return int(torch.randint(0, 2**31 - 1, ()).item())
 
 
+#: Per image of a batch (iterates, labels, the attacked model's logits at them): is the image broken?
+Stop = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
 class PGD(torchattacks.PGD):
     """PGD (L-inf) with a per-image random start and a summed loss."""
 
     image_seeds: list[int] | None = None
+    stop: Stop | None = None
 
     def forward(self, images, labels):
         return _pgd_linf(self, images, labels, eot_iter=1)
@@ -91,6 +99,7 @@ class EOTPGD(torchattacks.EOTPGD):
     """EOT-PGD (gradients averaged over ``eot_iter`` passes of a random defense), per-image start."""
 
     image_seeds: list[int] | None = None
+    stop: Stop | None = None
 
     def forward(self, images, labels):
         return _pgd_linf(self, images, labels, eot_iter=self.eot_iter)
@@ -100,6 +109,7 @@ class PGDL2(torchattacks.PGDL2):
     """PGD (L2) with a per-image random start (a random direction at a uniform radius) and a summed loss."""
 
     image_seeds: list[int] | None = None
+    stop: Stop | None = None
 
     def forward(self, images, labels):
         images, labels = _on_device(self, images, labels)
@@ -111,13 +121,18 @@ class PGDL2(torchattacks.PGDL2):
             radius = per_image("rand", (n, 1), [s + 1 for s in seeds], self.device).view(n, 1, 1, 1)
             norms = direction.flatten(1).norm(dim=1).view(n, 1, 1, 1)
             adv = (adv + direction * radius / norms * self.eps).clamp(0, 1).detach()
+        if self.stop is not None:
+            return _until_broken(self, images, labels, adv, self._step)
         for _ in range(self.steps):
-            grad = _gradient(self, adv, labels)
-            grad = grad / (grad.flatten(1).norm(dim=1) + self.eps_for_division).view(n, 1, 1, 1)
-            delta = adv + self.alpha * grad - images
-            factor = (self.eps / delta.flatten(1).norm(dim=1)).clamp(max=1.0).view(n, 1, 1, 1)
-            adv = (images + delta * factor).clamp(0, 1).detach()
+            adv = self._step(images, labels, adv, _gradient(self, adv, labels)[0])
         return adv
+
+    def _step(self, images: Tensor, labels: Tensor, adv: Tensor, grad: Tensor) -> Tensor:
+        n = len(images)
+        grad = grad / (grad.flatten(1).norm(dim=1) + self.eps_for_division).view(n, 1, 1, 1)
+        delta = adv + self.alpha * grad - images
+        factor = (self.eps / delta.flatten(1).norm(dim=1)).clamp(max=1.0).view(n, 1, 1, 1)
+        return (images + delta * factor).clamp(0, 1).detach()
 
 
 class BestLossAPGD(torchattacks.APGD):
@@ -195,17 +210,43 @@ def _pgd_linf(attack, images: Tensor, labels: Tensor, eot_iter: int) -> Tensor:
     if attack.random_start:
         start = per_image("rand", images.shape, attack.image_seeds or [0] * len(images), attack.device)
         adv = (adv + (2 * start - 1) * attack.eps).clamp(0, 1).detach()
-    for _ in range(attack.steps):
-        grad = sum(_gradient(attack, adv, labels) for _ in range(eot_iter))
+
+    def step(images: Tensor, labels: Tensor, adv: Tensor, grad: Tensor) -> Tensor:
         adv = adv + attack.alpha * grad.sign()
-        adv = (images + (adv - images).clamp(-attack.eps, attack.eps)).clamp(0, 1).detach()
+        return (images + (adv - images).clamp(-attack.eps, attack.eps)).clamp(0, 1).detach()
+
+    if attack.stop is not None:
+        return _until_broken(attack, images, labels, adv, step, eot_iter=eot_iter)
+    for _ in range(attack.steps):
+        grad = sum(_gradient(attack, adv, labels)[0] for _ in range(eot_iter))
+        adv = step(images, labels, adv, grad)
     return adv
 
 
-def _gradient(attack, adv: Tensor, labels: Tensor) -> Tensor:
-    """The input gradient of the cross-entropy summed over the batch: each image's gradient is its own."""
+def _until_broken(attack, images: Tensor, labels: Tensor, adv: Tensor,
+                  step: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor], *, eot_iter: int = 1) -> Tensor:
+    """``attack.steps`` of ``step`` on the images ``attack.stop`` has not called broken yet: each image keeps the
+    first iterate found broken (judged at the logits each step computes anyway, before its update)."""
+    live = torch.arange(len(images), device=images.device)
+    for _ in range(attack.steps):
+        x, y = adv[live], labels[live]
+        grads = [_gradient(attack, x, y) for _ in range(eot_iter)]
+        broken = attack.stop(x, y, grads[0][1]).to(live.device)
+        keep = ~broken
+        live, x, y = live[keep], x[keep], y[keep]
+        if not len(live):
+            break
+        grad = sum(g[keep] for g, _ in grads)
+        adv[live] = step(images[live], y, x, grad)
+    return adv
+
+
+def _gradient(attack, adv: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The input gradient of the cross-entropy summed over the batch (each image's gradient is its own), and
+    the logits it was taken at."""
     adv = adv.clone().detach().requires_grad_(True)
-    cost = torch.nn.functional.cross_entropy(attack.get_logits(adv), labels, reduction="sum")
-    return torch.autograd.grad(cost, adv)[0]
+    logits = attack.get_logits(adv)
+    cost = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+    return torch.autograd.grad(cost, adv)[0], logits.detach()
 
 

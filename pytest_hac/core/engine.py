@@ -260,10 +260,11 @@ class Engine:
         return source_keys(case, self.n_images, steps=steps)
 
     def adversarial_key(self, path: str, defense: Defense, spec: AttackSpec, *, restart: int = 0,
-                        n: int | None = None) -> AdvKey:
+                        n: int | None = None, until_broken: bool = False) -> AdvKey:
         """The key of restart ``restart`` of ``spec`` through ``path`` of ``defense`` on the first ``n`` images
-        (default all)."""
-        return adversarial_key(path, defense, spec, self.n_images if n is None else n, restart=restart)
+        (default all); ``until_broken``: a probe's attack that stops on an image once it is broken."""
+        return adversarial_key(path, defense, spec, self.n_images if n is None else n, restart=restart,
+                               until_broken=until_broken)
 
     def outcome(self, source: SourceKey, defense: Defense) -> Outcome:
         """``source`` through the real ``defense`` and the classifier, per image; computed once."""

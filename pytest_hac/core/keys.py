@@ -32,6 +32,9 @@ class CleanKey:
 class AdvKey:
     """Restart ``restart`` of the attack ``spec`` (run once: its ``restarts`` is 1) on the first ``n`` images.
 
+    ``until_broken``: a probe's question, "does this attack break the image": an attack that can stops on an
+    image once the pipeline it checks gets the image wrong (:meth:`.passes.Passes.attack`); its images are not
+    the full attack's, so it has its own disk address (its random starts are the full attack's).
     ``path`` is "bare" (the undefended model: oblivious cells, the undefended probe),
     "approximate" (white-box), "bpda", "bpda-identity" or "bpda-first" (adaptive: one attack each) or "real"
     (query); ``codec`` and ``rounds`` say which defense the attacker sees (None and 1 for "bare").
@@ -43,6 +46,7 @@ class AdvKey:
     n: int
     spec: AttackSpec
     restart: int = 0
+    until_broken: bool = False
 
     @property
     def attack(self) -> str:
@@ -54,9 +58,10 @@ class AdvKey:
         return self.spec.key + (f",restart={self.restart}" if self.restart else "")
 
     def parts(self) -> tuple:
+        stop = ("until-broken",) if self.until_broken else ()
         if self.path == "bare":
-            return ("adv", "bare", self.n, self.run)
-        return ("adv", self.path, self.codec, self.rounds, self.n, self.run)
+            return ("adv", "bare", self.n, self.run, *stop)
+        return ("adv", self.path, self.codec, self.rounds, self.n, self.run, *stop)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ class Passes:
         survivors.
         """
         attack = build_attack(target, spec)
+        if key.until_broken and hasattr(attack, "stop"):  # attacks whose steps are ours (torchattacks_fixes)
+            attack.stop = lambda x, y, logits: self.broken(target, x, y, logits)
         label = "attack" if index is not None else self._announce(target, spec, key, a, b)
         per_image = spec.info.per_image_seeds  # declared at registration (AttackInfo), set before each batch
         positions = torch.arange(a, b) if index is None else index
@@ -105,6 +107,23 @@ class Passes:
         if self.model.training:
             raise HacError(f"the attack on {self.model.name!r} left it in training mode; results would be wrong")
         return out
+
+    def broken(self, target: nn.Module, x: Tensor, labels: Tensor, logits: Tensor) -> Tensor:
+        """Per image: does the pipeline ``target`` stands for (its real codec rounds, then the classifier) get ``x``
+        wrong? The attack's ``logits`` at ``x`` name the candidates; only they pass the real pipeline (a stand-in
+        or a batch may misjudge an image the real pipeline gets right). Part of the attack's step, inside its batch:
+        counted in its time, not as batches of its own."""
+        wrong = logits.argmax(1) != labels
+        at = wrong.nonzero().flatten()
+        if not len(at):
+            return wrong
+        z = x[at].detach()
+        if isinstance(target, Defended):
+            with torch.inference_mode():
+                for _ in range(target.rounds):
+                    z, _ = target.codec.roundtrip(z)
+        wrong[at] = self._classify(z) != labels[at]
+        return wrong
 
     def _announce(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int) -> str:
         """Before the first chunk of an attack through a defense: its planned codec passes and an estimate."""
@@ -142,14 +161,18 @@ class Passes:
         """The classifier's predicted class of each image, batched, under inference mode (bf16 with ``amp``)."""
 
         def run(start: int, stop: int) -> Tensor:
-            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
-            with torch.inference_mode(), autocast:
-                logits = self.model(images[start:stop].to(self.device)).float()
-            check_logits(self.model, logits)
+            predicted = self._classify(images[start:stop].to(self.device))
             self.batches.count("predict")
-            return logits.argmax(1).cpu()
+            return predicted.cpu()
 
         return torch.cat(self.batches.batched("predict", len(images), run))
+
+    def _classify(self, x: Tensor) -> Tensor:
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
+        with torch.inference_mode(), autocast:
+            logits = self.model(x).float()
+        check_logits(self.model, logits)
+        return logits.argmax(1)
 
     def stand_in(self, codec: Codec, rounds: int, n: int) -> tuple[Tensor, Tensor]:
         """Per image of the first ``n``, through ``rounds`` rounds of each: the RMS distance of the codec's stand-in

@@ -57,8 +57,9 @@ class ProbeEngine(Protocol):
         """The sources of ``case`` (one per gradient path and restart), at ``steps`` if given."""
 
     def adversarial_key(self, path: str, defense: Defense, spec: AttackSpec, *, restart: int = 0,
-                        n: int | None = None) -> AdvKey:
-        """The adversarial set of ``spec`` through ``path`` of ``defense`` on the first ``n`` images (default all)."""
+                        n: int | None = None, until_broken: bool = False) -> AdvKey:
+        """The adversarial set of ``spec`` through ``path`` of ``defense`` on the first ``n`` images (default all);
+        ``until_broken``: the attack stops on an image once the pipeline it checks gets the image wrong."""
 
     def outcome(self, source: SourceKey, defense: Defense) -> Outcome:
         """``source`` through the real ``defense`` and the classifier, per image; computed once."""
@@ -115,9 +116,12 @@ def planned(engine: ProbeEngine, case: Case) -> Planned:
             if case.threat.info.informed:
                 probe = probe_spec(engine, spec, PROBE_EPS, eot=spec.eot)
                 m = min(engine.n_images, PROBE_IMAGES)
-                through = tuple(engine.adversarial_key(path, case.defense, probe, n=m) for path in paths)
+                # a random codec's decode differs from draw to draw: "broken" is answered on the cell's own decode
+                stop = not engine.stochastic(case.codec, case.quality)
+                through = tuple(engine.adversarial_key(path, case.defense, probe, n=m, until_broken=stop)
+                                for path in paths)
             bare = engine.adversarial_key("bare", IDENTITY, probe_spec(engine, spec, PROBE_EPS),
-                                          n=min(engine.n_images, UNDEFENDED_IMAGES))
+                                          n=min(engine.n_images, UNDEFENDED_IMAGES), until_broken=True)
     if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
         more = tuple(engine.source_keys(case, steps=2 * spec.steps))
     return Planned(zero, through, bare, more, stand_in)

@@ -24,12 +24,14 @@ def source_keys(case: Case, n: int, *, steps: int | None = None) -> list[SourceK
             for path in gradient_paths(case.threat, case.codec, case.rounds) for i in range(spec.restarts)]
 
 
-def adversarial_key(path: str, defense: Defense, spec: AttackSpec, n: int, *, restart: int = 0) -> AdvKey:
-    """The key of restart ``restart`` of ``spec`` through ``path`` (of ``defense``) on the first ``n`` images.
+def adversarial_key(path: str, defense: Defense, spec: AttackSpec, n: int, *, restart: int = 0,
+                    until_broken: bool = False) -> AdvKey:
+    """The key of restart ``restart`` of ``spec`` through ``path`` (of ``defense``) on the first ``n`` images
+    (``until_broken``: a probe that stops attacking an image once it is broken, :class:`~.keys.AdvKey`).
 
     Restart 0 is the attack with ``restarts=1``: more restarts only add sets.
     """
-    return AdvKey(path, *coded(seen_by(path, defense)), n, replace(spec, restarts=1), restart)
+    return AdvKey(path, *coded(seen_by(path, defense)), n, replace(spec, restarts=1), restart, until_broken)
 
 
 def gradient_key(path: str, defense: Defense) -> GradientKey:

@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from pytest_hac.attacks import make_spec
 from pytest_hac.core.engine import Engine
@@ -60,3 +61,30 @@ def test_an_attack_that_depends_on_its_batch_attacks_every_image(model, data):
     e = Engine(model, data, batch_size=8)
     e.evaluate(c)
     assert e.counters.attack_images == len(data.labels) * len(e.source_keys(c))
+
+
+def test_large_eps_probes_stop_attacking_broken_images(model, data):
+    """The undefended and through-the-defense large-eps probes attack an image only until the pipeline they check
+    gets it wrong: fewer gradient passes than every image for every step, and the same answer per image as the
+    probe that runs every step on every image (tiny-cnn on digits at 64/255)."""
+    from pytest_hac.core.defense import Defense
+    from pytest_hac.core.probes import PROBE_EPS, probe_spec
+
+    e = Engine(model, data, batch_size=8)
+    spec = probe_spec(e, make_spec("pgd", "8/255", steps=10), PROBE_EPS)
+    jpeg = Defense("jpeg", 30, 1)
+    for path, defense in (("bare", Defense("identity", None, 1)), ("approximate", jpeg), ("bpda-identity", jpeg)):
+        full, stopped = (e.adversarial_key(path, defense, spec, n=16, until_broken=u) for u in (False, True))
+        assert full != stopped and full.run == stopped.run  # its own set, the same random starts
+        images = []
+        hook = model.register_forward_hook(lambda m, i, o: images.append(0 if torch.is_inference_mode_enabled()
+                                                                          else len(i[0])))
+        try:
+            answered = e.outcome(stopped, defense).correct
+            stopped_images, images[:] = sum(images), []
+            assert not e.outcome(full, defense).correct.any(), path
+            full_images = sum(images)
+        finally:
+            hook.remove()
+        assert not answered.any(), path
+        assert full_images == 16 * spec.steps and stopped_images < full_images / 2, path

@@ -88,3 +88,25 @@ def test_registrations_declare_what_the_fixed_attacks_do():
     assert per_image == {"pgd", "pgdl2", "apgd", "apgd-dlr"}
     assert best == {"apgd", "apgd-dlr", "square", "autoattack"}
     assert not AttackInfo().per_image_seeds and not AttackInfo().best_iterate
+
+
+@pytest.mark.parametrize("name", ["pgd", "pgdl2"])
+def test_stop_keeps_the_first_broken_iterate_and_steps_only_the_others(name):
+    """With ``stop`` (a probe's "until broken"), an image the check calls broken keeps that iterate and leaves the
+    batch: later steps see only the others; without it, each step sees every image."""
+    model = small_model()
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = model(x).argmax(1)  # every image starts correct
+    spec = make_spec(name, "64/255" if name == "pgd" else "3.0", steps=6)
+    seen: list[int] = []
+    attack = build_attack(model, spec)
+    attack.image_seeds = list(range(6))
+    full = attack(x, y)
+    attack.stop = lambda adv, labels, logits: (seen.append(len(adv)), logits.argmax(1) != labels)[1]
+    stopped = attack(x, y)
+    assert seen[0] == 6 and seen == sorted(seen, reverse=True) and seen[-1] < 6  # the batch shrinks
+    assert (model(stopped).argmax(1) != y).sum() >= (model(full).argmax(1) != y).sum()  # no weaker at its question
+    frozen = model(stopped).argmax(1) != y
+    assert frozen.any()
+    budget = (stopped - x).abs().amax() if name == "pgd" else (stopped - x).flatten(1).norm(dim=1).max()
+    assert budget <= spec.eps + 1e-6 and stopped.min() >= 0 and stopped.max() <= 1

@@ -19,17 +19,17 @@ def _alpha(spec: AttackSpec) -> float:
 
 @register_attack("fgsm", steps=1, takes_steps=False, description="fast gradient sign, one step (L-inf)")
 def _fgsm(model, spec):
-    import torchattacks
+    from .torchattacks_fixes import FGSM
 
-    return torchattacks.FGSM(model, eps=spec.eps)
+    return FGSM(model, eps=spec.eps)
 
 
 @register_attack("ifgsm", takes_alpha=True, description="iterative FGSM / BIM, no random start (L-inf)",
                  aliases=("bim",))
 def _bim(model, spec):
-    import torchattacks
+    from .torchattacks_fixes import BIM
 
-    return torchattacks.BIM(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps)
+    return BIM(model, eps=spec.eps, alpha=_alpha(spec), steps=spec.steps)
 
 
 @register_attack("pgd", random_start=True, per_image_seeds=True, per_image=True, takes_alpha=True, takes_eot=True,

@@ -81,6 +81,39 @@ def _draw_seed() -> int:
     return int(torch.randint(0, 2**31 - 1, ()).item())
 
 
+class _CleanGradient:
+    """Mixed into an attack whose first gradient is taken at the clean images (FGSM, BIM): after each call,
+    ``clean_gradient_bad`` says per image whether that gradient was all zero or not finite, the zero-gradient
+    probe's question, so the probe need not take it again. Read through a hook: the attack's arithmetic is
+    torchattacks' own."""
+
+    clean_gradient_bad: Tensor | None = None
+    _first = False
+
+    def forward(self, images, labels):
+        self._first, self.clean_gradient_bad = True, None
+        return super().forward(images, labels)
+
+    def get_logits(self, inputs, *args, **kwargs):
+        if self._first and inputs.requires_grad:
+            self._first = False
+            inputs.register_hook(self._record)
+        return super().get_logits(inputs, *args, **kwargs)
+
+    def _record(self, grad: Tensor) -> None:
+        flat = grad.detach().flatten(1)
+        self.clean_gradient_bad = (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
+
+
+class FGSM(_CleanGradient, torchattacks.FGSM):
+    """torchattacks' FGSM, telling which images had a zero or non-finite gradient."""
+
+
+class BIM(_CleanGradient, torchattacks.BIM):
+    """torchattacks' BIM (iterative FGSM, no random start), telling which images had a zero or non-finite gradient
+    at the clean image."""
+
+
 #: Per image of a batch (iterates, labels, the attacked model's logits at them): is the image broken?
 Stop = Callable[[Tensor, Tensor, Tensor], Tensor]
 

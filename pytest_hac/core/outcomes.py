@@ -20,7 +20,7 @@ from .defense import Defense
 from .gallery import Gallery
 from .judged import Outcome, psnr_per_image
 from .keep_plan import KeepPlan
-from .keys import AdvKey, Chunk, CleanKey, NormKey, OutcomeKey, RoundKey, SourceKey, StandInKey
+from .keys import AdvKey, Chunk, CleanKey, GradientKey, NormKey, OutcomeKey, RoundKey, SourceKey, StandInKey
 from .passes import Passes
 from .sources import coded, defense_of, gradient_key
 
@@ -52,6 +52,7 @@ class Outcomes:
         self.gallery = gallery
         self._outcomes: dict[OutcomeKey, Outcome] = {}
         self._cascaded: dict[tuple[tuple[SourceKey, ...], Defense], list[Outcome]] = {}
+        self._partial_gradients: dict[GradientKey, dict[int, Tensor]] = {}
 
     def chunks(self, n: int) -> list[tuple[int, int]]:
         return [(a, min(n, a + self.chunk_size)) for a in range(0, n, self.chunk_size)]
@@ -155,9 +156,25 @@ class Outcomes:
         hit = self.store.get(chunk, self.address(chunk))
         if hit is not None:
             return hit[0]
-        adv = self.passes.attack(self.passes.target(source.path, defense_of(source)), source.spec, source, a, b)
+        flags: list[Tensor] = []
+        adv = self.passes.attack(self.passes.target(source.path, defense_of(source)), source.spec, source, a, b,
+                                 clean_gradients=flags)
         self._keep(chunk, (adv,))
+        if flags:
+            self._clean_gradients(source, a, torch.cat(flags))
         return adv
+
+    def _clean_gradients(self, source: AdvKey, a: int, bad: Tensor) -> None:
+        """Zero-gradient flags an attack took at the clean images ``a:a+len(bad)`` (FGSM, BIM): once every image
+        of the data set has them, they are the zero-gradient probe's answer on ``source``'s path and defense."""
+        key = GradientKey(source.path, source.codec, source.rounds)
+        if source.restart or source.until_broken or source.n != len(self.labels) or key in self.store:
+            return
+        part = self._partial_gradients.setdefault(key, {})
+        part[a] = bad
+        if sum(map(len, part.values())) == len(self.labels):
+            self.store.put(key, (torch.cat([part[k] for k in sorted(part)]),), self.address(key))
+            del self._partial_gradients[key]
 
     def round_chunk(self, key: RoundKey, a: int, b: int, previous: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``a:b`` after round ``key.round`` of the real codec (from ``previous``, round k-1)."""

@@ -69,13 +69,14 @@ class Passes:
         return Defended(self.model, self.codec(defense.codec, defense.quality), defense.rounds, path)
 
     def attack(self, target: nn.Module, spec: AttackSpec, key: AdvKey, a: int, b: int, *,
-               index: Tensor | None = None) -> Tensor:
+               index: Tensor | None = None, clean_gradients: list[Tensor] | None = None) -> Tensor:
         """Run ``spec`` against ``target`` on images ``a:b`` (or the images at positions ``index``), batch by batch.
 
         Random starts are drawn per image (:meth:`.seeding.Seeds.image_seeds`); each batch also runs under
         its own seed inside ``fork_rng``, and must come back inside [0, 1] and the eps ball. ``index`` is for
         attacks whose result on an image does not depend on its batch (``AttackInfo.per_image``): the cascade's
-        survivors.
+        survivors. ``clean_gradients`` receives, batch by batch, the zero-gradient flags of an attack whose first
+        gradient is at the clean images (FGSM, BIM: ``clean_gradient_bad``), for the zero-gradient probe.
         """
         attack = build_attack(target, spec)
         if key.until_broken and hasattr(attack, "stop"):  # attacks whose steps are ours (torchattacks_fixes)
@@ -97,6 +98,9 @@ class Passes:
             with self.seeds.seeded(key, first, last):
                 adv = attack(xb, yb).detach()
             check_budget(adv, xb, spec)
+            bad = getattr(attack, "clean_gradient_bad", None)
+            if clean_gradients is not None and bad is not None:
+                clean_gradients.append(bad)
             self.batches.count("attack", stop - start)
             return adv.cpu()
 

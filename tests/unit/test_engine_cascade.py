@@ -88,3 +88,20 @@ def test_large_eps_probes_stop_attacking_broken_images(model, data):
             hook.remove()
         assert not answered.any(), path
         assert full_images == 16 * spec.steps and stopped_images < full_images / 2, path
+
+
+@pytest.mark.parametrize("attack", [make_spec("fgsm", "4/255"), make_spec("ifgsm", "4/255", steps=2)])
+def test_zero_gradient_probe_reuses_the_attacks_gradient_at_the_clean_images(model, data, attack):
+    """FGSM and BIM take their first gradient at the clean images: the zero-gradient probe reads it instead of
+    taking it again, with the answer the probe computes itself."""
+    c = case("jpeg", 60, 1, "adaptive", attack)
+    e = Engine(model, data, batch_size=8)
+    e.evaluate(c)
+    from pytest_hac.core.probes import PROBE_IMAGES
+
+    # the attack's passes and the large-eps probe's: no gradient pass of the zero-gradient probe
+    assert e.batches.passes["attack:bpda"] == (len(data.labels) + min(len(data.labels), PROBE_IMAGES)) * attack.steps
+    fresh = Engine(model, data, batch_size=8)
+    for path in ("approximate", "bpda", "bpda-identity"):
+        assert e.zero_gradients(path, c.defense).equal(fresh.zero_gradients(path, c.defense)), path
+    assert fresh.batches.passes["attack:bpda"] == len(data.labels)  # what the probe costs when it runs

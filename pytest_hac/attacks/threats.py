@@ -23,7 +23,9 @@ class ThreatInfo:
     Attributes:
         help: one line for ``--hac-list`` and the docs.
         paths: the gradient paths its attack follows (:data:`pytest_hac.core.defended.MODES` and
-            ``"bare"``), one attack each, the per-image worst case kept; empty: no attack of its own.
+            ``"bare"``), one attack each, the per-image worst case kept; empty: no attack of its own. In
+            the cascade's order (:meth:`pytest_hac.core.outcomes.Outcomes.cascade`): by reuse, then strength
+            (the white-box attack first: another cell needs it on every image).
         informed: the attacker differentiates through the defense (white-box, adaptive).
         queries: a gradient-free attack against the real defended pipeline (Square for gradient attacks).
         combines: the per-image worst case of a defense's other cells (no attack of its own).
@@ -50,7 +52,7 @@ class Threat(StrEnum):
                                       paths=("approximate",), informed=True, paper="white-box",
                                       aliases=("white-box",))
     ADAPTIVE = "adaptive", ThreatInfo("BPDA (approximation/identity backward paths) and white-box, per-image worst; "
-                                      "EOT", paths=("bpda", "bpda-identity", "bpda-first", "approximate"),
+                                      "EOT", paths=("approximate", "bpda", "bpda-identity", "bpda-first"),
                                       informed=True, aliases=("bpda",))
     QUERY = "query", ThreatInfo("gradient-free attack (square) against the real defended pipeline", paths=("real",),
                                 queries=True, aliases=("gradient-free",))

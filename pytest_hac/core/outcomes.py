@@ -100,15 +100,20 @@ class Outcomes:
         done = self._cascaded.get((tuple(keys), defense))
         if done is not None:
             return done
-        outcomes: list[Outcome] = []
+        # a cell's sets may begin with another's (the white-box cell's restarts open the adaptive cell's)
+        start = max((i for i in range(1, len(keys)) if (tuple(keys[:i]), defense) in self._cascaded), default=0)
+        outcomes: list[Outcome] = list(self._cascaded[(tuple(keys[:start]), defense)]) if start else []
         alive = None  # images every earlier set left correct
-        for key in keys:
+        for o in outcomes:
+            alive = o.correct.clone() if alive is None else alive & o.correct
+        for key in keys[start:]:
             subset = (alive is not None and isinstance(key, AdvKey) and key.path != "bare" and not random
                       and key.spec.info.per_image and not self.has(key, defense) and not self.keep.pending(key))
             outcome = self.survivors(key, defense, alive) if subset else self.outcome(key, defense)
             outcomes.append(outcome)
             alive = outcome.correct.clone() if alive is None else alive & outcome.correct
-        self._cascaded[(tuple(keys), defense)] = outcomes  # a few numbers per image, kept like outcomes
+        for i in range(1, len(keys) + 1):  # a few numbers per image, kept like outcomes; every prefix
+            self._cascaded.setdefault((tuple(keys[:i]), defense), outcomes[:i])
         return outcomes
 
     def has(self, source: AdvKey, defense: Defense) -> bool:

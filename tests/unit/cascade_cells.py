@@ -2,8 +2,11 @@
 and the memory modes they run under.
 
 ``tests/unit/fixtures/cascade_main.json`` holds their per-image outcomes as the engine computed them before the
-cascade (every set on every image), written by ``python -m tests.unit.cascade_cells default`` on that commit
-(the small-memory mode is here to regenerate with; recording it took longer than the session had)."""
+cascade (every set on every image), written by ``python -m tests.unit.cascade_cells default`` on that commit with
+the adaptive paths in the cascade's order (the white-box path first). Against the recording in the order before
+(white-box path last), every cell's per-image correctness and findings are the same; on the adaptive cells, the
+bpp and PSNR of an image several paths broke are now the white-box path's (the first in order that broke it).
+The small-memory mode is here to regenerate with."""
 from __future__ import annotations
 
 import json

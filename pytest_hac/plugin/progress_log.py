@@ -31,7 +31,6 @@ import pytest
 from ..formats import duration
 from .cells import is_cell, take_properties
 
-
 #: Seconds per pass of one kind in units of another's, for a kind not measured yet (a backward pass costs about two
 #: forward passes; a query and a codec round trip about one forward pass).
 RELATIVE = {"attack": 3.0, "query": 1.0, "codec": 1.0, "predict": 1.0}

@@ -1,6 +1,6 @@
 """The report of a run: its cells (result, verdict, reasons, baseline comparison), how it was run, and what
-is derived from its cells once, when it is built: the soundness findings, each check's state and each
-defense's worst case.
+is derived from its cells once: the soundness findings and each check's state (when it is built; a loaded
+report keeps those it was written with) and each defense's worst case (on first use).
 
 The JSON form (:meth:`Report.to_dict`) is also the baseline format; the view every rendering shares is
 :mod:`pytest_hac.report.view`. Nothing that renders a report derives these again.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -136,17 +137,12 @@ class Report:
     findings: tuple[Finding, ...] | None = None
     #: Each soundness check's state (``ok``, ``flagged``, ``not run: <why>``), by check name (None: as findings).
     checks: dict[str, str] | None = None
-    #: Per defense, its worst case per image over every attack tried (:func:`~pytest_hac.core.soundness.worst_case`
-    #: of the cells' results), derived when the report is built (loaded reports too: their cells hold the images).
-    worst: tuple[Result, ...] = field(init=False, default=())
-
     def __post_init__(self) -> None:
         checked = self.checked
         if self.findings is None:
             self.findings = tuple(check(checked))
         if self.checks is None or set(self.checks) < set(CHECK_NAMES):  # a file older than a check: the rest
             self.checks = {**status(checked, list(self.findings)), **(self.checks or {})}
-        self.worst = tuple(worst_case(self.results))
 
     @property
     def results(self) -> list[Result]:
@@ -155,6 +151,13 @@ class Report:
         for cell in self.cells:
             seen.setdefault(cell.case_id, cell.result)
         return list(seen.values())
+
+    @cached_property
+    def worst(self) -> tuple[Result, ...]:
+        """Per defense, its worst case per image over every attack tried (:func:`~pytest_hac.core.soundness.worst_case`
+        of the cells' results): derived once, the first time a rendering asks (loaded reports too: their cells hold
+        the images), so loading a history or a baseline pays nothing for it."""
+        return tuple(worst_case(self.results))
 
     @property
     def stem(self) -> str:

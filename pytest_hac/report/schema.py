@@ -137,11 +137,12 @@ class Report:
     findings: tuple[Finding, ...] | None = None
     #: Each soundness check's state (``ok``, ``flagged``, ``not run: <why>``), by check name (None: as findings).
     checks: dict[str, str] | None = None
+
     def __post_init__(self) -> None:
         checked = self.checked
         if self.findings is None:
             self.findings = tuple(check(checked))
-        if self.checks is None or set(self.checks) < set(CHECK_NAMES):  # a file older than a check: the rest
+        if self.checks is None or not set(CHECK_NAMES) <= set(self.checks):  # a file older than a check: the rest
             self.checks = {**status(checked, list(self.findings)), **(self.checks or {})}
 
     @property

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.soundness import check, implicating, status
+from .core.soundness import implicating
 from .errors import HacError
 from .report.delta import compare_command
 from .report.history import record_history
@@ -115,9 +115,8 @@ def _check_verdicts(merged: Report, mode: str) -> None:
     """
     if mode == "warn":
         return
-    findings = check(merged.checked)
     for cell in merged.cells:
-        hits = implicating(findings, cell.case_id, cell.result.diagnostics.cells or ())
+        hits = implicating(merged.findings, cell.case_id, cell.result.diagnostics.cells or ())
         if hits and not cell.failed:
             finding, via = hits[0]
             raise HacError(f"shard verdicts disagree with the merged soundness findings: {finding.check} "
@@ -127,10 +126,9 @@ def _check_verdicts(merged: Report, mode: str) -> None:
 
 
 def _merged_meta(reports: list[Report], merged: Report) -> dict:
-    """The first shard's meta, with what differs per shard recomputed over all of them."""
+    """The first shard's meta, with what differs per shard summed or gathered over all of them (the merged
+    report's soundness findings are its own, found over every shard's results when it was built)."""
     meta = dict(reports[0].meta)
-    results = merged.checked
-    meta["soundness"] = {"status": status(results), "findings": [f.__dict__ for f in check(results)]}
     meta["attack_images"] = sum(int(r.meta.get("attack_images", 0)) for r in reports)
     meta["probe_seconds"] = round(sum(float(r.meta.get("probe_seconds", 0.0)) for r in reports), 3)
     meta["thresholds"] = sorted({line for r in reports for line in r.meta.get("thresholds", [])})

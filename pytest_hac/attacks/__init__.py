@@ -29,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import HacError
+from ..formats import eps_label
 from ..registry import ATTACKS, AttackInfo
 from .threats import Threat, ThreatInfo
 
@@ -39,17 +40,6 @@ __all__ = ["DEFAULT_QUERIES", "AttackSpec", "Threat", "ThreatInfo", "attack_info
 #: (Andriushchenko et al., 2020, and AutoAttack's) 5,000 queries. torchattacks' own default
 #: of 100 is too few to mean anything.
 DEFAULT_QUERIES = 5000
-
-
-def eps_label(eps: float | None, norm: str = "Linf") -> str:
-    """eps as people write it, the one wording everywhere: 4/255 for L-inf, the plain value for L2,
-    ``min-norm`` for a minimum-norm attack (no eps)."""
-    if eps is None:
-        return "min-norm"
-    if norm == "Linf":
-        k = eps * 255
-        return f"{k:g}/255" if abs(k - round(k)) < 1e-6 else f"{eps:.4g}"
-    return f"{eps:g}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attacks import AttackSpec
+from ..formats import duration
 
 __all__ = ["LONG_SECONDS", "Plan", "plan_attack", "planned_passes", "worth_planning"]
 
@@ -44,7 +45,7 @@ class Plan:
     def text(self) -> str:
         kind = "queries" if self.query else "steps"
         bound = "at most " if self.query else ""
-        return f"{bound}{self.passes:,} codec passes ({kind}), about {_duration(self.seconds)} at the measured rate"
+        return f"{bound}{self.passes:,} codec passes ({kind}), about {duration(self.seconds)} at the measured rate"
 
 
 def planned_passes(spec: AttackSpec, images: int, rounds: int) -> int:
@@ -81,11 +82,3 @@ def plan_attack(target: nn.Module, spec: AttackSpec, images: int, rounds: int, x
     if plan.seconds > LONG_SECONDS:
         log.warning("%s: %s", spec.name, plan.text())
     return plan
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..attacks import describe_attack
 from ..errors import HacError
+from ..formats import toml_key
 from .cases import parse_fraction
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
@@ -68,7 +69,7 @@ class Thresholds:
         rest = 'with the ["*"] table only' if "*" in self.table else "ungated by this file"
         tables = ", ".join(f"[{t}]" for t in others)
         return (f"{self.path}: no table for model {model!r}; the file has tables {tables} (a typo?). Name a table "
-                f"[{_toml_key(model)}] to gate this model; its cells run {rest}")
+                f"[{toml_key(model)}] to gate this model; its cells run {rest}")
 
     def unused(self, model: str, case_ids: list[str]) -> list[str]:
         """Patterns for ``model`` (and of the ``["*"]`` table, shown as ``[*] pattern``) that match no cell:
@@ -78,10 +79,6 @@ class Thresholds:
 
         return idle(self.table.get(model, {})) + [f"[*] {p}" for p in idle(self.table.get("*", {}))
                                                   if model != "*"]
-
-
-def _toml_key(name: str) -> str:
-    return name if all(c.isalnum() or c in "-_" for c in name) else f'"{name}"'
 
 
 # --- comparing with a baseline ---------------------------------------------------------------------

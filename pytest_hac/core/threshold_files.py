@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import HacError
+from ..formats import THRESHOLDS_FILE
 from .cases import Case
 from .gates import Thresholds
 
@@ -32,7 +33,7 @@ class ThresholdFiles:
 
     def for_directory(self, directory: Path) -> Thresholds | None:
         """The thresholds file in force for tests in ``directory``."""
-        path = self.override or directory / "hac_thresholds.toml"
+        path = self.override or directory / THRESHOLDS_FILE
         if path not in self._files:
             self._files[path] = Thresholds.load(path) if path.is_file() else None
         return self._files[path]

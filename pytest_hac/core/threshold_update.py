@@ -21,6 +21,7 @@ import tomllib
 from pathlib import Path
 
 from ..errors import HacError
+from ..formats import toml_key
 from ..io.files import atomic_write
 
 #: The first lines of a file this creates.
@@ -36,13 +37,6 @@ def threshold_of(accuracy: float, margin: float) -> float | None:
     """``accuracy - margin`` rounded down to two decimals; None when that is 0 or less (it would gate nothing)."""
     value = math.floor((accuracy - margin) * 100 + 1e-9) / 100
     return value if value > 0 else None
-
-
-def _key(name: str) -> str:
-    """A TOML key: bare when it can be, else a basic string."""
-    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        return name
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _header_name(line: str) -> str | None:
@@ -73,7 +67,7 @@ def update_text(text: str, model: str, values: dict[str, float]) -> str:
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if _header_name(line) == model), None)
     if start is None:
-        block = [f"[{_key(model)}]"] + [f"{_key(cell)} = {value:.2f}" for cell, value in values.items()]
+        block = [f"[{toml_key(model)}]"] + [f"{toml_key(cell)} = {value:.2f}" for cell, value in values.items()]
         body = "\n".join(lines).rstrip("\n")
         return (body + "\n\n" if body else "") + "\n".join(block) + "\n"
     end = next((i for i in range(start + 1, len(lines)) if _HEADER_LINE.match(lines[i])), len(lines))
@@ -90,7 +84,7 @@ def update_text(text: str, model: str, values: dict[str, float]) -> str:
                                f"it as \"{key}\" = 0.5 on one line")
             lines[i] = f"{match['head']}{values[key]:.2f}{match['tail']}"
             written.add(key)
-    added = [f"{_key(cell)} = {value:.2f}" for cell, value in values.items() if cell not in written]
+    added = [f"{toml_key(cell)} = {value:.2f}" for cell, value in values.items() if cell not in written]
     lines[last + 1:last + 1] = added
     return "\n".join(lines) + "\n"
 

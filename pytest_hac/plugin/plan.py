@@ -17,14 +17,8 @@ import pytest
 from ..core.defense import Defense
 from ..core.workload import Probe, Work, measure, probe_seconds, seconds, workload
 from ..errors import HacError
+from ..formats import duration
 from ..run import HacRun
-
-
-def _duration(s: float) -> str:
-    """``0.04 s``, ``3.2 s``, ``42 s``, ``7 min``, ``1.5 h``."""
-    if s < 10:
-        return f"{s:.2f} s" if s < 1 else f"{s:.1f} s"
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
 def _through(path: str, defense: Defense) -> str:
@@ -120,12 +114,12 @@ class PlanPrinter:
                             f"{timing.predict * 1e3:.2f}" + (f"; gradient {grads}" if grads else "")
                             + (f"; codec {codecs}" if codecs else ""))
         total = cells + probes + self.loading
-        split = [["cells", f"{sum(w.attack + w.queries for w in works):,} attack passes", _duration(cells)],
-                 ["soundness probes", f"{sum(w.probe_passes for w in works):,} attack passes", _duration(probes)],
-                 ["loading", "model, data and codecs (measured)", _duration(self.loading)],
-                 ["total", "", _duration(total)]]
+        split = [["cells", f"{sum(w.attack + w.queries for w in works):,} attack passes", duration(cells)],
+                 ["soundness probes", f"{sum(w.probe_passes for w in works):,} attack passes", duration(probes)],
+                 ["loading", "model, data and codecs (measured)", duration(self.loading)],
+                 ["total", "", duration(total)]]
         reporter.write_line(tabulate(split, ["estimated", "work", "time"], tablefmt="simple", disable_numparse=True))
-        reporter.write_line(f"estimated: {_duration(total)} in all (cells {_duration(cells)}, soundness probes "
-                            f"{_duration(probes)}, loading {_duration(self.loading)}; reports not counted); nothing "
+        reporter.write_line(f"estimated: {duration(total)} in all (cells {duration(cells)}, soundness probes "
+                            f"{duration(probes)}, loading {duration(self.loading)}; reports not counted); nothing "
                             f"was evaluated (--hac-plan)")
         return True

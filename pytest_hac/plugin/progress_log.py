@@ -28,14 +28,8 @@ from typing import Any
 
 import pytest
 
+from ..formats import duration
 from .cells import is_cell, take_properties
-
-
-def duration(seconds: float) -> str:
-    """``42 s``, ``7 min``, ``1.5 h``."""
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
-        f"{seconds / 3600:.1f} h"
-
 
 #: Seconds per pass of one kind in units of another's, for a kind not measured yet (a backward pass costs about two
 #: forward passes; a query and a codec round trip about one forward pass).

@@ -21,7 +21,7 @@ def terminal_summary(terminalreporter, run: HacRun, final: Report | None) -> Non
         return
     from tabulate import tabulate
 
-    from ..report.markdown import matrix_table
+    from ..report.view import matrix_table
 
     report = final or run.report(complete=True)
     headers, body = matrix_table(report)

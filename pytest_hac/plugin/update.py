@@ -14,6 +14,7 @@ import pytest
 from ..core.threshold_update import threshold_of, update_file
 from ..core.verdict import ReasonKind
 from ..errors import HacError
+from ..formats import THRESHOLDS_FILE
 from ..run import HacRun
 
 
@@ -43,7 +44,7 @@ class ThresholdsWriter:
                 self.skipped.append(f"{cell.case_id}: not recorded, a soundness finding flags it ({check})")
                 continue
             module = self.config.rootpath / cell.test.split("::")[0]
-            path = s.thresholds or module.parent / "hac_thresholds.toml"
+            path = s.thresholds or module.parent / THRESHOLDS_FILE
             value = threshold_of(cell.result.accuracy, s.threshold_margin)
             if value is None:
                 self.ungated.append(f"{cell.case_id} ({cell.result.accuracy:.2f})")

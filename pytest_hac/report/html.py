@@ -19,18 +19,18 @@ from collections import defaultdict
 from html import escape
 from typing import Any
 
-from ..attacks import Threat, describe_attack
+from ..attacks import describe_attack
 from ..core.result import GATE_RULES, format_threshold
-from ..core.soundness import worst_case
 from ..core.verdict import Status
-from .markdown import LEGEND, _defense_key, column_key, columns
+from ..formats import TABLE_DIGITS, interval
 from .news import LABELS, news
 from .notes import backward_note
 from .rate_matched import rate_html
-from .schema import Cell, Report
+from .schema import Report
 from .trend import Trend
 from .trend_view import LEGEND as TREND_LEGEND
 from .trend_view import RUN_HEADERS, point_text, run_rows, trend_png, window_text
+from .view import LEGEND, all_cells, column_key, columns, defense_key, defense_label, matrix, number
 
 #: No request leaves the page: images are data: URIs, styles inline, scripts none.
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -62,7 +62,7 @@ def page(report: Report, *, plot_png: bytes | None = None, gallery: dict[str, An
              f"<h1>{escape(title)}</h1>", news_box(report, trend), summary(report),
              f"<p class='legend'>{escape(LEGEND.replace('❌', '✗'))}</p>"]
     if report.cells:
-        parts += ["<h2 id='matrix'>Matrix</h2>", matrix(report)]
+        parts += ["<h2 id='matrix'>Matrix</h2>", matrix_html(report)]
     if plot_png:
         data = base64.b64encode(plot_png).decode("ascii")
         parts += ["<h2 id='plot'>Accuracy against bits per pixel</h2>",
@@ -115,51 +115,26 @@ def summary(report: Report) -> str:
     return "<ul id='summary'>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
-def _all_cells(report: Report) -> list[Cell]:
-    """The report's cells plus each defense's computed worst case (as the Markdown matrix shows it)."""
-    gated = {c.result.defense for c in report.cells if c.result.threat is Threat.WORST}
-    return list(report.cells) + [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated]
-
-
-def _defense_label(key: tuple) -> str:
-    codec, quality, rounds = key
-    return f"{codec}" + ("" if quality in (None, -1) else f" q{quality}") + f" r{rounds}"
-
-
 def _anchor(case_id: str) -> str:
     return "cell-" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_id)
 
 
-def matrix(report: Report) -> str:
+def matrix_html(report: Report) -> str:
     """Rows: defenses; columns: bpp, PSNR and each threat x attack; a failed cell is marked and links to its reasons."""
-    all_cells = _all_cells(report)
-    cols = columns([c.result for c in all_cells])
-    headers = list(dict.fromkeys(cols.values()))
-    rows: dict[tuple, dict[str, Cell]] = defaultdict(dict)
-    for c in all_cells:
-        row = rows[_defense_key(c.result)]
-        label = cols[column_key(c.result)]
-        if label not in row or c.failed:
-            row[label] = c
+    view = matrix(report)
     out = ["<table id='matrix-table'><tr><th>defense</th><th>bpp</th><th>PSNR dB</th>"
-           + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"]
-    for key in sorted(rows):
-        row = rows[key]
-        costs = next((c.result for c in row.values() if c.result.threat is Threat.CLEAN and c.result.bpp is not None),
-                     next((c.result for c in row.values() if c.result.bpp is not None), None))
-        bpp = "–" if costs is None else f"{costs.bpp:.2f}"
-        psnr = "–" if costs is None or costs.psnr is None else f"{costs.psnr:.1f}"
+           + "".join(f"<th>{escape(h)}</th>" for h in view.headers) + "</tr>"]
+    for row in view.rows:
         tds = []
-        for h in headers:
-            c = row.get(h)
-            if c is None:
+        for h in view.headers:
+            e = row.entries.get(h)
+            if e is None:
                 tds.append("<td></td>")
                 continue
-            r = c.result
-            failed = c.failed
-            text = f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" + (" ✗" if failed else "")
-            tds.append(f"<td{' class=failed' if failed else ''}><a href='#{_anchor(r.case_id)}'>{text}</a></td>")
-        out.append(f"<tr><th>{escape(_defense_label(key))}</th><td>{bpp}</td><td>{psnr}</td>{''.join(tds)}</tr>")
+            text, cls = (e.text + " ✗", " class=failed") if e.failed else (e.text, "")
+            tds.append(f"<td{cls}><a href='#{_anchor(e.result.case_id)}'>{text}</a></td>")
+        out.append(f"<tr><th>{escape(row.label)}</th><td>{number(row.bpp)}</td><td>{number(row.psnr, 1)}</td>"
+                   f"{''.join(tds)}</tr>")
     return "\n".join(out) + "</table>"
 
 
@@ -168,7 +143,7 @@ def cells(report: Report) -> str:
     out = ["<table id='cells-table'><tr><th>cell</th><th>test</th><th>attack</th><th>accuracy</th><th>95% CI</th>"
            "<th>n</th><th>threshold</th><th>gate</th><th>reasons</th><th>bpp</th><th>PSNR</th><th>seconds</th></tr>"]
     seen: set[str] = set()
-    for c in sorted(_all_cells(report), key=lambda c: (c.case_id, c.test)):
+    for c in sorted(all_cells(report), key=lambda c: (c.case_id, c.test)):
         r = c.result
         anchor = "" if r.case_id in seen else f" id='{_anchor(r.case_id)}'"
         seen.add(r.case_id)
@@ -183,9 +158,9 @@ def cells(report: Report) -> str:
         threshold = "–" if c.threshold is None or not c.test else format_threshold(c.threshold)
         test = c.test.split("::")[-1] if c.test else "(computed)"
         out.append(f"<tr{anchor}{' class=failed' if c.failed else ''}><td>{escape(r.case_id)}</td>"
-                   f"<td>{escape(test)}</td><td>{escape(attack)}</td><td>{r.accuracy:.3f}</td>"
-                   f"<td>[{r.ci_low:.3f}, {r.ci_high:.3f}]</td><td>{r.n}</td><td>{threshold}</td><td>{verdict}</td>"
-                   f"<td>{escape(reasons)}</td><td>{_num(r.bpp, 2)}</td><td>{_num(r.psnr, 1)}</td>"
+                   f"<td>{escape(test)}</td><td>{escape(attack)}</td><td>{r.accuracy:.{TABLE_DIGITS}f}</td>"
+                   f"<td>{interval(r.ci_low, r.ci_high)}</td><td>{r.n}</td><td>{threshold}</td><td>{verdict}</td>"
+                   f"<td>{escape(reasons)}</td><td>{number(r.bpp)}</td><td>{number(r.psnr, 1)}</td>"
                    f"<td>{r.seconds:.1f}</td></tr>")
     return "\n".join(out) + "</table>"
 
@@ -220,10 +195,6 @@ def trend_section(report: Report, trend: Trend) -> str:
     out.append("<table id='trend-runs'><tr>" + "".join(f"<th>{h}</th>" for h in RUN_HEADERS) + "</tr>")
     out += ["<tr>" + "".join(f"<td>{escape(x)}</td>" for x in row) + "</tr>" for row in run_rows(trend)]
     return "\n".join(out) + "</table>"
-
-
-def _num(value: float | None, digits: int) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _img(data: str, alt: str) -> str:
@@ -261,13 +232,13 @@ def gallery_section(report: Report, gallery: dict[str, Any]) -> str:
         for cid, shots in shown.items():
             if index in shots:
                 r = by_id[cid]
-                rows[_defense_key(r)][cols[column_key(r)]] = shots[index]
+                rows[defense_key(r)][cols[column_key(r)]] = shots[index]
         out.append(f"<h3>{escape(image['id'])}: {escape(image['label_name'])}</h3>"
                    f"<figure>{_img(image['clean'], 'clean photo')}<figcaption>clean photo</figcaption></figure>")
         out.append("<table class='gallery'><tr><th>defense</th>" + "".join(f"<th>{escape(h)}</th>" for h in headers)
                    + "</tr>")
         for key in sorted(rows):
             tds = "".join(f"<td>{_figure(rows[key][h])}</td>" if h in rows[key] else "<td></td>" for h in headers)
-            out.append(f"<tr><th>{escape(_defense_label(key))}</th>{tds}</tr>")
+            out.append(f"<tr><th>{escape(defense_label(key))}</th>{tds}</tr>")
         out.append("</table>")
     return "\n".join(out)

@@ -1,108 +1,23 @@
 """The report as Markdown (tabulate tables) and the terminal's matrix."""
 from __future__ import annotations
 
-import math
 import re
-from collections import defaultdict
-from typing import Any
 
 from ..attacks import Threat
 from ..attacks.threats import rank
 from ..core.result import GATE_RULES, Result, format_threshold
-from ..core.soundness import CHECKS, SOUNDNESS_MODES, STAND_IN_DISTANCE, check, status, worst_case
+from ..core.soundness import CHECKS, SOUNDNESS_MODES, STAND_IN_DISTANCE
 from ..core.stats import SIGNIFICANCE_LEVEL
 from ..core.verdict import Status
+from ..formats import TABLE_DIGITS, interval
 from .notes import backward_note
 from .schema import Cell, Report
+from .view import LEGEND, computed_worst, matrix_table, number, partial
 
 VERDICT_SHOWN = {Status.PASSED: "pass", Status.FAILED: "**FAIL**", Status.MEASURED: "measured"}
 
 #: Below this side a JPEG's ~600-byte header dominates its bits per pixel.
 SMALL_IMAGE = 64
-LEGEND = ("Accuracy is top-1 with its 95% Wilson interval in brackets. ❌ marks a failed cell (its reasons are in the "
-          "Cells tables), ⚑ a cell a soundness check flagged under `--hac-soundness=warn`; a cell without a threshold "
-          "is *measured*: reported, not gated. *partial* marks a worst case computed before all of its cells ran (an "
-          "incomplete run, a shard or a selection). Δ is the change against the baseline in percentage points, on "
-          "the images both runs share; ⚠ marks a significant drop beyond `--hac-compare-fail`. *worst case* counts "
-          "an image only if the defense gets it right clean and under every attack tried (robust accuracy). bpp and "
-          "PSNR are measured on the decoded images of each defense's clean cell (PSNR against the clean originals).")
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _defense_key(r: Result) -> tuple:
-    return (r.codec, -1 if r.quality is None else r.quality, r.rounds)
-
-
-def _delta(cell: Cell) -> str:
-    c = cell.comparison
-    if c is None:
-        return ""
-    if not c.comparable:
-        return " (Δ n/a)"
-    flag = " ⚠" if c.regression else ""
-    return f" (Δ {c.delta_points:+.1f}{flag})"
-
-
-def columns(results: list[Result]) -> dict[tuple, str]:
-    """Matrix column per threat x full attack, in threat order; labels grow only where two would collide."""
-    keys: dict[tuple, Result] = {}
-    for r in sorted(results, key=lambda r: (rank(r.threat), r.attack or "", r.eps or 0)):
-        keys.setdefault(column_key(r), r)
-    short = {k: ("worst case" if r.threat is Threat.WORST else str(r.threat) if r.spec is None
-                 else f"{r.threat} {r.attack} {r.spec.eps_label}") for k, r in keys.items()}
-    clash = {label for label in short.values() if list(short.values()).count(label) > 1}
-    return {k: (f"{r.threat} {r.spec.describe()}" if short[k] in clash else short[k]) for k, r in keys.items()}
-
-
-def column_key(r: Result) -> tuple:
-    """A matrix column: the threat and the whole attack."""
-    return (r.threat, r.spec)
-
-
-def computed_worst(report: Report) -> list[Cell]:
-    """Worst cases of defenses without a worst cell of their own, computed from the report's cells."""
-    gated = {c.result.defense for c in report.cells if c.result.threat is Threat.WORST}
-    return [Cell(test="", result=r) for r in worst_case(report.results) if r.defense not in gated]
-
-
-def partial(report: Report) -> bool:
-    """Worst cases computed from this report may lack cells that did not run (yet, or here)."""
-    return not report.whole
-
-
-def matrix_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    """Rows codec/quality/rounds; columns bpp, PSNR, one accuracy column per threat x attack, worst case."""
-    cells = list(report.cells)
-    extra = computed_worst(report)
-    cells += extra
-    cols = columns([c.result for c in cells])
-    failed, warned = defaultdict(bool), defaultdict(bool)
-    for c in cells:
-        failed[c.case_id] |= c.failed
-        warned[c.case_id] |= bool(c.verdict.warnings)
-    unfinished = partial(report)
-    rows: dict[tuple, dict[str, Any]] = defaultdict(dict)
-    for c in cells:
-        r = c.result
-        row = rows[_defense_key(r)]
-        row[cols[column_key(r)]] = (f"{r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]{_delta(c)}"
-                                     + (" ❌" if failed[c.case_id] else "") + (" ⚑" if warned[c.case_id] else "")
-                                     + (" *partial*" if c in extra and unfinished else ""))
-        source = r.threat
-        if r.bpp is not None and (r.threat is Threat.CLEAN or "bpp" not in row):
-            row["bpp"], row["psnr"], row["source"] = r.bpp, r.psnr, source
-    headers = ["codec", "quality", "rounds", "bpp", "PSNR dB"] + list(dict.fromkeys(cols.values()))
-    body = []
-    for key in sorted(rows):
-        row = rows[key]
-        note = "" if row.get("source") in (None, Threat.CLEAN) else f" ({row['source']})"
-        q = "–" if key[1] == -1 else str(key[1])
-        body.append([key[0], q, str(key[2]), _fmt(row.get("bpp")) + note, _fmt(row.get("psnr"), 1) + note]
-                    + [row.get(c, "") for c in headers[5:]])
-    return headers, body
 
 
 def _reasons(cell: Cell) -> str:
@@ -230,8 +145,7 @@ def markdown(report: Report, *, plot_name: str | None = None, sections: tuple[st
 def soundness_section(report: Report) -> str:
     """Every check with its state (ok, FLAGGED, not run: why), then every finding under its own heading."""
     results = report.checked
-    findings = check(results)
-    states = status(results, findings)
+    findings, states = report.findings, report.checks
     lines = ["## Soundness checks", ""]
     for chk in CHECKS:
         state = states[chk.name]
@@ -301,9 +215,9 @@ def cells_section(report: Report) -> list[str]:
                            + (f"; each gradient averaged over {r.diagnostics.eot_samples} decodes)"
                               if r.diagnostics.eot_samples else ")"))
             row = [r.case_id] + ([_test_name(cell.test) or "(computed)"] if several_tests else []) + [
-                attack, f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", r.n, delta,
-                "–" if threshold is None else format_threshold(threshold), verdict, why or "–", _fmt(r.bpp),
-                _fmt(r.psnr, 1), f"{r.seconds:.1f}"]
+                attack, f"{r.accuracy:.{TABLE_DIGITS}f}", interval(r.ci_low, r.ci_high), r.n, delta,
+                "–" if threshold is None else format_threshold(threshold), verdict, why or "–", number(r.bpp),
+                number(r.psnr, 1), f"{r.seconds:.1f}"]
             rows.append(row)
         headers = ["cell"] + (["test"] if several_tests else []) + [
             "attack", "accuracy", "95% CI", "n", "Δ pts", "threshold", "gate", "reasons", "bpp", "PSNR", "seconds"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.soundness import check
 from ..core.stats import SIGNIFICANCE_LEVEL
 from .schema import Report
 from .trend import Trend
@@ -48,7 +47,7 @@ def news(report: Report, trend: Trend | None = None) -> list[Item]:
     if trend is not None:
         for finding in trend.failures():
             items.append(Item("trend", finding.case_id, finding.message(trend.labels).split(": ", 1)[1], "trend"))
-    for finding in check(report.checked):
+    for finding in report.findings:
         items.append(Item("soundness", finding.cells[0] if finding.cells else None,
                           f"`{finding.check}`: {finding.message}", "soundness-checks"))
     return items

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING
 from ..attacks import Threat
 from ..attacks.threats import rank
 from ..core.result import Result
-from ..core.soundness import worst_case
 from ..io.files import atomic_write
-from .markdown import column_key, columns
 from .schema import Report
+from .view import column_key, columns, computed_worst
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -80,9 +79,8 @@ def _panels(report: Report) -> dict[str, dict[str, _Point]]:
             point.thresholds.add(float(cell.threshold))
         point.failed |= cell.failed
         point.why |= {r.kind.value for r in cell.reasons}
-    gated_worst = {c.result.defense for c in report.cells if c.result.threat is Threat.WORST}
-    for r in worst_case(report.results):
-        if r.defense not in gated_worst and r.bpp is not None and math.isfinite(r.bpp):
+    for r in (c.result for c in computed_worst(report)):
+        if r.bpp is not None and math.isfinite(r.bpp):
             panels[Threat.WORST].setdefault(r.case_id, _Point(r, clean.get(r.defense, r.bpp)))
     return dict(sorted(panels.items(), key=lambda kv: (rank(kv[0]), kv[0])))
 
@@ -90,7 +88,7 @@ def _panels(report: Report) -> dict[str, dict[str, _Point]]:
 def _undefended(report: Report) -> dict[str, float]:
     """threat -> the undefended model's accuracy there (no codec, so no bpp: drawn as a level line)."""
     levels = {r.threat: r.accuracy for r in report.results if r.codec == "identity" and math.isfinite(r.accuracy)}
-    for r in worst_case(report.results):  # its computed worst case, as the worst-case panel's points are
+    for r in report.worst:  # its computed worst case, as the worst-case panel's points are
         if r.codec == "identity":
             levels.setdefault(Threat.WORST, r.accuracy)
     return levels

@@ -17,8 +17,9 @@ from ..attacks import Threat
 from ..attacks.threats import rank
 from ..codecs.pillow_codecs import FORMATS
 from ..core.result import Result
-from .markdown import column_key, columns, computed_worst
+from ..formats import accuracy
 from .schema import Report
+from .view import column_key, columns, computed_worst
 
 #: Candidate rates (bpp): about three a doubling, as rate-distortion plots are read.
 GRID = (0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0,
@@ -42,7 +43,7 @@ class Measured:
 
     def text(self) -> str:
         q = "" if self.quality is None else f"q{self.quality} "
-        return f"{q}{self.accuracy:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}] @{self.bpp:.2f}"
+        return f"{q}{accuracy(self.accuracy, self.ci_low, self.ci_high)} @{self.bpp:.2f}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Matched:
     def text(self) -> str:
         if not self.interpolated:
             q = "" if self.below.quality is None else f" q{self.below.quality}"
-            return f"{self.accuracy:.2f} [{self.below.ci_low:.2f}, {self.below.ci_high:.2f}] (measured{q})"
+            return f"{accuracy(self.accuracy, self.below.ci_low, self.below.ci_high)} (measured{q})"
         return f"≈{self.accuracy:.2f} (interpolated: {self.below.text()} · {self.above.text()})"
 
 

@@ -1,17 +1,21 @@
-"""The report of a run: its cells (result, verdict, reasons, baseline comparison) and how it was run.
+"""The report of a run: its cells (result, verdict, reasons, baseline comparison), how it was run, and what
+is derived from its cells once: the soundness findings and each check's state (when it is built; a loaded
+report keeps those it was written with) and each defense's worst case (on first use).
 
-The JSON form (:meth:`Report.to_dict`) is also the baseline format; rendering
-lives in :mod:`pytest_hac.report.markdown` and :mod:`pytest_hac.report.plot`.
+The JSON form (:meth:`Report.to_dict`) is also the baseline format; the view every rendering shares is
+:mod:`pytest_hac.report.view`. Nothing that renders a report derives these again.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..core.gates import Comparison
 from ..core.result import Result
+from ..core.soundness import CHECK_NAMES, Finding, check, status, worst_case
 from ..core.verdict import Reason, ReasonKind, Status, Verdict
 from ..errors import HacError
 from ..io.files import safe_stem
@@ -23,6 +27,17 @@ READABLE_SCHEMAS = (2, SCHEMA)
 
 def _reasons(items: list[dict[str, Any]]) -> tuple[Reason, ...]:
     return tuple(Reason(ReasonKind(r["kind"]), r["message"]) for r in items)
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    """A soundness finding's JSON form (``meta.soundness.findings``): check, cells, message, implicated."""
+    return {"check": finding.check, "cells": list(finding.cells), "message": finding.message,
+            "implicated": list(finding.implicated)}
+
+
+def finding_from_dict(data: dict[str, Any]) -> Finding:
+    return Finding(check=data["check"], cells=tuple(data["cells"]), message=data["message"],
+                   implicated=tuple(data.get("implicated", ())))
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,18 @@ class Report:
     references: list[Result] = field(default_factory=list)
     #: Why the run ended without evaluating (a usage, collection or internal error), in one line.
     error: str | None = None
+    #: The soundness findings over :attr:`checked` (None: found when the report is built; a loaded report keeps
+    #: the findings it was written with).
+    findings: tuple[Finding, ...] | None = None
+    #: Each soundness check's state (``ok``, ``flagged``, ``not run: <why>``), by check name (None: as findings).
+    checks: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        checked = self.checked
+        if self.findings is None:
+            self.findings = tuple(check(checked))
+        if self.checks is None or not set(CHECK_NAMES) <= set(self.checks):  # a file older than a check: the rest
+            self.checks = {**status(checked, list(self.findings)), **(self.checks or {})}
 
     @property
     def results(self) -> list[Result]:
@@ -125,6 +152,13 @@ class Report:
         for cell in self.cells:
             seen.setdefault(cell.case_id, cell.result)
         return list(seen.values())
+
+    @cached_property
+    def worst(self) -> tuple[Result, ...]:
+        """Per defense, its worst case per image over every attack tried (:func:`~pytest_hac.core.soundness.worst_case`
+        of the cells' results): derived once, the first time a rendering asks (loaded reports too: their cells hold
+        the images), so loading a history or a baseline pays nothing for it."""
+        return tuple(worst_case(self.results))
 
     @property
     def stem(self) -> str:
@@ -167,7 +201,10 @@ class Report:
         return {
             "schema": SCHEMA, "model": self.model, "dataset": self.dataset, "n": self.n, "device": self.device,
             "seed": self.seed, "gate_rule": self.gate_rule, "complete": self.complete, "scope": scope,
-            "ids": self.ids, "skipped_images": self.skipped_images, "meta": self.meta, "notes": self.notes,
+            "ids": self.ids, "skipped_images": self.skipped_images,
+            "meta": {**self.meta, "soundness": {"status": self.checks,
+                                                "findings": [finding_to_dict(f) for f in self.findings]}},
+            "notes": self.notes,
             "results": [c.to_dict() for c in sorted(self.cells, key=lambda c: (c.case_id, c.test))],
             "references": [r.to_dict() for r in sorted(self.references, key=lambda r: r.case_id)],
             "error": self.error,
@@ -186,9 +223,14 @@ class Report:
             scope = dict(data.get("scope") or {})
             if scope.get("shard") is not None:
                 scope["shard"] = tuple(scope["shard"])
+            meta = dict(data.get("meta") or {})
+            soundness = meta.pop("soundness", None) or {}
+            findings = soundness.get("findings")
             return cls(**fields_, ids=data.get("ids", []), cells=[Cell.from_dict(r) for r in data["results"]],
                        complete=data.get("complete", False), scope=Scope(**scope),
-                       skipped_images=data.get("skipped_images", []), meta=data.get("meta", {}),
+                       skipped_images=data.get("skipped_images", []), meta=meta,
+                       findings=None if findings is None else tuple(finding_from_dict(f) for f in findings),
+                       checks=soundness.get("status"),
                        notes=data.get("notes", []), error=data.get("error"),
                        references=[Result.from_dict(r) for r in data.get("references", [])])
         except (KeyError, TypeError, AttributeError, ValueError) as exc:

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 
 from ..core.result import format_threshold
-from ..core.soundness import check
 from ..core.stats import SIGNIFICANCE_LEVEL
+from ..formats import TABLE_DIGITS, accuracy
 from .markdown import markdown
 from .news import news
 from .schema import Report
@@ -57,7 +57,7 @@ def short_summary(report: Report, env: Mapping[str, str] | None = None) -> str:
             r = cell.result
             why = "; ".join(str(x) for x in cell.reasons) or "the test failed"
             threshold = "–" if cell.threshold is None else format_threshold(cell.threshold)
-            lines.append(f"| `{r.case_id}` | {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | {threshold} | "
+            lines.append(f"| `{r.case_id}` | {accuracy(r.accuracy, r.ci_low, r.ci_high, TABLE_DIGITS)} | {threshold} | "
                          f"{why.replace('|', '/')} |")
         lines.append("")
     drops = [cell for cell in report.cells if cell.comparison is not None and cell.comparison.comparable
@@ -68,7 +68,7 @@ def short_summary(report: Report, env: Mapping[str, str] | None = None) -> str:
                   f"({cell.comparison.delta_points:+.1f} points, p={cell.comparison.p_drop:.2g})"
                   + (" beyond the allowed margin" if cell.comparison.regression else "") for cell in drops]
         lines.append("")
-    findings = check(report.checked)
+    findings = report.findings
     if findings:
         lines.append("**Soundness findings:**")
         lines += [f"- `{f.check}`: {f.message}" for f in findings]

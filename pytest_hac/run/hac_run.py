@@ -24,7 +24,6 @@ from ..core.gates import Comparison, compare, version_drift
 from ..core.result import Result
 from ..core.soundness import check as soundness_check
 from ..core.soundness import dependencies
-from ..core.soundness import status as soundness_status
 from ..core.threshold_files import ThresholdFiles
 from ..core.verdict import Reason, decide
 from ..errors import HacError
@@ -228,12 +227,9 @@ class HacRun:
             info = self._worker_data
         results = list({c.case_id: c.result for c in self.cells.values()}.values())
         refs = [r for i, r in sorted(self.references.items()) if i not in {c.case_id for c in self.cells.values()}]
-        checked = results + refs
         meta = {"versions": self.versions, "machine": platform.platform(), "python": sys.version.split()[0],
                 "torch_threads": self._threads or torch.get_num_threads(), "soundness_mode": s.soundness,
                 "settings": s.fingerprint,
-                "soundness": {"status": soundness_status(checked),
-                              "findings": [f.__dict__ for f in soundness_check(checked)]},
                 "thresholds": self.threshold_lines + self.threshold_warnings,
                 "attack_images": self._attack_images, "probe_seconds": round(self.loaded.probe_seconds(), 3),
                 **{k: info.get(k) for k in ("image_size", "preprocessing", "labels", "image_hashes")}}

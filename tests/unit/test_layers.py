@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pytest_hac"
 
 #: Layer of each top-level part, lowest first: a module may import its own layer and those below.
 LAYERS = [
-    {"errors"},
+    {"errors", "formats"},
     {"registry", "io"},
     {"attacks", "codecs", "models", "data"},
     {"core"},

@@ -1,7 +1,8 @@
 """Progress lines in logs: at most one per interval, with cells done, the current cell, images/s and time left."""
 import pytest
 
-from pytest_hac.plugin.progress_log import Eta, Pace, ProgressLog, duration
+from pytest_hac.formats import duration
+from pytest_hac.plugin.progress_log import Eta, Pace, ProgressLog
 
 
 class Clock:

@@ -104,7 +104,7 @@ def parse_steps(text: Any) -> Steps:
     except ValueError:
         raise HacError(f"--hac-steps takes N[,queries=Q], e.g. 20 or 20,queries=1000; got {text!r}") from None
     if any(n is not None and n < 1 for n in (gradient, queries)):
-        raise HacError(f"--hac-steps: steps and queries must be >= 1; got {text!r}")
+        raise HacError(f"--hac-steps: N and queries= must be >= 1; got {text!r}")
     return Steps(gradient, queries)
 
 

@@ -17,9 +17,24 @@ from .core.result import GATE_RULES
 from .core.soundness import SOUNDNESS_MODES
 from .errors import HacError
 from .registry import ATTACKS
-from .setting_values import (BASELINES, FALSE, STRICTNESS, THRESHOLD_MARGIN, TRUE, Eps, InputSize, Steps,
-                             baseline_file, parse_budgets, parse_input_size, parse_margin, parse_progress,
-                             parse_shard, parse_steps, resolve_device)
+from .setting_values import (
+    BASELINES,
+    FALSE,
+    STRICTNESS,
+    THRESHOLD_MARGIN,
+    TRUE,
+    Eps,
+    InputSize,
+    Steps,
+    baseline_file,
+    parse_budgets,
+    parse_input_size,
+    parse_margin,
+    parse_progress,
+    parse_shard,
+    parse_steps,
+    resolve_device,
+)
 
 KINDS = ("str", "int", "float", "bool", "path", "optional")  # optional: a flag that may carry a value
 #: GitHub step summaries: the whole report, only what needs a look, or short on pull-request events only.

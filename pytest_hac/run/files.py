@@ -82,7 +82,7 @@ class ReportFiles:
             try:
                 self.paths["baseline"] = save_baseline(rep, s.save_baseline.parent, s.save_baseline.stem)
             except OSError as exc:
-                self.error = f"could not save baseline {s.save_baseline}: {exc}"
+                self.error = f"could not save baseline in {s.save_baseline.parent}: {exc}"
         if s.history is not None:
             try:
                 if (entry := record_history(rep, s.history)) is not None:

@@ -201,7 +201,7 @@ class HacRun:
 
     def apply_thresholds(self, cases: list[Case], directory: Path) -> list[Case]:
         """``cases`` with the thresholds file's values (the file wins over the marker)."""
-        if self.settings.update_thresholds is not None:  # recording thresholds: measured, not gated (plugin/update.py writes)
+        if self.settings.update_thresholds is not None:  # recording thresholds: measured, not gated (update.py writes)
             return [replace(c, threshold=None) for c in cases]
         return self.thresholds.apply(cases, directory)
 

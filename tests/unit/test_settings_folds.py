@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from pytest_hac.errors import HacError
-from pytest_hac.settings import DECIDING, OPTIONS, REMOVED, Settings, settings_from
 from pytest_hac.setting_values import THRESHOLD_MARGIN, Eps, InputSize, Steps
+from pytest_hac.settings import DECIDING, OPTIONS, REMOVED, Settings, settings_from
 
 
 def _settings(**given) -> Settings:
@@ -23,11 +23,11 @@ def test_at_most_36_settings_and_deciding_names_only_settings():
 @pytest.mark.parametrize("where", ["cli", "ini", "env"])
 @pytest.mark.parametrize(("old", "new"), REMOVED, ids=[old.name for old, _ in REMOVED])
 def test_every_old_spelling_is_an_error_naming_the_new_one(old, new, where):
-    cli = (lambda opt: "1" if where == "cli" and opt.name == old.name else None)
-    ini = (lambda opt: "1" if where == "ini" and opt.name == old.name else None)
-    env = {old.env: "1"} if where == "env" else {}
+    def given(place):
+        return lambda opt: "1" if where == place and opt.name == old.name else None
+
     with pytest.raises(HacError) as caught:
-        settings_from(cli, ini, env=env)
+        settings_from(given("cli"), given("ini"), env={old.env: "1"} if where == "env" else {})
     spelling = {"cli": old.flag, "ini": f"ini {old.ini}", "env": old.env}[where]
     assert str(caught.value) == f"{spelling} was removed in 0.1: use {new}"
     assert "--hac-" in new or "pytest-hac" in new

@@ -1,5 +1,6 @@
 """``pytest-hac merge reports/*.shard-*.json``: combine shard reports into one report and verdict;
-``pytest-hac compare OLD.json NEW.json`` and ``pytest-hac trend DIR``: saved runs, compared."""
+``pytest-hac compare OLD.json NEW.json`` and ``pytest-hac trend DIR``: saved runs, compared;
+``pytest-hac clear-cache DIR``: empty a disk cache (``--hac-cache=DIR``)."""
 from __future__ import annotations
 
 import argparse
@@ -155,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--model", help="the model whose runs to show (default: the newest run's)")
     t.add_argument("-o", "--output", type=Path, default=Path("reports"),
                    help="where <model>.trend.md and .png go (default %(default)s)")
+    k = sub.add_parser("clear-cache", help="empty a disk cache (--hac-cache=DIR) before a run that must recompute")
+    k.add_argument("directory", type=Path, metavar="DIR")
     args = parser.parse_args(argv)
+    if args.command == "clear-cache":
+        from .io.cache import DiskCache
+
+        print(f"pytest-hac: removed {DiskCache(args.directory).clear()} entries from {args.directory}")
+        return 0
     if args.command == "compare":
         return compare_command(args.old, args.new, args.fail)
     if args.command == "trend":

@@ -1,4 +1,4 @@
-"""False-alarm and detection rates of ``--hac-compare-fail`` (the baseline regression gate).
+"""False-alarm and detection rates of ``--hac-fail-drop`` (the baseline regression gate).
 
     python scripts/compare_fail_rates.py                              # embedded default, 8 seeds
     python scripts/compare_fail_rates.py --model tiny-cnn --seeds 20  # 500 held-out digits
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="efficientnet-lite0")
     parser.add_argument("--seeds", type=int, default=8, help="runs including the baseline (seed 0)")
-    parser.add_argument("--margin", type=float, default=2.0, help="--hac-compare-fail margin in points")
+    parser.add_argument("--margin", type=float, default=2.0, help="--hac-fail-drop margin in points")
     parser.add_argument("--drop", type=float, default=0.05, help="planted drop as a fraction of the images")
     args = parser.parse_args(argv)
 

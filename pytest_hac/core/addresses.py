@@ -1,7 +1,7 @@
 """Disk addresses of store keys: the key plus the model, data, seed, device and codec weights it stands for.
 
 A key (:mod:`.keys`) names a computation; its address names its result, so a disk cache shared
-across sessions (``--hac-cache-dir``) never hands a result computed with other weights, other
+across sessions (``--hac-cache``) never hands a result computed with other weights, other
 images or a user's attack registered under a built-in name.
 """
 from __future__ import annotations

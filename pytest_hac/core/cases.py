@@ -237,7 +237,7 @@ def _attack_specs(kwargs: Mapping[str, Any], defaults: Mapping[str, Any], threat
 
 
 def _default_eps(name: str, info: AttackInfo, defaults: Mapping[str, Any]) -> Any:
-    """The run's eps for a marker that names none: ``--hac-eps`` for L-inf, ``--hac-eps-l2`` for L2.
+    """The run's eps for a marker that names none: ``--hac-eps`` for L-inf, ``l2=`` of ``--hac-eps`` for L2.
 
     An L2 radius depends on the image size (RobustBench: 0.5 on 32-px CIFAR-10, 3.0 on 224-px
     ImageNet), so an L2 attack never falls back on the L-inf budget.
@@ -246,9 +246,9 @@ def _default_eps(name: str, info: AttackInfo, defaults: Mapping[str, Any]) -> An
         return defaults.get("eps", "4/255")
     eps = defaults.get("eps_l2")
     if eps is None:
-        raise HacError(f"attack {name!r} is an L2 attack and neither the marker nor --hac-eps-l2 gives its eps; L2 "
+        raise HacError(f"attack {name!r} is an L2 attack and neither the marker nor --hac-eps's l2= gives its eps; L2 "
                        f"radii depend on the image size (RobustBench: 0.5 on 32-px CIFAR-10, 3.0 on 224-px "
-                       f"ImageNet): set eps= in the marker or --hac-eps-l2")
+                       f"ImageNet): set eps= in the marker or --hac-eps=4/255,l2=R")
     return eps
 
 

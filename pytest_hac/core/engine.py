@@ -7,7 +7,7 @@ only its *outcome* (:class:`~.judged.Outcome`: correct or not, bits per pixel, P
 numbers per image (:mod:`.outcomes`). Tensors a later cell still needs are stored per chunk under
 typed keys (:mod:`.keys`): adversarial sets (float32) and codec rounds (uint8, exactly the 8-bit
 images a codec decodes to). The store is a memory LRU within the budget that spills what it evicts
-to a session scratch folder (and, with ``--hac-cache-dir``, writes through to a disk cache
+to a session scratch folder (and, with ``--hac-cache``, writes through to a disk cache
 shared across sessions, at the addresses of :mod:`.addresses`), so **no attack runs twice on an
 image because memory filled up**.
 

@@ -5,7 +5,7 @@ Nothing is recomputed for the gallery. While the engine classifies a chunk of im
 source images (clean or adversarial), what the defense decoded, the predictions, bpp and
 PSNR. The gallery keeps, of the few images it shows, small JPEG thumbnails and those
 numbers; everything else passes by. Memory is bounded by ``count`` x the cells x a few
-kilobytes. An outcome read back from ``--hac-cache-dir`` (no tensors computed this session) and the
+kilobytes. An outcome read back from ``--hac-cache`` (no tensors computed this session) and the
 soundness probes' own images show nothing.
 
 What a cell shows is linked by the engine (:meth:`Gallery.link`): the (source, defense)

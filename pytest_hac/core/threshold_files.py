@@ -57,12 +57,12 @@ class ThresholdFiles:
             unused = thresholds.unused(self.model, case_ids)
             if unused and not self.allow_unused:
                 raise HacError(f"{path}: [{self.model}] patterns {unused} match no cell; fix or remove them (or "
-                               f"pass --hac-allow-unused-thresholds for a reduced matrix)")
+                               f"pass --hac-strictness=lenient for a reduced matrix)")
             if unused:
                 found.append(f"{path}: patterns {unused} match no cell of this run")
             missing = thresholds.missing_table(self.model)
             if missing and self.strict:
-                raise HacError(missing + " (an error under --hac-strict)")
+                raise HacError(missing + " (an error under --hac-strictness=strict)")
             if missing:
                 found.append(missing)
         return self.lines(), found

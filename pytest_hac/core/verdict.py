@@ -24,8 +24,8 @@ class ReasonKind(str, Enum):
     THRESHOLD = "threshold"    # below the cell's threshold (marker or file) under the gate rule
     ASSERTION = "assertion"    # the test body's own, stricter assertion failed
     ERROR = "error"            # the test body raised
-    REGRESSION = "regression"  # a significant drop against the baseline, beyond --hac-compare-fail
-    BASELINE = "baseline"      # not comparable with the baseline under --hac-compare-fail
+    REGRESSION = "regression"  # a significant drop against the baseline, beyond --hac-fail-drop
+    BASELINE = "baseline"      # not comparable with the baseline under --hac-fail-drop
     SOUNDNESS = "soundness"    # a soundness finding implicates the cell
 
 
@@ -71,7 +71,7 @@ def decide(result: Result, *, threshold: float | None, rule: str, test_failure: 
         rule: the gate rule (:data:`~pytest_hac.core.result.GATE_RULES`).
         test_failure: the test body's own failure (a stricter assertion, or an error), if it had one.
         comparison: the cell against the baseline (None: no baseline cell).
-        compare_fail: ``--hac-compare-fail`` (None: comparisons inform, never fail).
+        compare_fail: ``--hac-fail-drop`` (None: comparisons inform, never fail).
         baseline: the baseline's name, for messages.
         findings: soundness findings over this cell and the cells it depends on (a worst cell's parts' findings
             implicate it too).

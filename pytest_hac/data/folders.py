@@ -90,7 +90,7 @@ def load_folder(path: Path, *, resize: int, crop: int, samples: int | None = Non
                 continue
             if strict:
                 raise HacError(f"unreadable image {listing.rel(i)} in {str(path)!r} ({got.error}); remove it or drop "
-                               f"--hac-strict")
+                               f"--hac-strictness=strict")
             warnings.warn(f"pytest-hac: skipping unreadable image {listing.rel(i)}: {got.error}", stacklevel=2)
             skipped.append(listing.rel(i))
     if not kept:

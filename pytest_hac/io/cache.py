@@ -1,6 +1,6 @@
 """Where reusable tensors live: a memory LRU (:class:`Store`) over an optional disk cache.
 
-The disk cache (:class:`DiskCache`, ``--hac-cache-dir``) is content-addressed and
+The disk cache (:class:`DiskCache`, ``--hac-cache``) is content-addressed and
 shared across sessions.
 
 A disk entry's address is a sha256 over everything its value depends on: the model's
@@ -182,7 +182,7 @@ class DiskCache:
 class Store:
     """A byte-bounded LRU of tensor tuples over two disk layers: what memory cannot hold is never lost.
 
-    * ``disk`` (``--hac-cache-dir``): content-addressed and shared across sessions; a
+    * ``disk`` (``--hac-cache``): content-addressed and shared across sessions; a
       ``put`` with an address writes through, a memory miss reads it back.
     * a session scratch folder: an entry evicted from memory that has no disk address is
       spilled there and read back on the next ``get``, so nothing is recomputed because

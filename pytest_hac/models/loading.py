@@ -51,7 +51,7 @@ def get_model(name: str, *, device: torch.device | str = "cpu", trust_files: boo
 
 @dataclass(frozen=True)
 class Sizes:
-    """The preprocessing a user gave with ``--hac-input-size`` / ``--hac-resize-size`` (None: not given)."""
+    """The preprocessing a user gave with ``--hac-input-size=SIZE,resize=N`` (None: not given)."""
 
     input_size: int | None = None
     resize_size: int | None = None
@@ -59,7 +59,7 @@ class Sizes:
     def refuse_for(self, model: Classifier, what: str) -> None:
         """A model that states its preprocessing keeps it: a different setting is a usage error, never ignored."""
         for option, given, own in (("--hac-input-size", self.input_size, model.input_size),
-                                   ("--hac-resize-size", self.resize_size, model.resize_size)):
+                                   ("--hac-input-size's resize=", self.resize_size, model.resize_size)):
             if given is not None and given != own:
                 raise HacError(f"{option}={given}: model {model.name!r} is {what} with its own preprocessing (input "
                                f"size {model.input_size}, resize {model.resize_size}); drop {option}")

@@ -7,6 +7,7 @@ registered in ``pytest_configure``; the fixtures are in :mod:`.fixtures`.
 """
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import replace
 
@@ -14,7 +15,7 @@ import pytest
 
 from ..errors import HacError
 from ..run import HacRun
-from ..settings import OPTIONS, settings_from
+from ..settings import OPTIONS, REMOVED, settings_from
 from . import fixtures
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_run, hac_settings
 from .pictures import GalleryCollector
@@ -49,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         else:
             group.addoption(opt.flag, default=None, dest=opt.ini, metavar=opt.metavar, help=text)
         parser.addini(opt.ini, opt.help, default=None)
+    for old, new in REMOVED:  # registered only to say what replaced them (a usage error)
+        group.addoption(old.flag, nargs="?", const="", default=None, dest=old.ini, help=argparse.SUPPRESS)
+        parser.addini(old.ini, f"removed in 0.1: use {new}", default=None)
     group.addoption("--hac-list", action="store_true", default=False,
                     help="list models, data sets, codecs, attacks and threats (hook-registered ones too), then exit")
     group.addoption("--hac-plan", action="store_true", default=False,
@@ -74,23 +78,19 @@ def pytest_configure(config: pytest.Config) -> None:
     except HacError as exc:
         raise pytest.UsageError(f"pytest-hac: {exc}") from None
     _set_threads(settings.threads, worker)
-    if settings.cache_clear and settings.cache_dir is not None and worker is None:  # once, before workers start
-        from ..io.cache import DiskCache
-
-        DiskCache(settings.cache_dir).clear()
     config.pluginmanager.register(HacPlugin(config, run), PLUGIN_NAME)
     if worker is None:
         config.pluginmanager.register(GalleryCollector(run), "hac-gallery")
     xdist = config.getoption("dist", "no") != "no" or bool(config.getoption("numprocesses", None))
-    if xdist and worker is None and settings.progress_every > 0:
-        config.pluginmanager.register(XdistProgress(config, settings.progress_every), "hac-progress-log")
-    if worker is not None and settings.progress_every > 0:  # only xdist's workers have workerinput
+    if xdist and worker is None and settings.progress is not None:
+        config.pluginmanager.register(XdistProgress(config, settings.progress), "hac-progress-log")
+    if worker is not None and settings.progress is not None:  # only xdist's workers have workerinput
         plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
         config.pluginmanager.register(CellStarts(lambda: plugin.scope.selected, lambda session: fixtures.cell_weights(
             session, run.engine) if run.loaded.done else None), "hac-cell-starts")
     if worker is None and config.getoption("hac_plan"):
         config.pluginmanager.register(PlanPrinter(run), "hac-plan")
-    if worker is None and settings.update_thresholds:
+    if worker is None and settings.update_thresholds is not None:
         config.pluginmanager.register(ThresholdsWriter(config, run), "hac-update-thresholds")
 
 

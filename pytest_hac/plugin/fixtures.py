@@ -97,8 +97,8 @@ def hac_evaluate(request: pytest.FixtureRequest, hac_run: HacRun) -> Callable[[C
         engine = _usage(lambda: hac_run.engine)
         plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
         settings = hac_run.settings
-        with live_status(request.config, plugin.scope.selected, settings.no_progress, engine, case.id,
-                         settings.progress_every, lambda: planned_passes(request.session, engine)):
+        with live_status(request.config, plugin.scope.selected, settings.progress is None, engine, case.id,
+                         settings.progress or 0.0, lambda: planned_passes(request.session, engine)):
             result = _usage(lambda: hac_run.evaluate(case))
         if engine.gallery is not None:  # the controller takes it off (pictures.GalleryCollector): not for JUnit
             request.node.user_properties.append((GALLERY_PROPERTY, json.dumps(engine.gallery.to_dict([case.id]))))

@@ -3,7 +3,7 @@
 It appears only where someone watches a terminal: stdout is a TTY, not ``-q``, not
 under xdist (workers' output is not a terminal; the controller's is xdist's), not
 in CI (``$CI`` set), not with ``-s`` or live logging (tests write to the terminal
-then), not with ``--hac-no-progress``. Everywhere else it writes nothing, so logs
+then), not with ``--hac-progress=off``. Everywhere else it writes nothing, so logs
 stay as pytest writes them.
 
 The status is appended to pytest's current line and erased with backspaces before

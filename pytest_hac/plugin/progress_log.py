@@ -1,5 +1,5 @@
 """Progress in logs: where the live status line does not show (CI, xdist, ``-q``, not a terminal), a long run
-prints one line at most every ``--hac-progress-every`` seconds (30 by default; 0: never).
+prints one line at most every ``--hac-progress=SECONDS`` (30 by default; ``off``: never).
 
 A line says the cells done of the total, the current cell (and its stage), images per second and an
 estimated time left, through pytest's terminal reporter (``write_line``: on its own line, after pytest's
@@ -47,7 +47,7 @@ class Pace:
     where it runs (a verdict evaluating a cell it depends on, a probe), not where the plan put it.
 
     A finished cell's planned passes count as done even where none ran (its outcomes came from
-    ``--hac-cache-dir``): what is done of a kind is the larger of the passes run and those of the finished cells.
+    ``--hac-cache``): what is done of a kind is the larger of the passes run and those of the finished cells.
 
     Args:
         planned: per selected cell id, the image passes by kind it and its probes need.

@@ -64,7 +64,7 @@ class HacPlugin:
         self.error: str | None = None
         #: A marker or its thresholds file could not be expanded (here or on an xdist worker): exit 4.
         self.bad_marker = False
-        #: Steps and drifts over the history beyond --hac-trend-fail (they fail the run, not a cell).
+        #: Steps and drifts over the history beyond --hac-fail-drop (they fail the run, not a cell).
         self.trend_drops: list[str] = []
 
     @property
@@ -295,7 +295,7 @@ class HacPlugin:
 
         terminal_summary(terminalreporter, self.run, self.final)
         for drop in self.trend_drops:
-            terminalreporter.write_line(f"pytest-hac: FAILED (--hac-trend-fail): {drop}", red=True)
+            terminalreporter.write_line(f"pytest-hac: FAILED (--hac-fail-drop): {drop}", red=True)
 
 
 def _scope(universe: dict, selected: int, shard: tuple[int, int] | None) -> Scope:

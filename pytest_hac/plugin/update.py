@@ -45,7 +45,7 @@ class ThresholdsWriter:
                 continue
             module = self.config.rootpath / cell.test.split("::")[0]
             path = s.thresholds or module.parent / THRESHOLDS_FILE
-            value = threshold_of(cell.result.accuracy, s.threshold_margin)
+            value = threshold_of(cell.result.accuracy, s.update_thresholds)
             if value is None:
                 self.ungated.append(f"{cell.case_id} ({cell.result.accuracy:.2f})")
                 continue
@@ -66,7 +66,7 @@ class ThresholdsWriter:
                 continue
             n = next(iter(self.run.cells.values())).result.n
             note = (f"--hac-update-thresholds wrote {len(written)} thresholds (measured accuracy on these {n} images "
-                    f"- {self.run.settings.threshold_margin:g}, rounded down) to {path}")
+                    f"- {self.run.settings.update_thresholds:g}, rounded down) to {path}")
             self.run.add_note(note)
             self.lines += [note] + [f"  {line}" for line in written]
         if self.skipped:

@@ -24,15 +24,15 @@ def load_baseline(directory: Path, name: str, *, model: str, dataset: str | None
                   required: bool = False) -> Report | None:
     """The baseline, or None when there is none yet (a first run passes and says so).
 
-    With ``required`` (``--hac-compare-fail``) a missing baseline is an error: a CI job
+    With ``required`` (``--hac-fail-drop``) a missing baseline is an error: a CI job
     whose baseline went missing would otherwise gate nothing.
     """
     path = baseline_path(directory, name)
     if not path.exists():
         if required:
-            raise HacError(f"--hac-compare-fail needs baseline {path}, which does not exist: a gate against a missing "
+            raise HacError(f"--hac-fail-drop needs baseline {path}, which does not exist: a gate against a missing "
                            f"baseline gates nothing. Restore it, save one with --hac-save-baseline, or pass "
-                           f"--hac-allow-missing-baseline (ini hac_allow_missing_baseline = true) for a first run")
+                           f"--hac-strictness=lenient (ini hac_strictness = lenient) for a first run")
         return None
     base = load_report(path)
     if base.model != model:

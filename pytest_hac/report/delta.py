@@ -43,7 +43,7 @@ class Row:
 
     def failed(self, fail: float | None) -> bool:
         """Under ``--fail``: a significant drop beyond the margin, or a cell that cannot be compared (a weaker
-        attack must not pass for an unchanged cell, as under ``--hac-compare-fail``)."""
+        attack must not pass for an unchanged cell, as under ``--hac-fail-drop``)."""
         c = self.comparison
         return fail is not None and c is not None and (c.regression or not c.comparable)
 

@@ -42,8 +42,8 @@ def upscaling_note(info: dict, n: int, model: str) -> list[str]:
     if model_info(model) is not None:
         return [f"{head}: registered model {model!r} has its own preprocessing; evaluate it on photos of "
                 f"{pre.get('resize')} px or more"]
-    return [f"{head}: a model trained on images this small should say its size; set --hac-input-size and "
-            f"--hac-resize-size (or input_size/resize_size attributes on the module)"]
+    return [f"{head}: a model trained on images this small should say its size; set --hac-input-size=SIZE,resize=N "
+            f"(or input_size/resize_size attributes on the module)"]
 
 
 def dataset_name(spec: str) -> str:

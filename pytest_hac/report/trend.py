@@ -5,7 +5,7 @@ attack, one-sided exact McNemar test on the images both runs share). A run is co
 runs of the same model and data as the newest run of the window; a cell only with runs that used
 the same attack. A *step* is a significant drop against the previous comparable run; a *drift* is
 a significant drop from the first to the last comparable run of the window that no step showed.
-``--hac-trend-fail`` and ``trend --fail`` fail on both (:meth:`Trend.failures`): a step into the newest
+``--hac-fail-drop`` and ``trend --fail`` fail on both (:meth:`Trend.failures`): a step into the newest
 run (the night it happens) and a drift over the window.
 """
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Trend:
         return out
 
     def failures(self, points: float = 0.0) -> list[Finding]:
-        """What ``--hac-trend-fail=points`` and ``trend --fail`` fail on: the newest run's steps and the window's
+        """What ``--hac-fail-drop=points`` and ``trend --fail`` fail on: the newest run's steps and the window's
         drifts larger than ``points`` percentage points."""
         return self.steps(points) + self.drifts(points)
 

@@ -86,7 +86,7 @@ def run_rows(trend: Trend) -> list[list[str]]:
 
 
 def trend_failures(trend: Trend, points: float) -> list[str]:
-    """``--hac-trend-fail``: a line per step into the newest run or drift larger than ``points`` (none: the run
+    """``--hac-fail-drop``: a line per step into the newest run or drift larger than ``points`` (none: the run
     passes), each naming its cell, Δ and p."""
     return [f"{f.message(trend.labels)}, more than the allowed {points:g} points" for f in trend.failures(points)]
 

@@ -19,7 +19,7 @@ LEGEND = ("Accuracy is top-1 with its 95% Wilson interval in brackets. ❌ marks
           "Cells tables), ⚑ a cell a soundness check flagged under `--hac-soundness=warn`; a cell without a threshold "
           "is *measured*: reported, not gated. *partial* marks a worst case computed before all of its cells ran (an "
           "incomplete run, a shard or a selection). Δ is the change against the baseline in percentage points, on "
-          "the images both runs share; ⚠ marks a significant drop beyond `--hac-compare-fail`. *worst case* counts "
+          "the images both runs share; ⚠ marks a significant drop beyond `--hac-fail-drop`. *worst case* counts "
           "an image only if the defense gets it right clean and under every attack tried (robust accuracy). bpp and "
           "PSNR are measured on the decoded images of each defense's clean cell (PSNR against the clean originals).")
 #: The header of the worst-case column and table.

@@ -80,9 +80,9 @@ class ReportFiles:
         self._put_back(rep)
         if rep.cells and s.save_baseline is not None:
             try:
-                self.paths["baseline"] = save_baseline(rep, s.baseline_dir, s.save_baseline)
+                self.paths["baseline"] = save_baseline(rep, s.save_baseline.parent, s.save_baseline.stem)
             except OSError as exc:
-                self.error = f"could not save baseline in {s.baseline_dir}: {exc}"
+                self.error = f"could not save baseline in {s.save_baseline.parent}: {exc}"
         if s.history is not None:
             try:
                 if (entry := record_history(rep, s.history)) is not None:

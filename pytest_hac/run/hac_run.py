@@ -49,8 +49,8 @@ class HacRun:
         self.references: dict[str, Result] = {}
         self.scope = Scope()
         self.notes: list[str] = []
-        self.thresholds = ThresholdFiles(settings.model, settings.thresholds, strict=settings.strict,
-                                         allow_unused=settings.allow_unused_thresholds)
+        self.thresholds = ThresholdFiles(settings.model, settings.thresholds, strict=settings.strictness == "strict",
+                                         allow_unused=settings.strictness == "lenient")
         #: What the report says of the thresholds files (set at collection; under xdist sent by a worker).
         self.threshold_lines: list[str] = []
         self.threshold_warnings: list[str] = []
@@ -96,15 +96,15 @@ class HacRun:
             self.files.start(self.report())  # "INCOMPLETE: no cell finished yet" until the first cell
         if s.compare is None:
             return
-        required = s.compare_fail is not None and not s.allow_missing_baseline
+        required = s.fail_drop is not None and s.strictness != "lenient"
         try:
-            self.baseline = load_baseline(s.baseline_dir, s.compare, model=s.model,
+            self.baseline = load_baseline(s.compare.parent, s.compare.stem, model=s.model,
                                           dataset=dataset_name(default_data(s)), required=required)
         except HacError as exc:
             self.fail(f"usage error: {exc}")
             raise
         if self.baseline is None:
-            self.notes.append(f"no baseline {s.compare!r} in {s.baseline_dir}: nothing compared "
+            self.notes.append(f"no baseline {s.compare.stem!r} in {s.compare.parent}: nothing compared "
                               f"(save one with --hac-save-baseline)")
         elif drift := version_drift(self.baseline.meta.get("versions", {}), self.versions):
             self.notes.append("baseline recorded with other versions: " + ", ".join(drift))
@@ -139,7 +139,7 @@ class HacRun:
             return None
         hashes = list(self.loaded.dataset.content_hashes) if self.loaded.done else self._worker_data.get(
             "image_hashes")
-        return compare(result, self.baseline.results, self.settings.compare_fail, parts=parts,
+        return compare(result, self.baseline.results, self.settings.fail_drop, parts=parts,
                        hashes=(self.baseline.meta.get("image_hashes"), hashes))
 
     def decide(self, test: str, case: Case, result: Result,
@@ -153,7 +153,8 @@ class HacRun:
             self.references.setdefault(dep.case_id, dep)
         comparison = self.compare(result, deps if case.parts else None)
         verdict = decide(result, threshold=case.threshold, rule=s.gate, test_failure=test_failure,
-                         comparison=comparison, compare_fail=s.compare_fail, baseline=s.compare,
+                         comparison=comparison, compare_fail=s.fail_drop,
+                         baseline=None if s.compare is None else s.compare.stem,
                          findings=soundness_check([result] + deps), soundness=s.soundness)
         return Cell(test=test, result=result, verdict=verdict, comparison=comparison, threshold=case.threshold), deps
 
@@ -199,7 +200,7 @@ class HacRun:
 
     def apply_thresholds(self, cases: list[Case], directory: Path) -> list[Case]:
         """``cases`` with the thresholds file's values (the file wins over the marker)."""
-        if self.settings.update_thresholds:  # recording thresholds: measured, not gated (plugin/update.py writes)
+        if self.settings.update_thresholds is not None:  # recording thresholds: measured, not gated (update.py writes)
             return [replace(c, threshold=None) for c in cases]
         return self.thresholds.apply(cases, directory)
 
@@ -258,7 +259,7 @@ class HacRun:
 
     def trend(self, rep: Report) -> Trend | None:
         """With ``--hac-history``: the trend over the history and this run (the Markdown's and the page's
-        section, and ``--hac-trend-fail``'s steps and drifts), read once per report."""
+        section, and ``--hac-fail-drop``'s steps and drifts), read once per report."""
         if self.settings.history is None or not rep.whole:
             return None
         if self._trend is None or self._trend[0] is not rep:
@@ -266,12 +267,12 @@ class HacRun:
         return self._trend[1]
 
     def trend_failures(self, rep: Report) -> list[str]:
-        """``--hac-trend-fail``: the newest run's significant steps and the window's drifts larger than its margin,
+        """``--hac-fail-drop``: the newest run's significant steps and the window's drifts larger than its margin,
         a line each (none: the run passes)."""
         from ..report.trend_view import trend_failures
 
-        trend = None if self.settings.trend_fail is None else self.trend(rep)
-        return [] if trend is None else trend_failures(trend, self.settings.trend_fail)
+        trend = None if self.settings.fail_drop is None else self.trend(rep)
+        return [] if trend is None else trend_failures(trend, self.settings.fail_drop)
 
     def finish(self, rep: Report) -> Report:
         """Write the final files (:meth:`ReportFiles.finish <.files.ReportFiles.finish>`)."""

@@ -37,9 +37,9 @@ class Loaded:
         s = self.settings
         try:
             model = get_model(s.model, device=s.device, trust_files=s.trust_model_file, offline=s.offline,
-                              input_size=s.input_size, resize_size=s.resize_size)
+                              input_size=s.input_size.crop, resize_size=s.input_size.resize)
             data = load_dataset(default_data(s), resize=model.resize_size, crop=model.input_size, samples=s.samples,
-                                seed=s.seed, strict=s.strict, workers=s.workers, labels=s.labels)
+                                seed=s.seed, strict=s.strictness == "strict", workers=s.decode_workers, labels=s.labels)
         except HacError as exc:
             self._error = str(exc)
             raise
@@ -68,7 +68,7 @@ class Loaded:
     def engine(self) -> Engine:
         if self._engine is None:
             s = self.settings
-            disk = None if s.cache_dir is None else DiskCache(s.cache_dir)
+            disk = None if s.cache is None else DiskCache(s.cache)
             self._engine = Engine(self.model, self.dataset, device=s.device, batch_size=s.batch_size, seed=s.seed,
                                   amp=s.amp, weights_dir=s.weights_dir, store=Store((s.cache_mb << 20) // 2, disk=disk),
                                   soundness=s.soundness, offline=s.offline, memory_mb=s.cache_mb, gallery=s.gallery)

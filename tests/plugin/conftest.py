@@ -77,7 +77,7 @@ def test_cells(hac_case, hac_evaluate):
 #: 12 + 8 + 4 cells
 XDIST_CELLS = 24
 XDIST_ARGS = ("--hac-model=tiny-cnn", "--hac-samples=32", "--hac-soundness=warn", "--hac-gallery=2",
-              "--hac-progress-every=0.000001", "--junitxml=junit.xml")
+              "--hac-progress=0.000001", "--junitxml=junit.xml")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ def test_save_then_compare_unchanged_model(project):
     project.runpytest("--hac-model=mymodel:build", "--hac-save-baseline").assert_outcomes(passed=1)
     saved = json.loads((project.path / ".hac/baselines/mymodel_build.json").read_text())
     assert saved["model"] == "mymodel:build" and "torch" in saved["meta"]["versions"]
-    result = project.runpytest("--hac-model=mymodel:build", "--hac-compare", "--hac-compare-fail=2")
+    result = project.runpytest("--hac-model=mymodel:build", "--hac-compare", "--hac-fail-drop=2")
     result.assert_outcomes(passed=1)
     md = (project.path / "reports/mymodel_build.md").read_text()
     assert "(Δ +0.0)" in md
@@ -23,7 +23,7 @@ def test_save_then_compare_unchanged_model(project):
 def test_significant_drop_fails_noise_of_the_same_size_does_not(project, monkeypatch):
     project.runpytest("--hac-model=mymodel:build", "--hac-save-baseline").assert_outcomes(passed=1)
     monkeypatch.setenv("DEGRADE", "1")
-    result = project.runpytest("--hac-model=mymodel:build", "--hac-compare-fail=2")
+    result = project.runpytest("--hac-model=mymodel:build", "--hac-compare", "--hac-fail-drop=2")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*jpeg-q75-r1-clean: regression: dropped * points against baseline*shared images*"
                                  "paired p=*"])
@@ -35,16 +35,16 @@ def test_significant_drop_fails_noise_of_the_same_size_does_not(project, monkeyp
     project.runpytest("--hac-model=mymodel:build", "--hac-samples=3", "--hac-save-baseline=small")
     monkeypatch.setenv("DEGRADE", "1")
     small = project.runpytest("--hac-model=mymodel:build", "--hac-samples=3", "--hac-compare=small",
-                              "--hac-compare-fail=2")
+                              "--hac-fail-drop=2")
     small.assert_outcomes(passed=1)
 
 
 def test_compare_fail_without_a_baseline_is_an_error_unless_allowed(project):
-    result = project.runpytest("--hac-model=mymodel:build", "--hac-samples=4", "--hac-compare-fail=2")
+    result = project.runpytest("--hac-model=mymodel:build", "--hac-samples=4", "--hac-compare", "--hac-fail-drop=2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--hac-compare-fail needs baseline*does not exist*--hac-allow-missing-baseline*"])
-    first = project.runpytest("--hac-model=mymodel:build", "--hac-samples=4", "--hac-compare-fail=2",
-                              "--hac-allow-missing-baseline")
+    result.stderr.fnmatch_lines(["*--hac-fail-drop needs baseline*does not exist*--hac-strictness=lenient*"])
+    first = project.runpytest("--hac-model=mymodel:build", "--hac-samples=4", "--hac-compare", "--hac-fail-drop=2",
+                              "--hac-strictness=lenient")
     first.assert_outcomes(passed=1)
     first.stdout.fnmatch_lines(["*no baseline 'mymodel_build'*nothing compared*"])
 
@@ -67,7 +67,7 @@ def test_a_weaker_attack_is_not_comparable_with_the_baseline(suite):
     shown.assert_outcomes(passed=1)  # plain --hac-compare only reports it
     md = (p.path / "reports/tiny-cnn.md").read_text()
     assert "not comparable with the baseline: the attack differs: baseline pgd Linf eps=8/255 steps=5" in md
-    gated = p.runpytest(*tiny, "--hac-compare-fail=2")
+    gated = p.runpytest(*tiny, "--hac-compare", "--hac-fail-drop=2")
     gated.assert_outcomes(failed=1)
     gated.stdout.fnmatch_lines(["*baseline: not comparable with baseline 'tiny-cnn': the attack differs: baseline "
                                 "pgd Linf eps=8/255 steps=5*this run pgd Linf eps=8/255 steps=1*"])
@@ -77,7 +77,7 @@ def test_delta_is_computed_on_the_images_both_runs_share(suite):
     tiny = ["--hac-model=tiny-cnn", "--hac-soundness=warn"]
     p = suite(ATTACKED.replace("STEPS", "3"))
     p.runpytest(*tiny, "--hac-samples=128", "--hac-save-baseline").assert_outcomes(passed=1)
-    p.runpytest(*tiny, "--hac-samples=64", "--hac-compare-fail=2").assert_outcomes(passed=1)
+    p.runpytest(*tiny, "--hac-samples=64", "--hac-compare", "--hac-fail-drop=2").assert_outcomes(passed=1)
     data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
     base = data["results"][0]["baseline"]
     # The 64 images are a subset of the 128 (one seed): per image the same model gives the same outcome.

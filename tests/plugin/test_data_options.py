@@ -51,8 +51,7 @@ def test_named_folders_follow_imagefolder_order_and_the_report_says_so(suite, py
     pytester.makepyfile(small=SMALL_MODEL)
     pytester.syspathinsert()
     p = suite(CELL)
-    result = p.runpytest("--hac-model=small:build", f"--hac-data={data}", "--hac-input-size=32",
-                         "--hac-resize-size=32")
+    result = p.runpytest("--hac-model=small:build", f"--hac-data={data}", "--hac-input-size=32,resize=32")
     result.assert_outcomes(passed=1)
     report = json.loads((p.path / "reports/small_build.json").read_text())
     assert report["meta"]["labels"]["map"] == {"airplane": 0, "bird": 1, "cat": 2}
@@ -80,8 +79,7 @@ def test_upscaled_photos_are_a_warning_in_terminal_and_report(suite, pytester):
     p = suite(CELL)
     result = p.runpytest("--hac-model=small:build", f"--hac-data={data}")  # 32-px photos fed at 224
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*6 of 6 images were enlarged more than 2x*set --hac-input-size and "
-                                 "--hac-resize-size*"])
+    result.stdout.fnmatch_lines(["*6 of 6 images were enlarged more than 2x*set --hac-input-size=SIZE,resize=N*"])
     assert "6 of 6 images were enlarged more than 2x" in (p.path / "reports/small_build.md").read_text()
 
 

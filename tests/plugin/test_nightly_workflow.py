@@ -104,7 +104,7 @@ def test_the_workflow_fails_the_night_a_regression_happens_and_passes_a_rerun(ni
     assert one.returncode == 0, _said(one)[-3000:]
     assert two.returncode == 0, _said(two)[-3000:]
     assert three.returncode == 1, _said(three)[-3000:]
-    failing = [line for line in three.stdout.splitlines() if line.startswith("pytest-hac: FAILED (--hac-trend-fail)")]
+    failing = [line for line in three.stdout.splitlines() if line.startswith("pytest-hac: FAILED (--hac-fail-drop)")]
     # each failing cell named, with its Δ and p, against night 2
     assert any("step `jpeg-q50-r1-oblivious-pgd-eps8-s5`" in line for line in failing), _said(three)[-3000:]
     for line in failing:

@@ -3,7 +3,7 @@ import pytest
 
 PRINT_SETTINGS = """
 def test_settings(hac_settings):
-    print("MODEL", hac_settings.model, "SAMPLES", hac_settings.samples, "EPS", round(hac_settings.eps * 255, 3))
+    print("MODEL", hac_settings.model, "SAMPLES", hac_settings.samples, "EPS", round(hac_settings.eps.linf * 255, 3))
 """
 
 
@@ -32,7 +32,7 @@ def test_cli_ini_and_env_precedence(suite, monkeypatch):
         (["--hac-gate=ci"], "*--hac-gate=ci was renamed: use 'lenient' for its old meaning*"),
         (["--hac-soundness=loud"], "*--hac-soundness must be one of fail, warn, thorough*"),
         (["--hac-threads=0"], "*--hac-threads takes 'auto' or a positive integer*"),
-        (["--hac-queries=0"], "*--hac-queries must be >= 1*"),
+        (["--hac-steps=20,queries=0"], "*--hac-steps: N and queries= must be >= 1*"),
         (["--hac-model=myteam.models:build"], "*cannot find module 'myteam.models'*pythonpath = [[]\".\"[]]*"),
         (["--hac-device=tpu"], "*--hac-device must be auto, cpu, cuda or cuda:N*"),
         (["--hac-weights-dir=/nonexistent/weights"], "*is not a folder*"),
@@ -56,9 +56,9 @@ def test_cuda_without_gpu_is_a_usage_error(suite):
 
 
 def test_bad_ini_value_names_the_key(suite):
-    result = suite(PRINT_SETTINGS, ini="hac_strict = perhaps").runpytest()
+    result = suite(PRINT_SETTINGS, ini="hac_offline = perhaps").runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*hac_strict takes true or false*"])
+    result.stderr.fnmatch_lines(["*hac_offline takes true or false*"])
 
 
 REGISTER_HOOK = """

@@ -36,7 +36,7 @@ def test_cells(hac_case, hac_evaluate):
 def test_planted_gradient_masking_is_flagged_and_fails_by_default(suite, pytester):
     p = suite(CELLS)
     pytester.makeconftest(BROKEN_DEFENSE)
-    result = p.runpytest("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-cache-dir=cache")
+    result = p.runpytest("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-cache=cache")
     result.assert_outcomes(passed=5, failed=1)  # soundness findings fail the cells they implicate
     result.stdout.fnmatch_lines(["*masked-jpeg-q60-r1-whitebox-pgd-eps32-s5: soundness: informed-not-weaker:*"])
     data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
@@ -53,6 +53,6 @@ def test_planted_gradient_masking_is_flagged_and_fails_by_default(suite, pyteste
     assert "soundness: informed-not-weaker" in md  # the failed cell's reason
 
     # the same run (from the cache: nothing is attacked again) only warns
-    warned = p.runpytest("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-cache-dir=cache", "--hac-soundness=warn")
+    warned = p.runpytest("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-cache=cache", "--hac-soundness=warn")
     warned.assert_outcomes(passed=6)
     assert "**FLAGGED**" in (p.path / "reports/tiny-cnn.md").read_text()

@@ -23,7 +23,7 @@ def _lines(output: str, cells: int) -> list[str]:
 
 
 def test_lines_with_cells_done_current_cell_speed_and_time_left(suite):
-    result = suite(CELLS).runpytest(*ARGS, "--hac-progress-every=0.000001")
+    result = suite(CELLS).runpytest(*ARGS, "--hac-progress=0.000001")
     result.assert_outcomes(passed=4)
     # in one process the engine's batches drive the lines: the stage of the current cell shows
     assert any(" · now " in line and "predict" in line for line in _lines(result.stdout.str(), 4))
@@ -31,7 +31,7 @@ def test_lines_with_cells_done_current_cell_speed_and_time_left(suite):
 
 def test_xdist_lines_start_before_any_cell_reports(xdist_run):
     # the controller knows the cells running and the run's size before any cell reports (this run: -n 2,
-    # --hac-progress-every=0.000001)
+    # --hac-progress=0.000001)
     lines = _lines(xdist_run.output, xdist_run.cells)
     assert re.match(rf"pytest-hac: 0/{xdist_run.cells} cells done · now (jpeg|identity)-\S+ · time left: estimating$",
                     lines[0])
@@ -40,7 +40,7 @@ def test_xdist_lines_start_before_any_cell_reports(xdist_run):
 
 def test_no_lines_in_a_short_run_or_when_turned_off(suite):
     p = suite(CELLS)
-    for extra in ((), ("--hac-progress-every=0",)):
+    for extra in ((), ("--hac-progress=off",)):
         result = p.runpytest(*ARGS, *extra)
         result.assert_outcomes(passed=4)
         assert "cells done" not in result.stdout.str()
@@ -48,7 +48,7 @@ def test_no_lines_in_a_short_run_or_when_turned_off(suite):
 
 def test_probes_are_named_as_probes_and_the_file_name_is_not_repeated(suite):
     p = suite(CELLS.replace('threats=["clean"]', 'threats=["clean", "oblivious"], attack="pgd", eps="8/255", steps=2'))
-    result = p.runpytest(*ARGS[:-1], "--hac-progress-every=0.000001")  # pytest's default output: the file's name
+    result = p.runpytest(*ARGS[:-1], "--hac-progress=0.000001")  # pytest's default output: the file's name
     result.assert_outcomes(passed=8)
     out = result.stdout.str()
     lines = _lines(out, 8)

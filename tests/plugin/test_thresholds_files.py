@@ -12,9 +12,9 @@ def test_a_thresholds_table_for_another_model_name_warns_and_strict_refuses(proj
     assert "no table for model 'mymodel:build'; the file has tables [mymodel:buld] (a typo?)" in result.stdout.str()
     md = (project.path / "reports/mymodel_build.md").read_text()
     assert "no table for model 'mymodel:build'" in md
-    strict = project.runpytest("--hac-samples=4", "--hac-model=mymodel:build", "--hac-strict")
+    strict = project.runpytest("--hac-samples=4", "--hac-model=mymodel:build", "--hac-strictness=strict")
     assert strict.ret == pytest.ExitCode.USAGE_ERROR
-    assert "no table for model 'mymodel:build'" in strict.stderr.str() and "an error under --hac-strict" in \
+    assert "no table for model 'mymodel:build'" in strict.stderr.str() and "an error under --hac-strictness=strict" in \
         strict.stderr.str()
 
 

@@ -69,7 +69,7 @@ def test_margin_and_an_explicit_file_that_does_not_exist_yet(suite, pytester):
     p = suite(CELLS)
     target = p.path / "gates" / "thresholds.toml"
     result = p.runpytest("--hac-model=tiny-cnn", "--hac-samples=8", "--hac-gallery=0", "-k", "jpeg and clean",
-                         "--hac-update-thresholds", f"--hac-thresholds={target}", "--hac-threshold-margin=0.1")
+                         f"--hac-thresholds={target}", "--hac-update-thresholds=0.1")
     result.assert_outcomes(passed=1)
     table = tomllib.loads(target.read_text())["tiny-cnn"]
     data = json.loads((p.path / "reports" / "tiny-cnn.selection.json").read_text())

@@ -153,10 +153,10 @@ def test_unreadable_images_are_skipped_counted_and_reported(suite, tmp_path):
     md = (p.path / "reports/tiny-cnn.md").read_text()
     assert "**skipped unreadable images** 3:" in md and "1/truncated.jpg" in md
 
-    strict = p.runpytest(TINY, f"--hac-data={root}", "--hac-strict")
+    strict = p.runpytest(TINY, f"--hac-data={root}", "--hac-strictness=strict")
     assert strict.ret == pytest.ExitCode.USAGE_ERROR
     assert "unreadable image 1/empty.png in " in failure_text(strict)
-    assert "; remove it or drop --hac-strict" in failure_text(strict)
+    assert "; remove it or drop --hac-strictness=strict" in failure_text(strict)
 
 
 def _save_modes(folder):
@@ -327,11 +327,11 @@ def test_logits_of_the_wrong_width_are_caught_batch_by_batch():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--hac-steps=0"], "--hac-steps must be >= 1; got 0"),
+    (["--hac-steps=0"], "--hac-steps: N and queries= must be >= 1; got '0'"),
     (["--hac-seed=-1"], "--hac-seed takes an integer from 0 to 2**63 - 1; got -1"),
     (["--hac-seed=18446744073709551616"], "--hac-seed takes an integer from 0 to 2**63 - 1"),
-    (["--hac-compare-fail=nan"], "--hac-compare-fail takes a margin in percentage points >= 0; got nan"),
-    (["--hac-compare-fail=-1"], "--hac-compare-fail takes a margin in percentage points >= 0; got -1.0"),
+    (["--hac-compare", "--hac-fail-drop=nan"], "--hac-fail-drop takes a margin in percentage points >= 0; got nan"),
+    (["--hac-compare", "--hac-fail-drop=-1"], "--hac-fail-drop takes a margin in percentage points >= 0; got -1.0"),
     (["--hac-cache-mb=-5"], "--hac-cache-mb must be >= 0"),
     (["--hac-batch-size=big"], "--hac-batch-size takes a positive integer or 'auto'; got 'big'"),
     (["--hac-eps=4/0"], "cannot read eps '4/0'; write it as 0.0157 or 4/255"),
@@ -339,8 +339,8 @@ def test_logits_of_the_wrong_width_are_caught_batch_by_batch():
     (["--hac-thresholds=missing.toml"], "--hac-thresholds='missing.toml': no such file"),
     (["--hac-model=model.pt"], "no such model file"),
     (["--hac-gallery=-1"], "--hac-gallery takes a number of photos >= 0 (0: no gallery); got -1"),
-    (["--hac-progress-every=-5"], "--hac-progress-every takes seconds >= 0 (0: no progress lines); got -5.0"),
-    (["--hac-threshold-margin=1.5"], "--hac-threshold-margin takes an accuracy margin in [0, 1), e.g. 0.02"),
+    (["--hac-progress=-5"], "--hac-progress takes auto, off or SECONDS > 0 between log lines; got '-5'"),
+    (["--hac-update-thresholds=1.5"], "--hac-update-thresholds takes an accuracy margin in [0, 1), e.g. 0.02"),
 ], ids=lambda v: v[0] if isinstance(v, list) else None)
 def test_more_bad_settings_are_usage_errors(suite, args, message):
     result = suite(CELL).runpytest(*args)

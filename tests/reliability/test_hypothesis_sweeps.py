@@ -43,12 +43,16 @@ PLAUSIBLE = {
     "batch_size": st.one_of(st.sampled_from(["auto", "AUTO"]), st.integers(1, 1024).map(str)),
     "attack": st.sampled_from(["pgd", "PGD", "fgsm", "bim", "pgd-l2", "apgd", "cw", "square", "autoattack"]),
     "eps": st.one_of(st.integers(0, 255).map(lambda k: f"{k}/255"), st.floats(0, 1).map(repr)),
-    "steps": st.integers(1, 1000).map(str),
+    "steps": st.one_of(st.integers(1, 1000).map(str), st.integers(1, 1000).map(lambda n: f"10,queries={n}")),
+    "progress": st.sampled_from(["auto", "off", "5", "0.5"]),
+    "strictness": st.sampled_from(["lenient", "normal", "strict"]),
+    "input_size": st.sampled_from(["224", "224,resize=256", "resize=64"]),
     "gate": st.sampled_from(list(GATE_RULES)),
     "weights_dir": st.sampled_from(["."]),
     "cache_mb": st.integers(0, 10**5).map(str),
     "thresholds": st.none(),
-    "compare_fail": st.floats(0, 50).map(repr),
+    "fail_drop": st.floats(0, 50).map(repr),
+    "history": st.sampled_from(["history"]),
     "shard": st.sampled_from(["1/1", "1/2", "2/2", "3/4"]),
 }
 BY_KIND = {"int": st.integers(0, 100).map(str), "float": st.floats(0, 10).map(repr), "bool": flags,
@@ -79,18 +83,18 @@ def clean_env(monkeypatch):
 @given(values=raw_values())
 def test_option_parser_accepts_or_explains(clean_env, values):
     try:
-        s = settings_from(lambda opt: values[opt.name])
+        s = settings_from(lambda opt: values.get(opt.name))
     except HacError as exc:
         assert str(exc).strip()  # a message that says what to fix, never an empty one
         return
     assert isinstance(s, Settings)
     assert s.device == "cpu" or s.device.startswith("cuda")
     assert s.samples is None or s.samples >= 1
-    assert s.steps is None or s.steps >= 1
+    assert all(n is None or n >= 1 for n in s.steps)
     assert s.batch_size == "auto" or (isinstance(s.batch_size, int) and s.batch_size >= 1)
     assert 0 <= s.seed < 2**63 and s.cache_mb >= 0 and s.gate in GATE_RULES
-    assert math.isfinite(s.eps) and 0 <= s.eps and (s.eps <= 1 or s.attack in ("pgdl2", "cw"))
-    assert s.compare_fail is None or (math.isfinite(s.compare_fail) and s.compare_fail >= 0)
+    assert math.isfinite(s.eps.linf) and 0 <= s.eps.linf and (s.eps.linf <= 1 or s.attack in ("pgdl2", "cw"))
+    assert s.fail_drop is None or (math.isfinite(s.fail_drop) and s.fail_drop >= 0)
     assert s.shard is None or 1 <= s.shard[0] <= s.shard[1]
 
 

@@ -58,7 +58,7 @@ def _project(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def planted_runs(tmp_path_factory, fresh_pytest) -> PlantedRuns:
     root = tmp_path_factory.mktemp("planted")
-    cache = f"--hac-cache-dir={root / 'cache'}"
+    cache = f"--hac-cache={root / 'cache'}"
     runs = {"serial": ("--junitxml=junit.xml",), "xdist": ("-n", "2", "--dist", "loadgroup", "--junitxml=junit.xml"),
             "shards": ("--hac-shard=1/2",), "shard2": ("--hac-shard=2/2",),
             "warn": ("--hac-shard=1/2", "--hac-soundness=warn"),

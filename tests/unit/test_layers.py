@@ -14,7 +14,7 @@ LAYERS = [
     {"registry", "io"},
     {"attacks", "codecs", "models", "data"},
     {"core"},
-    {"settings", "report"},
+    {"setting_values", "settings", "report"},
     {"run"},
     {"plugin", "__main__"},
 ]

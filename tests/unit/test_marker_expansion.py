@@ -34,7 +34,7 @@ def test_query_threat_uses_a_gradient_free_attack_at_the_reference_budget():
 
 @pytest.mark.parametrize("kwargs, defaults, queries", [
     ({"attack": "pgd", "queries": 300}, {}, 300),
-    ({"attack": "pgd"}, {"queries": 1000, "steps": 20}, 1000),  # --hac-queries; --hac-steps counts gradient steps
+    ({"attack": "pgd"}, {"queries": 1000, "steps": 20}, 1000),  # --hac-steps' queries=; its N counts gradient steps
     ({"attack": "square", "steps": 300}, {"queries": 1000}, 300),  # square's steps are its queries
     ({"attack": "square", "queries": 300}, {}, 300),
 ])

@@ -39,9 +39,9 @@ def test_the_default_margin_catches_a_significant_drop_and_passes_a_rerun(synthe
     the night-3 regression of issue 28 (-13 points on 100 images) fails by more than the margin, a
     significant 8-point drop on 128 images fails, a rerun passes."""
     from pytest_hac.core.gates import compare
-    from pytest_hac.settings import Settings
+    from pytest_hac.setting_values import THRESHOLD_MARGIN
 
-    margin = Settings().threshold_margin
+    margin = THRESHOLD_MARGIN
     old = synthetic.result("jpeg-q50-r1-oblivious-pgd", [i < before for i in range(n)])
     new = synthetic.result("jpeg-q50-r1-oblivious-pgd", [i < after for i in range(n)])
     threshold = threshold_of(old.accuracy, margin)

@@ -123,7 +123,7 @@ def test_worst_cells_are_per_eps_and_say_it():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"attack": "pgdl2"}, "'pgdl2' is an L2 attack and neither the marker nor --hac-eps-l2 gives its eps"),
+    ({"attack": "pgdl2"}, "'pgdl2' is an L2 attack and neither the marker nor --hac-eps's l2= gives its eps"),
     ({"attack": "square", "steps": 300, "queries": 2000}, "its steps are its queries"),
     ({"attack": ["pgd", "square"], "steps": 20}, "give the gradient-free budget as queries="),
 ])

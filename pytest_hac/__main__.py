@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.soundness import implicating
+from .core.judge.soundness import implicating
 from .errors import HacError
 from .report.delta import compare_command
 from .report.history import record_history

@@ -248,3 +248,31 @@ def register_attack(name: str, factory: Callable[..., Any] | None = None, *, nor
                       takes_eot=takes_eot, min_norm=min_norm, per_image_seeds=per_image_seeds,
                       per_image=per_image, best_iterate=best_iterate)
     return ATTACKS.register(name, factory, info=info, description=description, aliases=aliases, replace=replace)
+
+
+def validate_quality(name: str, quality: int | None) -> int | None:
+    """Check ``quality`` against the codec's range; returns it as an int (or None)."""
+    entry = CODECS.entry(name)
+    valid = entry.info.qualities
+    if valid is None:
+        if quality not in (None, 0):
+            raise HacError(f"codec {entry.name!r} has no quality setting; use codecs={{'{entry.name}': [None]}}")
+        return None
+    if quality is None or isinstance(quality, bool) or int(quality) != quality or int(quality) not in valid:
+        raise HacError(
+            f"quality {quality!r} is out of range for codec {entry.name!r}: valid qualities are "
+            f"{_describe(valid)}"
+        )
+    return int(quality)
+
+
+def _describe(valid: Sequence[int]) -> str:
+    if len(valid) > 5 and list(valid) == list(range(valid[0], valid[-1] + 1)):
+        return f"{valid[0]}..{valid[-1]}"
+    return ", ".join(map(str, valid))
+
+
+def quality_text(name: str) -> str:
+    """``qualities 1..100``, ``qualities 1, 2, 3`` or ``no quality``: how listings describe a codec's range."""
+    valid = CODECS.info(name).qualities
+    return "no quality" if valid is None else f"qualities {_describe(valid)}"

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .attacks import attack_info, make_spec
-from .core.result import GATE_RULES
-from .core.soundness import SOUNDNESS_MODES
+from .core.judge.result import GATE_RULES
+from .core.judge.soundness import SOUNDNESS_MODES
 from .errors import HacError
 from .registry import ATTACKS
 from .setting_values import (

@@ -15,8 +15,8 @@ import sys
 import time
 
 from pytest_hac.core import soundness
-from pytest_hac.core.cases import expand
-from pytest_hac.core.engine import Engine
+from pytest_hac.core.cells.cases import expand
+from pytest_hac.core.engine.engine import Engine
 from pytest_hac.data import load_dataset
 from pytest_hac.models import get_model
 

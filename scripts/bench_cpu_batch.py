@@ -55,8 +55,8 @@ def images(n: int):
 
 def seconds(batch_size: int | str, n: int) -> tuple[float, int]:
     from pytest_hac.attacks import make_spec
-    from pytest_hac.core.cases import Case
-    from pytest_hac.core.engine import Engine
+    from pytest_hac.core.cells.cases import Case
+    from pytest_hac.core.engine.engine import Engine
 
     torch.manual_seed(0)
     engine = Engine(resnet20(), images(n), batch_size=batch_size)

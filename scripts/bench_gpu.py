@@ -68,8 +68,8 @@ def networks(size: int) -> dict[str, torch.nn.Module]:
 def backoff_batch(device: torch.device, size: int, start: int) -> dict:
     """The attack batch the engine settles on for ViT-B/16 (one PGD step), starting from ``start``."""
     from pytest_hac.attacks import make_spec
-    from pytest_hac.core.cases import Case
-    from pytest_hac.core.engine import Engine
+    from pytest_hac.core.cells.cases import Case
+    from pytest_hac.core.engine.engine import Engine
     from pytest_hac.data.dataset import Dataset
     from pytest_hac.models.classifier import Classifier
 

@@ -107,7 +107,7 @@ def load(root: Path, samples: int, workers: int | None = None):
 
 
 def engine(model, data):
-    from pytest_hac.core.engine import Engine
+    from pytest_hac.core.engine.engine import Engine
 
     return Engine(model, data, batch_size=16)
 
@@ -117,7 +117,7 @@ def peak_rss_mb() -> float:
 
 
 def first_cell(root: Path, samples: int) -> dict:
-    from pytest_hac.core.cases import expand
+    from pytest_hac.core.cells.cases import expand
 
     start = time.perf_counter()
     data = load(root, samples)
@@ -129,7 +129,7 @@ def first_cell(root: Path, samples: int) -> dict:
 
 
 def matrix(root: Path, samples: int) -> dict:
-    from pytest_hac.core.cases import expand
+    from pytest_hac.core.cells.cases import expand
 
     register_bpda_jpeg()
     start = time.perf_counter()

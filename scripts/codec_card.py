@@ -20,7 +20,7 @@ from torch import Tensor
 
 from pytest_hac.attacks import build_attack, make_spec
 from pytest_hac.codecs import get_codec
-from pytest_hac.core.engine import mean_psnr
+from pytest_hac.core.engine.engine import mean_psnr
 from pytest_hac.data import load_dataset
 from pytest_hac.models import get_model
 

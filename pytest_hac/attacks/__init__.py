@@ -24,13 +24,14 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..errors import HacError
 from ..formats import eps_label
 from ..registry import ATTACKS, AttackInfo
+
+if TYPE_CHECKING:
+    from torch import nn
 from .threats import Threat, ThreatInfo
 
 __all__ = ["DEFAULT_QUERIES", "AttackSpec", "Threat", "ThreatInfo", "attack_info", "build_attack", "describe_attack",
@@ -126,7 +127,7 @@ def describe_attack(spec: AttackSpec | None) -> str:
     return "no attack" if spec is None else spec.describe()
 
 
-AttackFactory = Callable[[nn.Module, AttackSpec], object]
+AttackFactory = Callable[["nn.Module", AttackSpec], object]
 
 
 def attack_info(name: str) -> AttackInfo:

@@ -5,7 +5,7 @@ A threat is a :class:`Threat` member; its entry says everything the rest of the 
 informed of the defense, whether it only queries). Report order is the order of the entries. Names a
 user writes become members once, in :meth:`Threat.of`; everywhere else compares members.
 
-Adding a threat: one entry here, plus its gradient path in :mod:`pytest_hac.core.defended` if it
+Adding a threat: one entry here, plus its gradient path in :mod:`pytest_hac.core.engine.targets` if it
 needs a new one.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ class ThreatInfo:
 
     Attributes:
         help: one line for ``--hac-list`` and the docs.
-        paths: the gradient paths its attack follows (:data:`pytest_hac.core.defended.MODES` and
+        paths: the gradient paths its attack follows (:data:`pytest_hac.core.engine.targets.MODES` and
             ``"bare"``), one attack each, the per-image worst case kept; empty: no attack of its own. In
-            the cascade's order (:meth:`pytest_hac.core.outcomes.Outcomes.cascade`): by reuse, then strength
+            the cascade's order (:meth:`pytest_hac.core.engine.chunks.Outcomes.cascade`): by reuse, then strength
             (the white-box attack first: another cell needs it on every image).
         informed: the attacker differentiates through the defense (white-box, adaptive).
         queries: a gradient-free attack against the real defended pipeline (Square for gradient attacks).

@@ -12,46 +12,16 @@ The package, one concern a module: :mod:`.base` (the contract, padding), :mod:`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from ..errors import HacError
-from ..registry import CODECS
+from ..registry import CODECS, quality_text, validate_quality
 from .base import Codec, Encoded, to_uint8
 from .claims import check_deterministic
 from .fastpath import probe_images, verify_fast_path
 
 __all__ = ["Codec", "Encoded", "get_codec", "quality_text", "to_uint8", "validate_quality"]
-
-
-def validate_quality(name: str, quality: int | None) -> int | None:
-    """Check ``quality`` against the codec's range; returns it as an int (or None)."""
-    entry = CODECS.entry(name)
-    valid = entry.info.qualities
-    if valid is None:
-        if quality not in (None, 0):
-            raise HacError(f"codec {entry.name!r} has no quality setting; use codecs={{'{entry.name}': [None]}}")
-        return None
-    if quality is None or isinstance(quality, bool) or int(quality) != quality or int(quality) not in valid:
-        raise HacError(
-            f"quality {quality!r} is out of range for codec {entry.name!r}: valid qualities are "
-            f"{_describe(valid)}"
-        )
-    return int(quality)
-
-
-def _describe(valid: Sequence[int]) -> str:
-    if len(valid) > 5 and list(valid) == list(range(valid[0], valid[-1] + 1)):
-        return f"{valid[0]}..{valid[-1]}"
-    return ", ".join(map(str, valid))
-
-
-def quality_text(name: str) -> str:
-    """``qualities 1..100``, ``qualities 1, 2, 3`` or ``no quality``: how listings describe a codec's range."""
-    valid = CODECS.info(name).qualities
-    return "no quality" if valid is None else f"qualities {_describe(valid)}"
 
 
 def get_codec(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ..core.result import Result
+from ..core.judge.result import Result
 from ..report.schema import Cell, Scope
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from ..core.cases import Case
-from ..core.result import Result
+from ..core.cells.cases import Case
+from ..core.judge.result import Result
 from ..errors import HacError
 from ..run import HacRun
 from .pictures import GALLERY_PROPERTY
@@ -55,7 +55,7 @@ def hac_dataset(hac_run: HacRun):
 
 @pytest.fixture(scope="session")
 def hac_engine(hac_run: HacRun):
-    """The session's :class:`~pytest_hac.core.engine.Engine`: caches and batches every case."""
+    """The session's :class:`~pytest_hac.core.engine.engine.Engine`: caches and batches every case."""
     return _usage(lambda: hac_run.engine)
 
 
@@ -73,7 +73,7 @@ def _selected(session: pytest.Session) -> list[Case]:
 
 def cell_weights(session: pytest.Session, engine) -> dict[str, float]:
     """The planned cost of each selected cell (an xdist controller's estimate of the time left)."""
-    from ..core.workload import weights
+    from ..core.engine.workload import weights
 
     return weights(engine, _selected(session))
 

@@ -1,6 +1,6 @@
 """The gallery's pictures from each cell's test to the run's report, in-process and from xdist workers alike.
 
-``hac_evaluate`` puts the cell's part of the engine's :class:`~pytest_hac.core.gallery.Gallery` on the
+``hac_evaluate`` puts the cell's part of the engine's :class:`~pytest_hac.core.engine.gallery.Gallery` on the
 test report (``user_properties``, which xdist carries to the controller); :class:`GalleryCollector`,
 on the controller, merges it into ``HacRun.gallery`` and takes it off the report, so JUnit XML and
 other reporters never carry thumbnails.

@@ -2,9 +2,9 @@
 
 Per cell: the attack's work (images x steps x restarts, queries for the query threat, "shared" when an
 earlier cell computes it), its passes of the model and codecs and those of the soundness probes it runs
-first (:func:`pytest_hac.core.workload.workload`; a probe several cells read counts once), and seconds
+first (:func:`pytest_hac.core.engine.workload.workload`; a probe several cells read counts once), and seconds
 estimated from a warm-up that times one batch of each kind of pass
-(:func:`~pytest_hac.core.workload.measure`). Then the probes by kind, and where the time goes: the
+(:func:`~pytest_hac.core.engine.workload.measure`). Then the probes by kind, and where the time goes: the
 cells, the probes, and loading the model, data and codecs (measured: the plan loads them at collection
 as a run does). Nothing is evaluated and no report is written.
 """
@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from ..core.defense import Defense
-from ..core.workload import Probe, Work, measure, probe_seconds, seconds, workload
+from ..core.cells.defense import Defense
+from ..core.engine.workload import Probe, Work, measure, probe_seconds, seconds, workload
 from ..errors import HacError
 from ..formats import duration
 from ..run import HacRun

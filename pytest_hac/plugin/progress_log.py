@@ -9,7 +9,7 @@ runs log exactly as before.
 The time left is :class:`Pace`'s in the process that runs the cells: the passes the plan still needs, by
 kind, at the seconds per pass this run measured (:class:`Eta` holds it and counts the cells done). An xdist
 controller, which runs nothing, scales the time spent so far by the work still to do over the work done,
-with each cell weighted by its planned passes (:func:`pytest_hac.core.workload.weights`: an attack counts
+with each cell weighted by its planned passes (:func:`pytest_hac.core.engine.workload.weights`: an attack counts
 its steps, shared work counts once; without weights each cell counts the same). In one process the
 engine's per-batch callback drives the lines. On an xdist controller
 every event xdist forwards from a worker (a test's start, its reports, its end) may write one: the workers
@@ -38,8 +38,8 @@ RELATIVE = {"attack": 3.0, "query": 1.0, "codec": 1.0, "predict": 1.0}
 
 class Pace:
     """Time left from the plan and the measured rates: the session's planned image passes by kind
-    (:func:`pytest_hac.core.workload.planned_passes`) minus those done, each kind at the seconds per pass this
-    run measured for it (:attr:`pytest_hac.core.batches.Batches.passes`, probes included), scaled by the share
+    (:func:`pytest_hac.core.engine.workload.planned_passes`) minus those done, each kind at the seconds per pass this
+    run measured for it (:attr:`pytest_hac.core.engine.batches.Batches.passes`, probes included), scaled by the share
     of wall time the passes take (reports, verdicts and bookkeeping are the rest).
 
     A kind not measured yet borrows a measured kind's rate (:data:`RELATIVE`). Unlike a ratio of cells done,

@@ -4,7 +4,7 @@ Like pytest-benchmark's ``BenchmarkSession`` and pytest-xdist's ``DSession``, on
 :class:`HacPlugin` is created in ``pytest_configure`` and registered with the plugin
 manager. It only translates between pytest and the library's
 :class:`~pytest_hac.run.HacRun`: a cell's verdict is decided inside the cell's own test
-call (``pytest_runtest_call``) by :func:`pytest_hac.core.verdict.decide`, so pytest's outcome,
+call (``pytest_runtest_call``) by :func:`pytest_hac.core.judge.verdict.decide`, so pytest's outcome,
 JUnit, the terminal, the report and the exit status carry one verdict; the controller (also
 under xdist) only records it.
 """
@@ -17,10 +17,10 @@ import warnings
 import pytest
 import torch
 
-from ..core.cases import check_unique
-from ..core.grouping import work_groups
-from ..core.result import GateFailure, Result
-from ..core.verdict import Reason, ReasonKind
+from ..core.cells.cases import check_unique
+from ..core.cells.dependencies import work_groups
+from ..core.judge.result import GateFailure, Result
+from ..core.judge.verdict import Reason, ReasonKind
 from ..errors import BudgetWarning, HacError
 from ..report.schema import Cell, Report, Scope
 from ..run import HacRun
@@ -317,7 +317,7 @@ USAGE = "pytest-hac usage error:"
 
 def _expand(marker: pytest.Mark, run: HacRun, definition: pytest.Function) -> list:
     """The marker's cases; an implausible budget is the test's warning, located at the test."""
-    from ..core.cases import expand
+    from ..core.cells.cases import expand
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BudgetWarning)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..attacks import Threat
 from ..attacks.threats import rank
-from ..core.result import Result
+from ..core.judge.result import Result
 from .plot import png_bytes, style
 from .schema import Report
 

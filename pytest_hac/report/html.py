@@ -8,7 +8,7 @@ With ``--hac-history``, the trend (:mod:`pytest_hac.report.trend`, computed once
 the Markdown report) follows the plot: the cells-by-runs table with significant steps and drifts marked,
 its findings, its PNG inlined and the runs it covers.
 
-The gallery (:mod:`pytest_hac.core.gallery`, the JSON of :meth:`~pytest_hac.core.gallery.Gallery.to_dict`)
+The gallery (:mod:`pytest_hac.core.engine.gallery`, the JSON of :meth:`~pytest_hac.core.engine.gallery.Gallery.to_dict`)
 shows, per chosen image, the clean photo, what each defense decodes (bpp, PSNR) and, per
 attacked cell, the adversarial photo, its perturbation magnified and the prediction.
 """
@@ -20,8 +20,8 @@ from html import escape
 from typing import Any
 
 from ..attacks import describe_attack
-from ..core.result import GATE_RULES, format_threshold
-from ..core.verdict import Status
+from ..core.judge.result import GATE_RULES, format_threshold
+from ..core.judge.verdict import Status
 from ..formats import TABLE_DIGITS, interval
 from .news import LABELS, news
 from .notes import backward_note

@@ -5,10 +5,10 @@ import re
 
 from ..attacks import Threat
 from ..attacks.threats import rank
-from ..core.result import GATE_RULES, Result, format_threshold
-from ..core.soundness import CHECKS, SOUNDNESS_MODES, STAND_IN_DISTANCE
-from ..core.stats import SIGNIFICANCE_LEVEL
-from ..core.verdict import Status
+from ..core.judge.result import GATE_RULES, Result, format_threshold
+from ..core.judge.soundness import CHECKS, SOUNDNESS_MODES, STAND_IN_DISTANCE
+from ..core.judge.stats import SIGNIFICANCE_LEVEL
+from ..core.judge.verdict import Status
 from ..formats import TABLE_DIGITS, interval
 from .notes import backward_note
 from .schema import Cell, Report

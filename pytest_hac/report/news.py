@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.stats import SIGNIFICANCE_LEVEL
+from ..core.judge.stats import SIGNIFICANCE_LEVEL
 from .schema import Report
 from .trend import Trend
 

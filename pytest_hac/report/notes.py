@@ -1,7 +1,7 @@
 """Notes a report carries about its cells: what is weaker or missing, so that nothing is hidden."""
 from __future__ import annotations
 
-from ..core.result import Result
+from ..core.judge.result import Result
 from ..registry import ATTACKS, CODECS
 from .schema import Report
 

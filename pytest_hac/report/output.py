@@ -30,7 +30,7 @@ def write_report(report: Report, directory: Path, *, plot: bool = False,
     """Write ``<stem>.json``, ``<stem>.md``, ``<stem>.html`` (and ``<stem>.png`` when ``plot``); returns the paths.
 
     The stem is the model's name, plus ``.shard-I-of-N`` or ``.selection`` for partial runs.
-    The HTML page inlines the plot and ``gallery`` (:meth:`pytest_hac.core.gallery.Gallery.to_dict`)
+    The HTML page inlines the plot and ``gallery`` (:meth:`pytest_hac.core.engine.gallery.Gallery.to_dict`)
     only when ``plot``: the final write of a run; the writes after each cell keep it to the tables.
     ``trend`` (``--hac-history``, computed once by the caller) adds the trend section to both the
     Markdown (after ``sections``) and the page.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..attacks import Threat
 from ..attacks.threats import rank
-from ..core.result import Result
+from ..core.judge.result import Result
 from ..io.files import atomic_write
 from .schema import Report
 from .view import column_key, columns, computed_worst

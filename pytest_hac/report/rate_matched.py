@@ -16,7 +16,7 @@ from html import escape
 from ..attacks import Threat
 from ..attacks.threats import rank
 from ..codecs.pillow_codecs import FORMATS
-from ..core.result import Result
+from ..core.judge.result import Result
 from ..formats import accuracy
 from .schema import Report
 from .view import column_key, columns, computed_worst

@@ -13,10 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..core.gates import Comparison
-from ..core.result import Result
-from ..core.soundness import CHECK_NAMES, Finding, check, status, worst_case
-from ..core.verdict import Reason, ReasonKind, Status, Verdict
+from ..core.judge.gates import Comparison
+from ..core.judge.result import Result
+from ..core.judge.soundness import CHECK_NAMES, Finding, check, status, worst_case
+from ..core.judge.verdict import Reason, ReasonKind, Status, Verdict
 from ..errors import HacError
 from ..io.files import safe_stem
 
@@ -155,9 +155,10 @@ class Report:
 
     @cached_property
     def worst(self) -> tuple[Result, ...]:
-        """Per defense, its worst case per image over every attack tried (:func:`~pytest_hac.core.soundness.worst_case`
-        of the cells' results): derived once, the first time a rendering asks (loaded reports too: their cells hold
-        the images), so loading a history or a baseline pays nothing for it."""
+        """Per defense, its worst case per image over every attack tried
+        (:func:`~pytest_hac.core.judge.soundness.worst_case` of the cells' results): derived once, the first time
+        a rendering asks (loaded reports too: their cells hold the images), so loading a history or a baseline pays
+        nothing for it."""
         return tuple(worst_case(self.results))
 
     @property

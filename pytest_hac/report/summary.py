@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..core.result import format_threshold
-from ..core.stats import SIGNIFICANCE_LEVEL
+from ..core.judge.result import format_threshold
+from ..core.judge.stats import SIGNIFICANCE_LEVEL
 from ..formats import TABLE_DIGITS, accuracy
 from .markdown import markdown
 from .news import news

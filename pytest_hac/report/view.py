@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..attacks import Threat
 from ..attacks.threats import rank
-from ..core.result import Result
+from ..core.judge.result import Result
 from ..formats import accuracy
 from .schema import Cell, Report
 

@@ -1,6 +1,6 @@
 """A run without pytest: :class:`HacRun` (cells measured, decided, recorded; the report), its model, data
 and engine (:mod:`.loaded`) and its files (:mod:`.files`)."""
-from ..core.result import GATE_RULES
+from ..core.judge.result import GATE_RULES
 from ..report.provenance import default_data, versions
 from .hac_run import HacRun
 

@@ -3,7 +3,7 @@
 :class:`HacRun` is what the pytest plugin drives and what a notebook can use directly:
 ``run.evaluate(case)`` measures (memoized per cell), ``run.decide(test, case, result)`` gathers what
 the cell's verdict depends on (the cells the soundness checks compare it with, evaluated on demand;
-the baseline) and asks :func:`pytest_hac.core.verdict.decide`, and ``run.record(cell)`` keeps the
+the baseline) and asks :func:`pytest_hac.core.judge.verdict.decide`, and ``run.record(cell)`` keeps the
 cell and rewrites the report at once. It never re-decides a recorded cell. Loading is
 :class:`.loaded.Loaded`'s job, the files :class:`.files.ReportFiles`'.
 """
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import torch
 
-from ..core.cases import Case
-from ..core.engine import Engine
-from ..core.gallery import merge
-from ..core.gates import Comparison, compare, version_drift
-from ..core.result import Result
-from ..core.soundness import check as soundness_check
-from ..core.soundness import dependencies
-from ..core.threshold_files import ThresholdFiles
-from ..core.verdict import Reason, decide
+from ..core.cells.cases import Case
+from ..core.cells.dependencies import dependencies
+from ..core.engine.engine import Engine
+from ..core.engine.gallery import merge
+from ..core.judge.gates import Comparison, compare, version_drift
+from ..core.judge.result import Result
+from ..core.judge.soundness import check as soundness_check
+from ..core.judge.threshold_files import ThresholdFiles
+from ..core.judge.verdict import Reason, decide
 from ..errors import HacError
 from ..report.baselines import load_baseline
 from ..report.notes import baseline_gaps, weakened_attacks
@@ -181,7 +181,7 @@ class HacRun:
         self.flush(complete=False)
 
     def add_gallery(self, part: dict) -> None:
-        """A cell's gallery pictures (:func:`pytest_hac.core.gallery.merge`), from this process or a worker."""
+        """A cell's gallery pictures (:func:`pytest_hac.core.engine.gallery.merge`), from this process or a worker."""
         merge(self.gallery, part)
 
     def add_note(self, note: str) -> None:
@@ -206,7 +206,7 @@ class HacRun:
 
     def check_thresholds(self) -> None:
         """After collection: sets :attr:`threshold_lines` and :attr:`threshold_warnings` (see
-        :meth:`ThresholdFiles.check <pytest_hac.core.threshold_files.ThresholdFiles.check>`, which may raise)."""
+        :meth:`ThresholdFiles.check <pytest_hac.core.judge.threshold_files.ThresholdFiles.check>`, which may raise)."""
         self.threshold_lines, self.threshold_warnings = self.thresholds.check()
 
     def count_thresholds(self, selected: list[Case]) -> None:

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import torch
 
-from ..core.cases import Case
-from ..core.engine import Engine
+from ..core.cells.cases import Case
+from ..core.engine.engine import Engine
 from ..data import Dataset, load_dataset
 from ..errors import HacError
 from ..io.cache import DiskCache, Store

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.cases import Case
-from pytest_hac.core.engine import Engine
+from pytest_hac.core.cells.cases import Case
+from pytest_hac.core.engine.engine import Engine
 
 PGD = make_spec("pgd", "8/255", steps=10)
 

@@ -14,8 +14,8 @@ import torch
 
 from pytest_hac.attacks import make_spec
 from pytest_hac.codecs import get_codec
-from pytest_hac.core.cases import Case
-from pytest_hac.core.engine import Engine
+from pytest_hac.core.cells.cases import Case
+from pytest_hac.core.engine.engine import Engine
 
 SAMPLES = 32
 EPS = "8/255"
@@ -51,7 +51,7 @@ def test_each_adaptive_path_costs_at_most_115_percent_of_whitebox(benchmark):
     identity, and the white-box attack itself; at one round, three): each path, its BPDA forward through
     the fast path included, must cost about what the white-box attack costs."""
     from pytest_hac.attacks import Threat
-    from pytest_hac.core.defended import gradient_paths
+    from pytest_hac.core.cells.defense import gradient_paths
 
     paths = len(gradient_paths(Threat.ADAPTIVE, "tiny-hific", 1))
     whitebox, _ = cell_seconds("tiny-hific", 2, "whitebox", "pgd")

@@ -9,8 +9,8 @@ import importlib.util
 import time
 from pathlib import Path
 
-from pytest_hac.core.cases import expand
-from pytest_hac.core.engine import Engine
+from pytest_hac.core.cells.cases import expand
+from pytest_hac.core.engine.engine import Engine
 
 SMOKE = Path(__file__).parents[2] / "suites" / "test_smoke.py"
 #: (c): the whole smoke matrix may take at most this many times the time of its distinct attacks: the cells'

@@ -133,7 +133,7 @@ def test_page_renders_in_a_headless_browser(page, tmp_path):
 def _several_eps_report():
     """A hand-made report: JPEG and WebP at two rates each, attacked at 2/255 and 8/255 (so the eps plot draws)."""
     from pytest_hac.attacks import AttackSpec
-    from pytest_hac.core.result import Result
+    from pytest_hac.core.judge.result import Result
     from pytest_hac.report.schema import Cell, Report
 
     ids = tuple(f"img{i}" for i in range(10))

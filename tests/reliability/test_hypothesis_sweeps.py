@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_hac.attacks import Threat
-from pytest_hac.core.cases import expand
-from pytest_hac.core.engine import Engine
-from pytest_hac.core.result import GATE_RULES
+from pytest_hac.core.cells.cases import expand
+from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.judge.result import GATE_RULES
 from pytest_hac.data import load_dataset
 from pytest_hac.errors import HacError
 from pytest_hac.settings import OPTIONS, Settings, settings_from

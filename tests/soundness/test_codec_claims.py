@@ -7,9 +7,9 @@ from compressai.zoo.image import model_architectures
 from pytest_hac.attacks import Threat, make_spec
 from pytest_hac.codecs import get_codec
 from pytest_hac.codecs.compressai_codec import CompressAICodec
-from pytest_hac.core.cases import Case
-from pytest_hac.core.engine import Engine
-from pytest_hac.core.soundness import STAND_IN_DISTANCE, check
+from pytest_hac.core.cells.cases import Case
+from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.judge.soundness import STAND_IN_DISTANCE, check
 from pytest_hac.errors import HacError
 
 

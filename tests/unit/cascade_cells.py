@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.cases import Case
+from pytest_hac.core.cells.cases import Case
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cascade_main.json"
 DIGITS = 16
@@ -51,7 +51,7 @@ MODES = {"default": {"batch_size": 4}, "small-memory": {"batch_size": 2, "memory
 
 def evaluate(mode: str, kept) -> dict:
     """Per cell: per-image correct, bpp and PSNR of the kept set, and the findings' diagnostics."""
-    from pytest_hac.core.engine import Engine
+    from pytest_hac.core.engine.engine import Engine
     from pytest_hac.data import load_dataset
     from pytest_hac.models import get_model
 
@@ -72,7 +72,7 @@ def evaluate(mode: str, kept) -> dict:
 
 def _full_sets(engine, c):
     """Before the cascade: every set on every image, the first the pipeline gets wrong kept per image."""
-    from pytest_hac.core.judged import worst_of
+    from pytest_hac.core.engine.outcome import worst_of
 
     return worst_of([engine.outcome(k, c.defense) for k in engine.source_keys(c)])
 

@@ -45,7 +45,7 @@ PGD = {"name": "pgd", "norm": "Linf", "eps": 4 / 255, "steps": 10, "alpha": 1 / 
 
 def _result(case_id: str, correct: list[bool], *, threat: str = "oblivious", attack: dict | None = None):
     from pytest_hac.attacks import AttackSpec
-    from pytest_hac.core.result import Result
+    from pytest_hac.core.judge.result import Result
 
     params = dict(PGD if attack is None and threat != "clean" else attack or {})
     return Result.from_correct(correct, case_id=case_id, codec="jpeg", quality=50, rounds=1, threat=threat,
@@ -55,7 +55,7 @@ def _result(case_id: str, correct: list[bool], *, threat: str = "oblivious", att
 
 def _report(cells, *, model: str = "tiny-cnn", dataset: str = "digits", attack: dict | None = None,
             complete: bool = True):
-    from pytest_hac.core.verdict import Status, Verdict
+    from pytest_hac.core.judge.verdict import Status, Verdict
     from pytest_hac.report.schema import Cell, Report, Scope
 
     if isinstance(cells, dict):

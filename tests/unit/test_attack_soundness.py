@@ -9,10 +9,10 @@ from pytest_hac.attacks import make_spec
 from pytest_hac.codecs import get_codec, to_uint8
 from pytest_hac.codecs.base import Identity
 from pytest_hac.codecs.jpeg import Jpeg
-from pytest_hac.core.cases import Case, expand
-from pytest_hac.core.defended import Defended
-from pytest_hac.core.engine import Engine
-from pytest_hac.core.probes import PROBE_EPS
+from pytest_hac.core.cells.cases import Case, expand
+from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.engine.probes import PROBE_EPS
+from pytest_hac.core.engine.targets import Defended
 from pytest_hac.errors import HacError
 from pytest_hac.registry import register_attack, register_codec
 
@@ -342,7 +342,7 @@ def test_a_worst_case_cell_is_right_only_where_every_part_is(model, data):
 
 
 def test_large_eps_probe_does_not_flag_kornias_differentiable_jpeg(model, data):
-    from pytest_hac.core.soundness import check
+    from pytest_hac.core.judge.soundness import check
 
     r = engine(model, data).evaluate(cell("jpeg-kornia", 50, "whitebox", make_spec("pgd", "4/255", steps=10)))
     assert "large-eps-through-defense" not in [f.check for f in check([r])], r.diagnostics.large_eps

@@ -131,7 +131,7 @@ def test_a_labels_file_must_cover_every_folder(tmp_path):
 
 
 def test_named_folders_on_an_imagenet_model_need_a_mapping(tmp_path):
-    from pytest_hac.core.engine import Engine
+    from pytest_hac.core.engine.engine import Engine
     from pytest_hac.models import get_model
 
     root = folder(tmp_path / "data", {"airplane": 2, "ship": 2})

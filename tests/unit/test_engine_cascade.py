@@ -8,12 +8,11 @@ import math
 
 import pytest
 import torch
+from cascade_cells import FIXTURE, case, evaluate
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.engine import Engine
-from pytest_hac.core.judged import worst_of
-
-from cascade_cells import FIXTURE, case, evaluate
+from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.engine.outcome import worst_of
 
 REFERENCE = json.loads(FIXTURE.read_text())
 DIGITS = 32  # the conftest's ``data`` for the counting tests
@@ -67,8 +66,8 @@ def test_large_eps_probes_stop_attacking_broken_images(model, data):
     """The undefended and through-the-defense large-eps probes attack an image only until the pipeline they check
     gets it wrong: fewer gradient passes than every image for every step, and the same answer per image as the
     probe that runs every step on every image (tiny-cnn on digits at 64/255)."""
-    from pytest_hac.core.defense import Defense
-    from pytest_hac.core.probes import PROBE_EPS, probe_spec
+    from pytest_hac.core.cells.defense import Defense
+    from pytest_hac.core.engine.probes import PROBE_EPS, probe_spec
 
     e = Engine(model, data, batch_size=8)
     spec = probe_spec(e, make_spec("pgd", "8/255", steps=10), PROBE_EPS)
@@ -97,7 +96,7 @@ def test_zero_gradient_probe_reuses_the_attacks_gradient_at_the_clean_images(mod
     c = case("jpeg", 60, 1, "adaptive", attack)
     e = Engine(model, data, batch_size=8)
     e.evaluate(c)
-    from pytest_hac.core.probes import PROBE_IMAGES
+    from pytest_hac.core.engine.probes import PROBE_IMAGES
 
     # the attack's passes and the large-eps probe's: no gradient pass of the zero-gradient probe
     assert e.batches.passes["attack:bpda"] == (len(data.labels) + min(len(data.labels), PROBE_IMAGES)) * attack.steps

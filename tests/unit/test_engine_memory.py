@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from pytest_hac.core.cases import expand
-from pytest_hac.core.engine import Engine
-from pytest_hac.core.keys import Chunk, RoundKey
+from pytest_hac.core.cells.cases import expand
+from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.engine.keys import Chunk, RoundKey
 from pytest_hac.io.cache import Store
 
 #: Three batches of 8: enough for chunks, spills and batch sizes to differ.

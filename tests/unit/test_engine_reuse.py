@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.cases import Case
-from pytest_hac.core.engine import Counters, Engine
+from pytest_hac.core.cells.cases import Case
+from pytest_hac.core.engine.engine import Counters, Engine
 from pytest_hac.io.cache import DiskCache, Store
 
 PGD = make_spec("pgd", "4/255", steps=2)

@@ -16,7 +16,7 @@ from pytest_hac.codecs import get_codec
 from pytest_hac.codecs.compressai_codec import CompressAICodec
 from pytest_hac.codecs.compressai_zoo import ZOO_MODELS
 from pytest_hac.codecs.fastpath import verify_fast_path
-from pytest_hac.core.defended import Defended
+from pytest_hac.core.engine.targets import Defended
 from pytest_hac.data.builtin import digits
 from pytest_hac.models import get_model
 from pytest_hac.registry import register_codec
@@ -173,8 +173,8 @@ def test_verification_leaves_no_coder_swapped():
 def test_cells_through_the_fast_path_equal_the_real_coder_cells():
     """Same accuracies, same per-image outcomes, same diagnostics and the same attack counts."""
     from pytest_hac.attacks import make_spec
-    from pytest_hac.core.cases import Case
-    from pytest_hac.core.engine import Engine
+    from pytest_hac.core.cells.cases import Case
+    from pytest_hac.core.engine.engine import Engine
 
     model, data = get_model("tiny-cnn"), digits(samples=4)
     # every attack step through the real coder entropy-codes: two steps and twenty queries say it

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.cases import Case
-from pytest_hac.core.engine import Engine
-from pytest_hac.core.gallery import THUMBNAIL, choose, merge
+from pytest_hac.core.cells.cases import Case
+from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.engine.gallery import THUMBNAIL, choose, merge
 
 PGD = make_spec("pgd", "8/255", steps=2, restarts=2)
 

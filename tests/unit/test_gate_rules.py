@@ -2,7 +2,7 @@
 import pytest
 
 from pytest_hac.attacks import AttackSpec
-from pytest_hac.core.result import Result
+from pytest_hac.core.judge.result import Result
 
 
 def result(k: int, n: int, threshold=None) -> Result:
@@ -30,7 +30,7 @@ def test_the_opt_in_rules_use_the_interval_each_way():
 
 
 def test_gate_failure_names_numbers_rule_and_threshold_as_given():
-    from pytest_hac.core.result import GateFailure
+    from pytest_hac.core.judge.result import GateFailure
 
     r = result(20, 200)  # 0.10, CI about [0.07, 0.15]
     with pytest.raises(GateFailure) as info:

@@ -94,7 +94,43 @@ def test_no_import_cycles():
 def test_type_checking_imports_count():
     """The walk sees imports for type hints only: they are dependencies too."""
     source = "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from .engine import Engine\n"
-    assert _imports(PACKAGE / "core" / "workload.py", source) == {"pytest_hac.core.engine"}
+    assert _imports(PACKAGE / "core" / "engine" / "workload.py", source) == {"pytest_hac.core.engine.engine"}
+
+
+#: The rooms of ``core/``, lowest first: what a cell is, how it is decided, how it is measured. A room may import its
+#: own and those below, never one above (the engine reads cells and judges them; a judgement never runs the engine).
+CORE_ROOMS = ["cells", "judge", "engine"]
+
+
+def test_core_is_three_rooms_that_point_down():
+    core = PACKAGE / "core"
+    assert sorted(p.name for p in core.iterdir() if p.suffix == ".py") == ["__init__.py"]
+    assert sorted(p.name for p in core.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(CORE_ROOMS)
+    upward = []
+    for path in sorted(core.rglob("*.py")):
+        room = path.relative_to(core).parts[0]
+        if room == "__init__.py":
+            continue
+        for target in _imports(path):
+            parts = target.split(".")
+            if parts[:2] == ["pytest_hac", "core"] and len(parts) > 2:
+                if CORE_ROOMS.index(parts[2]) > CORE_ROOMS.index(room):
+                    upward.append(f"{_module(path)} imports {target}")
+    assert upward == []
+
+
+def test_cells_and_judge_import_no_torch():
+    """What a cell is and how it is decided work without torch: the plugin collects and decides (merges, compares,
+    trends) without loading it."""
+    import subprocess
+    import sys
+
+    modules = [_module(p) for room in ("cells", "judge") for p in sorted((PACKAGE / "core" / room).rglob("*.py"))]
+    code = (f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+            "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.'))[:3])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout.strip()
+    assert out == "[]"
 
 
 def test_no_two_modules_import_each_other():

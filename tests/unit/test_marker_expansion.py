@@ -2,7 +2,7 @@
 import pytest
 
 from pytest_hac.attacks import DEFAULT_QUERIES
-from pytest_hac.core.cases import expand
+from pytest_hac.core.cells.cases import expand
 from pytest_hac.errors import HacError
 
 
@@ -118,7 +118,7 @@ def test_bad_marker_arguments(kwargs, message):
 
 
 def test_the_worst_case_is_a_cell_when_a_gate_or_the_threats_name_it():
-    from pytest_hac.core.cases import expand
+    from pytest_hac.core.cells.cases import expand
 
     cases = expand({"codecs": {"jpeg": [50]}, "threats": ["clean", "oblivious"], "attack": ["pgd", "cw"],
                     "min_accuracy": {"worst": 0.3, "oblivious": 0.5}}, {"eps": "4/255"})
@@ -133,7 +133,7 @@ def test_the_worst_case_is_a_cell_when_a_gate_or_the_threats_name_it():
 
 
 def test_threat_thresholds_do_not_gate_a_minimum_norm_attack():
-    from pytest_hac.core.cases import expand
+    from pytest_hac.core.cells.cases import expand
 
     by_threat = expand({"codecs": {"jpeg": [50]}, "threats": ["oblivious"], "attack": ["pgd", "cw"],
                         "min_accuracy": {"oblivious": 0.5}}, {"eps": "4/255"})

@@ -2,8 +2,8 @@
 import pytest
 
 from pytest_hac.__main__ import main as hac_main
-from pytest_hac.core.result import Result
-from pytest_hac.core.verdict import Status, Verdict
+from pytest_hac.core.judge.result import Result
+from pytest_hac.core.judge.verdict import Status, Verdict
 from pytest_hac.report.output import write_report
 from pytest_hac.report.schema import Cell, Report, Scope, load_report
 

@@ -3,7 +3,7 @@ import importlib.util
 from pathlib import Path
 
 from pytest_hac.attacks import AttackSpec
-from pytest_hac.core.result import Result
+from pytest_hac.core.judge.result import Result
 
 SPEC = importlib.util.spec_from_file_location("paper_findings", Path(__file__).parents[2] / "suites/paper/findings.py")
 findings = importlib.util.module_from_spec(SPEC)

@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pytest_hac.codecs import get_codec, validate_quality
+from pytest_hac.codecs import get_codec
 from pytest_hac.codecs.pillow_codecs import FORMATS, codec_libraries
 from pytest_hac.data import load_dataset
 from pytest_hac.errors import HacError
-from pytest_hac.registry import CODECS
+from pytest_hac.registry import CODECS, validate_quality
 
 QUALITY = {"webp": 50, "avif": 50, "jpeg2000": 30, "jpegxl": 50}
 #: Six qualities across each range, low to high.

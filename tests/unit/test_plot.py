@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from pytest_hac.attacks import AttackSpec
-from pytest_hac.core.result import Result
-from pytest_hac.core.verdict import Reason, ReasonKind, Status, Verdict
+from pytest_hac.core.judge.result import Result
+from pytest_hac.core.judge.verdict import Reason, ReasonKind, Status, Verdict
 from pytest_hac.report.plot import FAILED_GID, THRESHOLD_GID, figure, style, write_plot
 from pytest_hac.report.schema import Cell, Report
 

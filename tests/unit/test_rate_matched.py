@@ -2,7 +2,7 @@
 import pytest
 
 from pytest_hac.attacks import AttackSpec
-from pytest_hac.core.result import Result
+from pytest_hac.core.judge.result import Result
 from pytest_hac.report.eps_plot import SERIES_GID, eps_figure, eps_png, panels
 from pytest_hac.report.output import write_report
 from pytest_hac.report.rate_matched import Measured, at_rate, common_rates, rate_markdown, rate_tables

@@ -5,7 +5,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from pytest_hac.core.soundness import CHECK_NAMES, Finding
+from pytest_hac.core.judge.soundness import CHECK_NAMES, Finding
 from pytest_hac.report.schema import Report, load_report
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_hac"

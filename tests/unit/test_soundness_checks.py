@@ -4,8 +4,8 @@ import pytest
 
 def _result(case_id, threat, correct, eps=4 / 255, attack="pgd", codec="jpeg", **params):
     from pytest_hac.attacks import AttackSpec
-    from pytest_hac.core.diagnostics import Diagnostics
-    from pytest_hac.core.result import Result
+    from pytest_hac.core.judge.diagnostics import Diagnostics
+    from pytest_hac.core.judge.result import Result
 
     diagnostics = Diagnostics.from_dict(params.pop("diagnostics", {}))
     queries = params.pop("queries", None)  # a gradient-free attack's steps are its queries
@@ -17,7 +17,7 @@ def _result(case_id, threat, correct, eps=4 / 255, attack="pgd", codec="jpeg", *
 
 
 def test_soundness_checks_on_synthetic_results():
-    from pytest_hac.core.soundness import check
+    from pytest_hac.core.judge.soundness import check
 
     n = 40
     good, bad = [True] * n, [False] * n
@@ -42,7 +42,7 @@ def test_soundness_checks_on_synthetic_results():
 
 def test_an_attack_with_other_parameters_is_no_evidence_of_masking():
     """Checks compare like with like: a 1-step white-box attack beside a 10-step oblivious one says nothing."""
-    from pytest_hac.core.soundness import check
+    from pytest_hac.core.judge.soundness import check
 
     results = [_result("o4", "oblivious", [True] * 5 + [False] * 35),
                _result("w4", "whitebox", [True] * 40, steps=1)]
@@ -62,7 +62,7 @@ def test_an_attack_with_other_parameters_is_no_evidence_of_masking():
      {"steps_2x": {"steps": 20, "correct": [True] * 29 + [False] + [True] * 10}}),
 ])
 def test_checks_on_what_the_engine_measured(check_name, planted, sound):
-    from pytest_hac.core.soundness import check, status
+    from pytest_hac.core.judge.soundness import check, status
 
     correct = [True] * 30 + [False] * 10
     broken = _result("w4", "whitebox", correct, diagnostics=planted)
@@ -73,7 +73,7 @@ def test_checks_on_what_the_engine_measured(check_name, planted, sound):
 
 
 def test_a_weak_query_budget_is_flagged():
-    from pytest_hac.core.soundness import check
+    from pytest_hac.core.judge.soundness import check
 
     weak = _result("q4", "query", [True] * 10, attack="square", queries=100)
     strong = _result("q4", "query", [True] * 10, attack="square", queries=5000)
@@ -82,7 +82,7 @@ def test_a_weak_query_budget_is_flagged():
 
 
 def test_checks_with_nothing_to_check_say_so():
-    from pytest_hac.core.soundness import status
+    from pytest_hac.core.judge.soundness import status
 
     states = status([_result("c", "clean", [True] * 4), _result("o4", "oblivious", [True] * 4)])
     assert states["eps0-equals-clean"] == "not run: no eps-0 cell beside a clean cell"
@@ -92,7 +92,7 @@ def test_checks_with_nothing_to_check_say_so():
 
 
 def test_worst_case_counts_an_image_only_if_it_survives_everything():
-    from pytest_hac.core.soundness import worst_case
+    from pytest_hac.core.judge.soundness import worst_case
 
     clean = _result("c", "clean", [True, True, True, False])
     a = _result("o4", "oblivious", [True, False, True, True])

@@ -2,7 +2,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_hac.core.stats import mcnemar_drop_pvalue, two_proportion_drop_pvalue, wilson_interval
+from pytest_hac.core.judge.stats import mcnemar_drop_pvalue, two_proportion_drop_pvalue, wilson_interval
 
 
 @given(n=st.integers(1, 5000), data=st.data())

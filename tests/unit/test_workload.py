@@ -2,10 +2,10 @@
 import pytest
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.cases import Case
-from pytest_hac.core.defense import IDENTITY, Defense
-from pytest_hac.core.engine import Engine
-from pytest_hac.core.workload import measure, planned_passes, seconds, weights, workload
+from pytest_hac.core.cells.cases import Case
+from pytest_hac.core.cells.defense import IDENTITY, Defense
+from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.engine.workload import measure, planned_passes, seconds, weights, workload
 
 PGD = make_spec("pgd", "8/255", steps=3, restarts=2)
 
@@ -64,7 +64,7 @@ def test_warm_up_times_each_kind_of_pass(engine):
 def test_planned_probes_are_the_probes_the_engine_runs_each_once():
     """Every soundness probe (zero-gradient, large-eps, undefended large-eps, steps 2x) is planned once per key,
     at the first cell that runs it, and the plan's batches are the batches the engine's probes run."""
-    from pytest_hac.core.workload import probe_seconds
+    from pytest_hac.core.engine.workload import probe_seconds
 
     fresh = Engine(_model(), _data(), batch_size=4, soundness="thorough")
     works = workload(fresh, CASES)

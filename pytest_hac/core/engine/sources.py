@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..attacks import AttackSpec
-from .cases import Case
-from .defended import gradient_paths
-from .defense import IDENTITY, Defense
+from ...attacks import AttackSpec
+from ..cells.cases import Case
+from ..cells.defense import IDENTITY, Defense, gradient_paths
 from .keys import AdvKey, CleanKey, CodecRef, GradientKey, SourceKey
 
 
 def source_keys(case: Case, n: int, *, steps: int | None = None) -> list[SourceKey]:
     """The images that reach the defense: the clean ones, or one adversarial set per gradient path
-    (:func:`~.defended.gradient_paths`: several for adaptive cells) and restart, each on ``n`` images."""
+    (:func:`~.targets.gradient_paths`: several for adaptive cells) and restart, each on ``n`` images."""
     if not case.threat.attacked or case.attack is None:
         return [CleanKey()]
     spec = case.attack if steps is None else replace(case.attack, steps=steps)

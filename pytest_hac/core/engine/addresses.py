@@ -11,11 +11,11 @@ from functools import cached_property
 
 import torch
 
-from ..codecs import Codec
-from ..data import Dataset
-from ..io.cache import Store, codec_fingerprint, data_fingerprint, model_fingerprint
-from ..models import Classifier
-from ..registry import ATTACKS
+from ...codecs import Codec
+from ...data import Dataset
+from ...io.cache import Store, codec_fingerprint, data_fingerprint, model_fingerprint
+from ...models import Classifier
+from ...registry import ATTACKS
 from .keys import AdvKey, Chunk, CodecRef, Key, content, model_free
 
 

@@ -10,7 +10,7 @@ soundness probes' own images show nothing.
 
 What a cell shows is linked by the engine (:meth:`Gallery.link`): the (source, defense)
 pairs the cell evaluated. With restarts, each image shows the first restart the pipeline
-gets wrong (else the first), as :func:`~.judged.worst_of` counts it.
+gets wrong (else the first), as :func:`~.outcome.worst_of` counts it.
 
 :meth:`Gallery.to_dict` is JSON (thumbnails in base64): it travels from xdist workers to the
 controller and is what :mod:`pytest_hac.report.html` renders.
@@ -26,8 +26,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..data import Dataset
-from .defense import Defense
+from ...data import Dataset
+from ..cells.defense import Defense
 from .keys import CleanKey, SourceKey
 
 #: The longest side of a thumbnail, in pixels: keeps the page a few MB at most.

@@ -3,8 +3,8 @@
 **Memory is bounded by a chunk, not by the data set.** Images are stored as the 8-bit
 pixels they were decoded to; a cell walks the data set chunk by chunk (``chunk_size``
 images, a multiple of the batch size, set by the memory budget) and keeps of each image
-only its *outcome* (:class:`~.judged.Outcome`: correct or not, bits per pixel, PSNR), a few
-numbers per image (:mod:`.outcomes`). Tensors a later cell still needs are stored per chunk under
+only its *outcome* (:class:`~.outcome.Outcome`: correct or not, bits per pixel, PSNR), a few
+numbers per image (:mod:`.chunks`). Tensors a later cell still needs are stored per chunk under
 typed keys (:mod:`.keys`): adversarial sets (float32) and codec rounds (uint8, exactly the 8-bit
 images a codec decodes to). The store is a memory LRU within the budget that spills what it evicts
 to a session scratch folder (and, with ``--hac-cache``, writes through to a disk cache
@@ -27,13 +27,13 @@ What is reused, each computed once per session:
 What a verdict rests on:
 
 * whitebox and adaptive attacks use the codec's ``approximate`` for gradients only
-  (:mod:`.defended`); every cell is evaluated through the real codec;
+  (:mod:`.targets`); every cell is evaluated through the real codec;
 * ``restarts=R`` runs R seeded restarts, and an adaptive cell runs each restart along
   several gradient paths (BPDA with the codec's approximation, the identity, or the approximation
-  in the first round only, and the white-box attack, :mod:`.defended`); an image counts as
+  in the first round only, and the white-box attack, :mod:`.targets`); an image counts as
   correct only if the evaluated pipeline gets it right on every one (worst case per image), so each
   set after the first attacks only the images every earlier one left correct (the cascade:
-  :meth:`.outcomes.Outcomes.cascade`; per-image seeds make every image's outcome what it is over full sets);
+  :meth:`.chunks.Outcomes.cascade`; per-image seeds make every image's outcome what it is over full sets);
 * attacks are checked, not corrected (:func:`~pytest_hac.attacks.budget.check_budget`);
 * random starts are drawn per image, from a seed of (``--hac-seed``, attack, restart, image
   id): an image's adversarial example does not depend on its batch, its chunk, the order
@@ -43,7 +43,7 @@ What a verdict rests on:
   (:mod:`.seeding`).
 
 The passes themselves (attacks, codec round trips, predictions) are :mod:`.passes`, run in batches
-with out-of-memory back-off by :mod:`.batches`; the label checks are :mod:`.label_checks`.
+with out-of-memory back-off by :mod:`.batches`; the label checks are :mod:`pytest_hac.data.label_checks`.
 
 ``Engine(model, dataset).evaluate(case)`` works without pytest.
 """
@@ -57,28 +57,28 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from ..attacks import AttackSpec, Threat
-from ..codecs import Codec
-from ..data import Dataset
-from ..errors import HacError
-from ..io.cache import Store
-from ..models import Classifier
+from ...attacks import AttackSpec, Threat
+from ...codecs import Codec
+from ...data import Dataset
+from ...data.label_checks import check_labels
+from ...errors import HacError
+from ...io.cache import Store
+from ...models import Classifier
+from ..cells.cases import Case, check_eot
+from ..cells.defense import Defense
+from ..judge.diagnostics import Diagnostics
+from ..judge.result import Result, worst_per_image
+from ..judge.soundness import SOUNDNESS_MODES
 from . import probes
 from .addresses import Addresses
 from .batches import Batches, Counters, ProgressFn, first_batch_sizes
-from .cases import Case, check_eot
-from .defense import Defense
-from .diagnostics import Diagnostics
+from .chunks import Outcomes
 from .gallery import Gallery, class_names
-from .judged import Outcome, psnr_per_image, worst_of
 from .keep_plan import KeepPlan
 from .keys import AdvKey, SourceKey
-from .label_checks import check_labels
-from .outcomes import Outcomes
+from .outcome import Outcome, psnr_per_image, worst_of
 from .passes import Passes
-from .result import Result, worst_per_image
 from .seeding import Seeds
-from .soundness import SOUNDNESS_MODES
 from .sources import adversarial_key, source_keys
 
 __all__ = ["Counters", "Engine", "ProgressFn", "WORKING_COPIES", "mean_psnr"]
@@ -272,7 +272,7 @@ class Engine:
 
     def cascade(self, case: Case, keys: list[SourceKey]) -> list[Outcome]:
         """The outcomes of ``case``'s sets ``keys`` (gradient path x restart, in order) through its defense, each set
-        attacking only the images every earlier one left correct (:meth:`.outcomes.Outcomes.cascade`)."""
+        attacking only the images every earlier one left correct (:meth:`.chunks.Outcomes.cascade`)."""
         defense = case.defense
         return self.outcomes.cascade(keys, defense, random=self.stochastic(defense.codec, defense.quality))
 
@@ -323,7 +323,8 @@ class Engine:
         self.store.close()
 
     def _check_eot(self, case: Case) -> None:
-        """EOT over a deterministic defense repeats one gradient (:func:`.cases.check_eot`, with the codec built)."""
+        """EOT over a deterministic defense repeats one gradient (:func:`..cells.cases.check_eot`, with the codec
+        built)."""
         spec = case.attack
         if spec.eot == 1 or case.codec == "identity":
             check_eot(spec, case.threat, case.codec)

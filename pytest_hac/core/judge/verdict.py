@@ -68,7 +68,7 @@ def decide(result: Result, *, threshold: float | None, rule: str, test_failure: 
     Args:
         result: what the cell measured.
         threshold: the cell's gate (the thresholds file's, else the marker's); None: no threshold.
-        rule: the gate rule (:data:`~pytest_hac.core.result.GATE_RULES`).
+        rule: the gate rule (:data:`~.result.GATE_RULES`).
         test_failure: the test body's own failure (a stricter assertion, or an error), if it had one.
         comparison: the cell against the baseline (None: no baseline cell).
         compare_fail: ``--hac-fail-drop`` (None: comparisons inform, never fail).

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attacks import AttackSpec
-from ..formats import duration
+from ...attacks import AttackSpec
+from ...formats import duration
 
 __all__ = ["LONG_SECONDS", "Plan", "plan_attack", "planned_passes", "worth_planning"]
 

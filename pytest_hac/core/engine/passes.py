@@ -12,18 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attacks import AttackSpec, build_attack
-from ..attacks.budget import check_budget
-from ..codecs import Codec, get_codec
-from ..data import Dataset
-from ..errors import HacError
-from ..models import Classifier, check_logits
+from ...attacks import AttackSpec, build_attack
+from ...attacks.budget import check_budget
+from ...codecs import Codec, get_codec
+from ...data import Dataset
+from ...errors import HacError
+from ...models import Classifier, check_logits
+from ..cells.defense import Defense
 from .batches import Batches
 from .cost import plan_attack, worth_planning
-from .defended import Defended
-from .defense import Defense
 from .keys import AdvKey, CodecRef, GradientKey, Key
 from .seeding import Seeds
+from .targets import Defended
 
 
 class Passes:

@@ -15,10 +15,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..attacks import Threat, eps_label
-from .cases import Case
-from .defended import masking_hint
-from .defense import Defense
+from ...attacks import Threat, eps_label
+from ..cells.defense import Defense, masking_hint
 from .diagnostics import Diagnostics
 from .result import Result, worst_per_image
 from .stats import SIGNIFICANCE_LEVEL, mcnemar_drop_pvalue, wilson_interval
@@ -305,43 +303,6 @@ def status(results: list[Result], findings: list[Finding] | None = None) -> dict
     did = ran(results)
     return {c.name: "flagged" if c.name in flagged else "ok" if did[c.name] else f"not run: {c.needs}"
             for c in CHECKS}
-
-
-def dependencies(case: Case, universe: Sequence[Case]) -> list[Case]:
-    """The cells whose results the checks need to judge ``case`` (the cells a finding on it compares with).
-
-    A verdict is final when its cell's test ends, so these are evaluated on demand inside that test,
-    whether or not they are selected, in this shard or run later (the engine memoizes them, so a full
-    run does no extra work). ``universe`` is every cell collected in the session; a reference cell it
-    lacks is built (the oblivious twin of an informed cell, the clean twin of an eps-0 cell).
-
-    * informed-not-weaker: a white-box or adaptive cell, against the oblivious cell of its defense and attack;
-    * gradient-free-not-stronger: a white-box or adaptive cell, against the query cells of its defense, eps, norm;
-    * monotone-in-eps: a cell, against the same defense, threat and attack at smaller eps;
-    * eps0-equals-clean: an eps-0 cell, against its defense's clean cell;
-    * worst cells: their parts and what the parts depend on (a worst cell inherits its parts' findings).
-    """
-    if case.parts:
-        return list(dict.fromkeys([*case.parts, *(d for p in case.parts for d in dependencies(p, universe))]))
-    spec = case.attack
-    if spec is None or not case.threat.attacked or spec.min_norm:
-        return []
-    same = [c for c in universe if c.defense == case.defense
-            and not c.threat.info.combines and c.identity != case.identity]
-    deps: list[Case] = []
-    if case.threat.info.informed and case.codec != "identity" and spec.eot == 1:
-        twin = Case(case.codec, case.quality, case.rounds, Threat.OBLIVIOUS, spec,
-                    id=case.id.replace(f"-{case.threat}-", f"-{Threat.OBLIVIOUS}-", 1))
-        deps.append(next((c for c in same if c.identity == twin.identity), twin))
-    if case.threat.info.informed:
-        deps += [c for c in same if c.threat.info.queries and c.attack.eps == spec.eps and c.attack.norm == spec.norm]
-    if not case.threat.info.queries:
-        deps += [c for c in same if c.threat is case.threat and c.attack is not None and not c.attack.min_norm
-                 and c.attack.without_eps() == spec.without_eps() and c.attack.eps < spec.eps]
-    if spec.eps == 0:
-        clean = Case(case.codec, case.quality, case.rounds, Threat.CLEAN, None, id=f"{case.defense}-clean")
-        deps.append(next((c for c in same if c.identity == clean.identity), clean))
-    return list(dict.fromkeys(deps))
 
 
 def worst_case(results: list[Result]) -> list[Result]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..attacks import DEFAULT_QUERIES, AttackSpec, eps_label, make_spec
-from ..errors import HacError
+from ...attacks import DEFAULT_QUERIES, AttackSpec, eps_label, make_spec
+from ...errors import HacError
 
 #: Attack parameters a cell id names when they differ from the run's defaults or between the marker's
 #: attacks of one name, in this order, with their id tags (``-pgd-eps8``, ``-square-q1500``).

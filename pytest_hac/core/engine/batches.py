@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..data import Dataset
-from ..errors import HacError
-from ..models import Classifier
+from ...data import Dataset
+from ...errors import HacError
+from ...models import Classifier
 from .autobatch import cpu_batch
 
 #: Stages with their own batch size: an attack needs several times the memory of a forward pass.
@@ -35,7 +35,7 @@ class Counters:
 
     ``attack_images`` counts the images each distinct attack set (gradient path x restart) attacked, once:
     the first set of a cell every image, each later one only the images every earlier one left correct
-    (the cascade, :meth:`.outcomes.Outcomes.cascade`); a set shared with another cell (the white-box one,
+    (the cascade, :meth:`.chunks.Outcomes.cascade`); a set shared with another cell (the white-box one,
     an oblivious attack) once. ``oom_backoffs`` counts batches halved after CUDA ran out of memory.
     """
 

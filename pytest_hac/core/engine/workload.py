@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch.nn import functional as F
 
-from .cases import Case
-from .defense import IDENTITY, Defense
+from ..cells.cases import Case
+from ..cells.defense import IDENTITY, Defense
 from .keys import AdvKey, CodecRef, SourceKey
 from .probes import PROBE_IMAGES, planned
 from .sources import coded, defense_of, gradient_key, seen_by

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..data import Dataset
+from ...data import Dataset
 from .keys import AdvKey, Key
 
 

@@ -8,8 +8,8 @@ reusable is kept, within the budget, spilling to scratch.
 """
 from __future__ import annotations
 
-from .cases import Case
-from .defense import Defense
+from ..cells.cases import Case
+from ..cells.defense import Defense
 from .keys import AdvKey, Chunk, RoundKey, SourceKey
 from .sources import coded, source_keys
 

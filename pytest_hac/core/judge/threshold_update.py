@@ -20,9 +20,9 @@ import re
 import tomllib
 from pathlib import Path
 
-from ..errors import HacError
-from ..formats import toml_key
-from ..io.files import atomic_write
+from ...errors import HacError
+from ...formats import toml_key
+from ...io.files import atomic_write
 
 #: The first lines of a file this creates.
 HEADER = ("# pytest-hac thresholds ([model] \"cell\" = minimum accuracy), see the README's \"Thresholds files\".\n"

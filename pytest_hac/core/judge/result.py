@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..attacks import AttackSpec, Threat
-from .defense import Defense
+from ...attacks import AttackSpec, Threat
+from ..cells.defense import Defense
 from .diagnostics import Diagnostics
 from .stats import wilson_interval
 

@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..attacks import AttackSpec, Threat, attack_info, implausible_eps, make_spec
-from ..codecs import validate_quality
-from ..errors import BudgetWarning, HacError
-from ..registry import ATTACKS, CODECS, AttackInfo
+from ...attacks import AttackSpec, Threat, attack_info, implausible_eps, make_spec
+from ...errors import BudgetWarning, HacError
+from ...registry import ATTACKS, CODECS, AttackInfo, validate_quality
 from .cell_ids import attack_ids
 from .defense import Defense
 

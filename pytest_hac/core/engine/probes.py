@@ -1,6 +1,6 @@
-"""Soundness probes: measurements the engine makes while a cell runs, for :mod:`.soundness`.
+"""Soundness probes: measurements the engine makes while a cell runs, for :mod:`..judge.soundness`.
 
-An attacked cell's :class:`~.diagnostics.Diagnostics`: correct counts per restart and per gradient
+An attacked cell's :class:`~..judge.diagnostics.Diagnostics`: correct counts per restart and per gradient
 path, the zero-gradient share (per path), the attack at :data:`PROBE_EPS` through each of the cell's
 gradient paths (white-box and adaptive cells, on the first 32 images) and against the bare model (the
 first 64), the codec's stand-in against its decoded images (cells whose attack follows the stand-in,
@@ -20,13 +20,12 @@ from typing import Protocol
 
 from torch import Tensor
 
-from ..attacks import AttackSpec, make_spec
-from .cases import Case
-from .defended import follows_stand_in, gradient_paths
-from .defense import IDENTITY, Defense
-from .diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, StandIn, ZeroGradient
-from .judged import Outcome, worst_of
+from ...attacks import AttackSpec, make_spec
+from ..cells.cases import Case
+from ..cells.defense import IDENTITY, Defense, follows_stand_in, gradient_paths
+from ..judge.diagnostics import Diagnostics, LargeEpsProbe, MoreSteps, StandIn, ZeroGradient
 from .keys import AdvKey, SourceKey
+from .outcome import Outcome, worst_of
 
 #: An L-inf budget that breaks every classifier whose gradients carry information (Carlini et al., 2019,
 #: "On evaluating adversarial robustness"), on a subset: a probe, not a cell. Also the undefended

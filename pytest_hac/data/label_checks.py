@@ -1,9 +1,9 @@
 """The engine's label checks: a data set's labels must be classes the model predicts; each error names the fix."""
 from __future__ import annotations
 
-from ..data import Dataset
 from ..errors import HacError
 from ..models import Classifier
+from . import Dataset
 
 
 def check_labels(model: Classifier, dataset: Dataset) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..attacks import AttackSpec
+from ...attacks import AttackSpec
 
 
 @dataclass(frozen=True)

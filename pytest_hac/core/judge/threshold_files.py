@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import HacError
-from ..formats import THRESHOLDS_FILE
-from .cases import Case
+from ...errors import HacError
+from ...formats import THRESHOLDS_FILE
+from ..cells.cases import Case
 from .gates import Thresholds
 
 

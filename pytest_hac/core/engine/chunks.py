@@ -2,7 +2,7 @@
 
 A source (clean pixels or an adversarial set) is walked ``chunk_size`` images at a time: its
 chunk, each real codec round from the previous one, the classifier; of each image only its
-:class:`~.judged.Outcome` (correct, bits per pixel, PSNR) is kept. Adversarial chunks (float32)
+:class:`~.outcome.Outcome` (correct, bits per pixel, PSNR) is kept. Adversarial chunks (float32)
 and codec rounds (uint8, exactly the 8-bit images a codec decodes to) are stored under
 :class:`~.keys.Chunk` keys only while a pending planned case needs them (:class:`.keep_plan.KeepPlan`);
 the store spills what memory cannot hold instead of recomputing it.
@@ -12,15 +12,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..data import Dataset
-from ..io.cache import Store
+from ...data import Dataset
+from ...io.cache import Store
+from ..cells.defense import Defense
 from .addresses import Addresses
 from .batches import Batches
-from .defense import Defense
 from .gallery import Gallery
-from .judged import Outcome, psnr_per_image
 from .keep_plan import KeepPlan
 from .keys import AdvKey, Chunk, CleanKey, GradientKey, NormKey, OutcomeKey, RoundKey, SourceKey, StandInKey
+from .outcome import Outcome, psnr_per_image
 from .passes import Passes
 from .sources import coded, defense_of, gradient_key
 
@@ -91,7 +91,7 @@ class Outcomes:
         """The outcomes of one cell's sets ``keys`` (gradient path x restart, in order) through ``defense``, each set
         attacking only the images every earlier one left correct (:meth:`survivors`); ``random``: the defense is.
 
-        :func:`~.judged.worst_of` over them is what it is over full sets, image by image. A set attacks every image
+        :func:`~.outcome.worst_of` over them is what it is over full sets, image by image. A set attacks every image
         where the cascade cannot apply or would not save work: the first set, a set shared by every defense (the
         bare model's), an attack whose result on an image depends on its batch (not ``AttackInfo.per_image``), a
         random defense (its draws are per batch), a set already known on every image, or one a pending planned
@@ -126,7 +126,7 @@ class Outcomes:
         """``source`` through ``defense`` attacked and judged on the images ``alive`` marks only (the cascade).
 
         The others count as correct (this set broke none of them; an earlier set did) with NaN bpp and PSNR,
-        so :func:`~.judged.worst_of` after the earlier sets keeps what it would keep over full sets. Nothing is
+        so :func:`~.outcome.worst_of` after the earlier sets keeps what it would keep over full sets. Nothing is
         stored: a subset serves this cell alone.
         """
         ref, rounds = coded(defense)

@@ -6,10 +6,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..attacks import describe_attack
-from ..errors import HacError
-from ..formats import toml_key
-from .cases import parse_fraction
+from ...attacks import describe_attack
+from ...errors import HacError
+from ...formats import toml_key
+from ..cells.cases import parse_fraction
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
 from .stats import mcnemar_drop_pvalue

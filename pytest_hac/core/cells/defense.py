@@ -1,4 +1,5 @@
-"""Where the attacker stands: which module a threat's attack differentiates (or queries).
+"""A defense (a codec at a quality, applied a number of rounds; ``identity``: none) and where the attacker
+stands against it: which module a threat's attack differentiates (or queries), by gradient path.
 
 * ``oblivious``: the bare model ("bare"); the defense is applied afterwards;
 * ``whitebox``: the model behind the codec's differentiable stand-in ("approximate");
@@ -20,12 +21,27 @@ An undefended cell (codec ``identity``) is attacked on the bare model whatever t
 """
 from __future__ import annotations
 
-from torch import Tensor, nn
+from typing import NamedTuple
 
-from ..attacks import Threat
-from ..codecs import Codec
-from ..models import Classifier
-from ..registry import CODECS
+from ...attacks import Threat
+from ...registry import CODECS
+
+
+class Defense(NamedTuple):
+    """``(codec, quality, rounds)``; its ``str`` is the label cell ids start with: ``jpeg-q50-r1``."""
+
+    codec: str
+    quality: int | None
+    rounds: int
+
+    def __str__(self) -> str:
+        q = "" if self.quality is None else f"-q{self.quality}"
+        return f"{self.codec}{q}-r{self.rounds}"
+
+
+#: No defense: the bare model (what an attack on the ``bare`` path sees).
+IDENTITY = Defense("identity", None, 1)
+
 
 #: Paths that are another path at one round (no later round to treat apart).
 SAME_AT_ONE_ROUND = {"bpda-first": "bpda"}
@@ -71,44 +87,3 @@ def masking_hint(threat: Threat) -> str:
         tries.append("the adaptive threat, which also follows the identity gradient (BPDA: real codec forward, "
                      "identity backward) and keeps the per-image worst case")
     return "what to try: " + "; ".join(tries)
-
-
-
-class Defended(nn.Module):
-    """``classifier(defense^rounds(x))`` with the defense in one of the gradient :data:`MODES`.
-
-    * ``approximate``: the codec's differentiable stand-in (white-box);
-    * ``bpda``: the real codec forward, the stand-in's gradient backward (adaptive);
-    * ``bpda-identity``: the real codec forward, the identity backward (adaptive);
-    * ``bpda-first``: the real codec forward, the stand-in's gradient backward in the first round
-      and the identity in later ones (adaptive);
-    * ``real``: the real codec, no gradient (queries only).
-    """
-
-    def __init__(self, classifier: Classifier, codec: Codec, rounds: int, mode: str) -> None:
-        super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        self.classifier = classifier  # registered, so torchattacks finds a device from its parameters
-        self.codec = codec
-        self.rounds = rounds
-        self.mode = mode
-        # torchattacks restores the mode it found: a module left in training mode would
-        # switch the classifier's BatchNorm to batch statistics for good.
-        self.eval()
-
-    def forward(self, x: Tensor) -> Tensor:
-        for k in range(self.rounds):
-            x = self._defend(x, k)
-        return self.classifier(x)
-
-    def _defend(self, x: Tensor, k: int) -> Tensor:
-        # The codec decides how to reach its decoded image cheaply (its verified fast path, see codecs.fastpath).
-        if self.mode == "approximate":
-            return self.codec.approximate(x)
-        if self.mode == "real":
-            return self.codec.attack_decode(x.detach())
-        if BPDA_BACKWARD[self.mode][min(k, 1)] == "approximate":
-            return self.codec.bpda(x)
-        real = self.codec.attack_decode(x.detach())
-        return x + (real - x).detach()  # the identity backward

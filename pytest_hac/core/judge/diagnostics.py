@@ -1,6 +1,6 @@
 """What the engine measured while a cell ran, for :mod:`.soundness`: typed, a dict only in JSON.
 
-An attacked cell's :class:`Diagnostics` (:mod:`.probes` measures them); a worst cell's names its parts.
+An attacked cell's :class:`Diagnostics` (:mod:`..engine.probes` measures them); a worst cell's names its parts.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class LargeEpsProbe:
-    """The cell's attack at a large eps (:data:`.probes.PROBE_EPS`) on the first ``n`` images: ``correct``
+    """The cell's attack at a large eps (:data:`..engine.probes.PROBE_EPS`) on the first ``n`` images: ``correct``
     survived, per image the worst case over the gradient paths; ``paths``: survivors per path (adaptive)."""
 
     eps: float

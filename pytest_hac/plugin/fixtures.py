@@ -80,7 +80,7 @@ def cell_weights(session: pytest.Session, engine) -> dict[str, float]:
 
 def planned_passes(session: pytest.Session, engine) -> dict[str, dict[str, int]]:
     """Per selected cell, its and its probes' image passes by kind (this process's estimate of the time left)."""
-    from ..core import workload
+    from ..core.engine import workload
 
     return {w.case_id: workload.planned_passes([w]) for w in workload.workload(engine, _selected(session))}
 

@@ -63,7 +63,7 @@ def test_no_rendering_summary_or_command_derives_findings_or_worst_cases():
         if path.name == "schema.py":  # where a report is built
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("core.soundness"):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("judge.soundness"):
                 offenders += [f"{path.name}: {a.name}" for a in node.names if a.name in derived]
     # the run decides a verdict with the checks (once, in the cell's test): it is the one caller outside the schema
     assert offenders == ["hac_run.py: check"]

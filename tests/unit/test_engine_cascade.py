@@ -104,3 +104,16 @@ def test_zero_gradient_probe_reuses_the_attacks_gradient_at_the_clean_images(mod
     for path in ("approximate", "bpda", "bpda-identity"):
         assert e.zero_gradients(path, c.defense).equal(fresh.zero_gradients(path, c.defense)), path
     assert fresh.batches.passes["attack:bpda"] == len(data.labels)  # what the probe costs when it runs
+
+
+def test_zero_gradient_probe_estimates_its_share_on_the_first_256_images(model):
+    """One gradient pass per image and path on at most 256 images, however many the cell evaluates."""
+    from pytest_hac.core.engine.probes import ZERO_GRADIENT_IMAGES
+    from pytest_hac.data import load_dataset
+
+    data = load_dataset("digits", resize=32, crop=32, samples=300)
+    e = Engine(model, data, batch_size=64)
+    r = e.evaluate(case("jpeg", 60, 1, "whitebox", make_spec("pgd", "4/255", steps=1)))
+    assert r.diagnostics.zero_gradient.of == ZERO_GRADIENT_IMAGES == 256
+    large_eps = r.diagnostics.large_eps.n * 1  # one step, stopped early at most
+    assert e.batches.passes["attack:approximate"] == 300 + ZERO_GRADIENT_IMAGES + large_eps

@@ -172,7 +172,7 @@ class Outcomes:
     def _clean_gradients(self, source: AdvKey, a: int, bad: Tensor) -> None:
         """Zero-gradient flags an attack took at the clean images ``a:a+len(bad)`` (FGSM, BIM): once every image
         of the data set has them, they are the zero-gradient probe's answer on ``source``'s path and defense."""
-        key = GradientKey(source.path, source.codec, source.rounds)
+        key = GradientKey(source.path, source.codec, source.rounds, len(self.labels))
         if source.restart or source.until_broken or source.n != len(self.labels) or key in self.store:
             return
         part = self._partial_gradients.setdefault(key, {})
@@ -211,12 +211,14 @@ class Outcomes:
         self.store.put(key, (norms,), self.address(key))
         return norms
 
-    def zero_gradients(self, path: str, defense: Defense) -> Tensor:
-        """Per image: is the input gradient at the clean image through ``path`` all zero or not finite? Once."""
-        key = gradient_key(path, defense)
-        hit = self.store.get(key, self.address(key))
-        if hit is not None:
-            return hit[0]
+    def zero_gradients(self, path: str, defense: Defense, n: int) -> Tensor:
+        """Per image of the first ``n``: is the input gradient at the clean image through ``path`` all zero or not
+        finite? Once; read from an attack that took it on every image (:meth:`_clean_gradients`) where one did."""
+        key = gradient_key(path, defense, n)
+        for known in (key, gradient_key(path, defense, len(self.labels))):
+            hit = self.store.get(known, self.address(known))
+            if hit is not None:
+                return hit[0][:n]
         bad = self.passes.zero_gradients(self.passes.target(path, defense), key)
         self.store.put(key, (bad,), self.address(key))
         return bad

@@ -114,14 +114,17 @@ class Chunk:
 
 @dataclass(frozen=True)
 class GradientKey:
-    """Per image: is the input gradient of the attack loss zero or not finite (through ``path``)?"""
+    """Per image of the first ``n``: is the input gradient of the attack loss zero or not finite (through ``path``)?"""
 
     path: str
     codec: CodecRef | None
     rounds: int
+    n: int
 
     def parts(self) -> tuple:
-        return ("zerograd", "bare") if self.path == "bare" else ("zerograd", self.path, self.codec, self.rounds)
+        if self.path == "bare":
+            return ("zerograd", "bare", self.n)
+        return ("zerograd", self.path, self.codec, self.rounds, self.n)
 
 
 @dataclass(frozen=True)

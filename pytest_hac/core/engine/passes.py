@@ -204,8 +204,8 @@ class Passes:
         return relative, self.predict(approx) != self.predict(real)
 
     def zero_gradients(self, target: nn.Module, key: GradientKey) -> Tensor:
-        """Per image: is the input gradient of the cross-entropy of ``target`` at the clean image all zero
-        or not finite? Counted as attack batches (probes, inside :meth:`.batches.Batches.probing`)."""
+        """Per image of the first ``key.n``: is the input gradient of the cross-entropy of ``target`` at the clean
+        image all zero or not finite? Counted as attack batches (probes, inside :meth:`.batches.Batches.probing`)."""
 
         def run(start: int, stop: int) -> Tensor:
             xb = self.dataset.pixels(start, stop).to(self.device).requires_grad_(True)
@@ -217,4 +217,4 @@ class Passes:
             self.batches.count("attack")
             return (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
 
-        return torch.cat(self.batches.batched("attack", len(self.labels), run, kind=f"attack:{key.path}"))
+        return torch.cat(self.batches.batched("attack", key.n, run, kind=f"attack:{key.path}"))

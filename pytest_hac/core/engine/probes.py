@@ -1,7 +1,7 @@
 """Soundness probes: measurements the engine makes while a cell runs, for :mod:`..judge.soundness`.
 
 An attacked cell's :class:`~..judge.diagnostics.Diagnostics`: correct counts per restart and per gradient
-path, the zero-gradient share (per path), the attack at :data:`PROBE_EPS` through each of the cell's
+path, the zero-gradient share (per path, on the first 256 images), the attack at :data:`PROBE_EPS` through each of the cell's
 gradient paths (white-box and adaptive cells, on the first 32 images) and against the bare model (the
 first 64), the codec's stand-in against its decoded images (cells whose attack follows the stand-in,
 on the first 32 clean images) and, with ``soundness="thorough"``, the cell at twice its steps. For L2
@@ -33,6 +33,10 @@ from .outcome import Outcome, worst_of
 #: budget is 0.3 = 77/255).
 PROBE_EPS = 64 / 255
 PROBE_IMAGES = 32
+#: The zero-gradient check estimates a share (flagged above 1%, ``judge.soundness.ZERO_GRADIENT_SHARE``): on 256
+#: images a 5% share of masked images shows as 13 expected, and one gradient pass per image and path stays a few
+#: percent of a run's attacks however many images it evaluates.
+ZERO_GRADIENT_IMAGES = 256
 UNDEFENDED_IMAGES = 64
 
 
@@ -67,7 +71,7 @@ class ProbeEngine(Protocol):
         """The outcomes of ``case``'s sets ``keys`` in order, each attacking only the images earlier sets left
         correct (``worst_of`` over them is that over full sets)."""
 
-    def zero_gradients(self, path: str, defense: Defense) -> Tensor:
+    def zero_gradients(self, path: str, defense: Defense, n: int | None = None) -> Tensor:
         """Per image: is the input gradient at the clean image through ``path`` of ``defense`` all zero or not
         finite?"""
 
@@ -158,7 +162,8 @@ def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey]
 def zero_gradients(engine: ProbeEngine, case: Case, paths: tuple[str, ...]) -> ZeroGradient:
     """Images whose input gradient of the attack loss at the clean image is all zero or not finite, on every
     gradient path of the cell (``paths``) and on each one (a working path does not vouch for a masked one)."""
-    per_path = {path: engine.zero_gradients(path, case.defense) for path in paths}
+    n = min(engine.n_images, ZERO_GRADIENT_IMAGES)
+    per_path = {path: engine.zero_gradients(path, case.defense, n) for path in paths}
     bad = None
     for mine in per_path.values():
         bad = mine if bad is None else bad & mine

@@ -33,9 +33,9 @@ def adversarial_key(path: str, defense: Defense, spec: AttackSpec, n: int, *, re
     return AdvKey(path, *coded(seen_by(path, defense)), n, replace(spec, restarts=1), restart, until_broken)
 
 
-def gradient_key(path: str, defense: Defense) -> GradientKey:
-    """The key of the input gradients at the clean images through ``path`` (of ``defense``)."""
-    return GradientKey(path, *coded(seen_by(path, defense)))
+def gradient_key(path: str, defense: Defense, n: int) -> GradientKey:
+    """The key of the input gradients at the first ``n`` clean images through ``path`` (of ``defense``)."""
+    return GradientKey(path, *coded(seen_by(path, defense)), n)
 
 
 def seen_by(path: str, defense: Defense) -> Defense:

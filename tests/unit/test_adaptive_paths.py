@@ -7,12 +7,12 @@ import torch
 from pytest_hac.attacks import make_spec
 from pytest_hac.codecs import get_codec
 from pytest_hac.codecs.jpeg import Jpeg
-from pytest_hac.core.judge import soundness
 from pytest_hac.core.cells.cases import Case, expand
 from pytest_hac.core.cells.defense import gradient_paths, masking_hint
 from pytest_hac.core.cells.dependencies import work_groups
 from pytest_hac.core.engine.engine import Engine
 from pytest_hac.core.engine.targets import Defended
+from pytest_hac.core.judge import soundness
 from pytest_hac.data import load_dataset
 from pytest_hac.registry import register_codec
 

@@ -2,8 +2,8 @@
 import logging
 
 from pytest_hac.attacks import make_spec
-from pytest_hac.core.engine import cost
 from pytest_hac.core.cells.cases import Case
+from pytest_hac.core.engine import cost
 from pytest_hac.core.engine.engine import Engine
 from pytest_hac.data.builtin import digits
 from pytest_hac.models import get_model

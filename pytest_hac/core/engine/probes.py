@@ -1,11 +1,12 @@
 """Soundness probes: measurements the engine makes while a cell runs, for :mod:`..judge.soundness`.
 
 An attacked cell's :class:`~..judge.diagnostics.Diagnostics`: correct counts per restart and per gradient
-path, the zero-gradient share (per path, on the first 256 images), the attack at :data:`PROBE_EPS` through each of the cell's
-gradient paths (white-box and adaptive cells, on the first 32 images) and against the bare model (the
-first 64), the codec's stand-in against its decoded images (cells whose attack follows the stand-in,
-on the first 32 clean images) and, with ``soundness="thorough"``, the cell at twice its steps. For L2
-attacks the probe's budget is ``PROBE_EPS * sqrt(C*H*W)``.
+path, the zero-gradient share (per path, on the first 256 images), the attack at :data:`PROBE_EPS` through
+each of the cell's gradient paths (white-box and adaptive cells, on the first 32 images) and against the bare
+model (the first 64), the codec's stand-in against its decoded images (cells whose attack follows the
+stand-in, on the first 32 clean images) and, with ``soundness="thorough"``, the cell at twice its steps. For
+L2 attacks the probe's budget is ``PROBE_EPS * sqrt(C*H*W)``. The large-eps attacks stop on an image once it is
+broken (``AdvKey.until_broken``): the question is answered.
 
 Every probe is computed once and reused (stored like any attack); probes count in the
 engine's ``counters.probe_batches`` and ``seconds["probe"]``, apart from the cells' work.

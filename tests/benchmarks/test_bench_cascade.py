@@ -30,13 +30,31 @@ MATRIX = [cell("identity", None, t) for t in ("clean", "oblivious")] + [
     cell("jpeg", q, t) for q in (30, 60, 90) for t in ("clean", "oblivious", "adaptive")]
 
 
+def digit_photos(n: int):
+    """``n`` digits at 32 px: the 500 held out from tiny-cnn's training first, then training digits (the cascade's
+    cost is the subject, not the accuracy)."""
+    import torch
+
+    from pytest_hac.data import load_dataset
+    from pytest_hac.data.builtin import digits_split
+    from pytest_hac.data.dataset import Dataset
+
+    held_out = load_dataset("digits", resize=32, crop=32)
+    if n <= len(held_out.labels):
+        return load_dataset("digits", resize=32, crop=32, samples=n)
+    images, labels = digits_split("train")
+    extra = n - len(held_out.labels)
+    more = images[:extra].mul(255).round().to(torch.uint8)
+    return Dataset("digits", torch.cat([held_out.images, more]), torch.cat([held_out.labels, labels[:extra]]),
+                   held_out.ids + tuple(f"digits-train-{i:04d}" for i in range(extra)), "digits",
+                   class_labels=tuple(range(10)), labels_rule="scikit-learn's digit labels")
+
+
 @pytest.fixture(scope="module")
 def digits():
-    from pytest_hac.data import load_dataset
     from pytest_hac.models import get_model
 
-    n = int(os.environ.get("HAC_BENCH_DIGITS", "256"))
-    return get_model("tiny-cnn"), load_dataset("digits", resize=32, crop=32, samples=n)
+    return get_model("tiny-cnn"), digit_photos(int(os.environ.get("HAC_BENCH_DIGITS", "256")))
 
 
 def _run(model, data, cases):
@@ -68,3 +86,53 @@ def test_learned_codec_adaptive_against_whitebox(benchmark, digits):
     benchmark.extra_info.update(images=len(data.labels), cell_seconds=seconds, accuracy=accuracy,
                                 attack_images=engine.counters.attack_images,
                                 adaptive_over_whitebox=round(adaptive / white, 3))
+
+
+def _peer(model, data):
+    """The same cells through ART (the peer): its PGD (random start, eps_step = eps / 4) on the bare model, its
+    PGD through ``JpegCompression`` (BPDA: the identity backward, one path) per quality, accuracy through JPEG."""
+    import torch
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.defences.preprocessor import JpegCompression
+    from art.estimators.classification import PyTorchClassifier
+
+    x = data.pixels().numpy()
+    y = data.labels.numpy()
+
+    def classifier(defences=None):
+        return PyTorchClassifier(model, loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=10,
+                                 clip_values=(0.0, 1.0), preprocessing_defences=defences, device_type="cpu")
+
+    def pgd(estimator):
+        return ProjectedGradientDescent(estimator, eps=8 / 255, eps_step=2 / 255, max_iter=10, num_random_init=1,
+                                        batch_size=128, verbose=False).generate(x)
+
+    def accuracy(estimator, images):
+        return float((estimator.predict(images, batch_size=128).argmax(1) == y).mean())
+
+    seconds, acc = {}, {}
+    began = time.perf_counter()
+    bare = classifier()
+    acc["identity-clean"] = accuracy(bare, x)
+    oblivious = pgd(bare)
+    acc["identity-oblivious"] = accuracy(bare, oblivious)
+    seconds["identity"] = round(time.perf_counter() - began, 2)
+    for q in (30, 60, 90):
+        began = time.perf_counter()
+        defended = classifier([JpegCompression(clip_values=(0.0, 1.0), quality=q, channels_first=True,
+                                               apply_predict=True)])
+        acc[f"jpeg-q{q}-clean"] = accuracy(defended, x)
+        acc[f"jpeg-q{q}-oblivious"] = accuracy(defended, oblivious)
+        acc[f"jpeg-q{q}-adaptive"] = accuracy(defended, pgd(defended))
+        seconds[f"jpeg-q{q}"] = round(time.perf_counter() - began, 2)
+    return seconds, acc
+
+
+def test_peer_jpeg_matrix(benchmark, digits):
+    """The matrix of :func:`test_adaptive_jpeg_matrix` through ART (``pip install --no-deps
+    adversarial-robustness-toolbox six``): the peer's time, for the ratio."""
+    pytest.importorskip("art")
+    model, data = digits
+    seconds, accuracy = benchmark.pedantic(_peer, args=(model, data), rounds=1, iterations=1)
+    benchmark.extra_info.update(images=len(data.labels), cell_seconds=seconds, accuracy=accuracy,
+                                total_seconds=round(sum(seconds.values()), 2))

@@ -14,9 +14,9 @@ import argparse
 import sys
 import time
 
-from pytest_hac.core.judge import soundness
 from pytest_hac.core.cells.cases import expand
 from pytest_hac.core.engine.engine import Engine
+from pytest_hac.core.judge import soundness
 from pytest_hac.data import load_dataset
 from pytest_hac.models import get_model
 

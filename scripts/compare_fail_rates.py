@@ -7,7 +7,7 @@ Seed 0 is the baseline. Every other seed is a rerun of the *unchanged* model (th
 differ); a run whose gate fails any cell is a false alarm. For detection, each rerun's per-image outcomes
 get a planted drop: in every cell, ``--drop`` of the images (rounded up, at least one) that were right
 become wrong, as a regression of that size would do; the gate should fail. The gate is exactly the
-plugin's: ``pytest_hac.core.judge.gates.compare`` (McNemar on the same images) with the margin ``--margin``.
+plugin's: ``pytest_hac.core.judge.comparison.compare`` (McNemar on the same images) with the margin ``--margin``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import random
 
 from pytest_hac.core.cells.cases import expand
 from pytest_hac.core.engine.engine import Engine
-from pytest_hac.core.judge.gates import compare
+from pytest_hac.core.judge.comparison import compare
 from pytest_hac.core.judge.result import Result
 from pytest_hac.data import load_dataset
 from pytest_hac.models import get_model

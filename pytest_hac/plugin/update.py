@@ -1,6 +1,6 @@
 """``--hac-update-thresholds``: after the cells ran, write their thresholds beside their tests and say which.
 
-The values and the file editing are the library's (:mod:`pytest_hac.core.judge.threshold_update`); this
+The values and the file editing are the library's (:mod:`pytest_hac.core.judge.thresholds`); this
 plugin only finds each cell's file (``--hac-thresholds``, else ``hac_thresholds.toml`` beside the
 test module), runs before the report is written (so the report notes what was written) and prints
 the entries in the terminal summary. An interrupted run writes nothing.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ..core.judge.threshold_update import threshold_of, update_file
+from ..core.judge.thresholds import threshold_of, update_file
 from ..core.judge.verdict import ReasonKind
 from ..errors import HacError
 from ..formats import THRESHOLDS_FILE

@@ -1,7 +1,7 @@
 """``pytest-hac compare OLD.json NEW.json``: two saved runs cell by cell, with the baseline gate's paired test.
 
 Each cell of NEW is held against OLD exactly as ``--hac-compare`` holds a run against its baseline
-(:func:`pytest_hac.core.judge.gates.compare`): same cell id and attack, Δ and the one-sided exact McNemar test
+(:func:`pytest_hac.core.judge.comparison.compare`): same cell id and attack, Δ and the one-sided exact McNemar test
 on the images both runs share.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.judge.gates import Comparison, compare
+from ..core.judge.comparison import Comparison, compare
 from ..core.judge.stats import SIGNIFICANCE_LEVEL
 from ..errors import HacError
 from .schema import Report, load_report

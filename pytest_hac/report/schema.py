@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..core.judge.gates import Comparison
+from ..core.judge.comparison import Comparison
 from ..core.judge.result import Result
 from ..core.judge.soundness import CHECK_NAMES, Finding, check, status, worst_case
 from ..core.judge.verdict import Reason, ReasonKind, Status, Verdict

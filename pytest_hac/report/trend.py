@@ -1,6 +1,6 @@
 """Trends over the history: per cell, accuracy across the last K runs, significant steps, and drifts.
 
-Every comparison is the baseline gate's (:func:`pytest_hac.core.judge.gates.compare`: same cell id and
+Every comparison is the baseline gate's (:func:`pytest_hac.core.judge.comparison.compare`: same cell id and
 attack, one-sided exact McNemar test on the images both runs share). A run is compared only with
 runs of the same model and data as the newest run of the window; a cell only with runs that used
 the same attack. A *step* is a significant drop against the previous comparable run; a *drift* is
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..attacks import describe_attack
-from ..core.judge.gates import Comparison, compare
+from ..core.judge.comparison import Comparison, compare
 from ..core.judge.result import Result
 from ..core.judge.stats import SIGNIFICANCE_LEVEL
 from .history import Entry, load_history

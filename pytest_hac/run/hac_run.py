@@ -21,10 +21,10 @@ from ..core.cells.cases import Case
 from ..core.cells.dependencies import dependencies
 from ..core.engine.engine import Engine
 from ..core.engine.gallery import merge
-from ..core.judge.gates import Comparison, compare, version_drift
+from ..core.judge.comparison import Comparison, compare, version_drift
 from ..core.judge.result import Result
 from ..core.judge.soundness import check as soundness_check
-from ..core.judge.threshold_files import ThresholdFiles
+from ..core.judge.thresholds import ThresholdFiles
 from ..core.judge.verdict import Reason, decide
 from ..errors import HacError
 from ..report.baselines import load_baseline
@@ -206,7 +206,7 @@ class HacRun:
 
     def check_thresholds(self) -> None:
         """After collection: sets :attr:`threshold_lines` and :attr:`threshold_warnings` (see
-        :meth:`ThresholdFiles.check <pytest_hac.core.judge.threshold_files.ThresholdFiles.check>`, which may raise)."""
+        :meth:`ThresholdFiles.check <pytest_hac.core.judge.thresholds.ThresholdFiles.check>`, which may raise)."""
         self.threshold_lines, self.threshold_warnings = self.thresholds.check()
 
     def count_thresholds(self, selected: list[Case]) -> None:

@@ -4,7 +4,7 @@ import torch
 
 from pytest_hac.attacks import make_spec
 from pytest_hac.core.cells.cases import Case
-from pytest_hac.core.engine.autobatch import CPU_CAP, CPU_FLOOR, activation_bytes, cpu_batch
+from pytest_hac.core.engine.batches import CPU_CAP, CPU_FLOOR, activation_bytes, cpu_batch
 from pytest_hac.core.engine.engine import Engine
 from pytest_hac.data.builtin import digits
 from pytest_hac.models import get_model

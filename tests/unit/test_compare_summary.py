@@ -2,7 +2,7 @@
 import pytest
 
 from pytest_hac.__main__ import main as hac_main
-from pytest_hac.core.judge.gates import compare
+from pytest_hac.core.judge.comparison import compare
 from pytest_hac.core.judge.verdict import Reason, ReasonKind, Status, Verdict
 from pytest_hac.report.output import write_report
 from pytest_hac.report.schema import Cell

@@ -3,7 +3,7 @@ import tomllib
 
 import pytest
 
-from pytest_hac.core.judge.threshold_update import update_file
+from pytest_hac.core.judge.thresholds import update_file
 from pytest_hac.formats import accuracy, duration, eps_label, interval, toml_key
 
 

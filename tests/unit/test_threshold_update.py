@@ -3,8 +3,7 @@ import tomllib
 
 import pytest
 
-from pytest_hac.core.judge.gates import Thresholds
-from pytest_hac.core.judge.threshold_update import HEADER, threshold_of, update_file, update_text
+from pytest_hac.core.judge.thresholds import HEADER, Thresholds, threshold_of, update_file, update_text
 from pytest_hac.errors import HacError
 
 HAND_WRITTEN = """# Our gates. Do not lose this comment.
@@ -38,7 +37,7 @@ def test_the_default_margin_catches_a_significant_drop_and_passes_a_rerun(synthe
     threshold sits a margin under the measured accuracy, not under an interval that a new sample would need:
     the night-3 regression of issue 28 (-13 points on 100 images) fails by more than the margin, a
     significant 8-point drop on 128 images fails, a rerun passes."""
-    from pytest_hac.core.judge.gates import compare
+    from pytest_hac.core.judge.comparison import compare
     from pytest_hac.setting_values import THRESHOLD_MARGIN
 
     margin = THRESHOLD_MARGIN

@@ -4,8 +4,8 @@ import pytest
 from pytest_hac.attacks import AttackSpec
 from pytest_hac.core.cells.cases import Case, check_unique, expand
 from pytest_hac.core.cells.dependencies import dependencies
+from pytest_hac.core.judge.comparison import compare
 from pytest_hac.core.judge.diagnostics import Diagnostics, LargeEpsProbe
-from pytest_hac.core.judge.gates import compare
 from pytest_hac.core.judge.result import Result
 from pytest_hac.core.judge.soundness import Finding, check
 from pytest_hac.core.judge.verdict import Reason, ReasonKind, Status, decide

@@ -4,8 +4,16 @@ A source (clean pixels or an adversarial set) is walked ``chunk_size`` images at
 chunk, each real codec round from the previous one, the classifier; of each image only its
 :class:`~.outcome.Outcome` (correct, bits per pixel, PSNR) is kept. Adversarial chunks (float32)
 and codec rounds (uint8, exactly the 8-bit images a codec decodes to) are stored under
-:class:`~.keys.Chunk` keys only while a pending planned case needs them (:class:`.keep_plan.KeepPlan`);
+:class:`~.keys.Chunk` keys only while a pending planned case needs them (:class:`.KeepPlan`);
 the store spills what memory cannot hold instead of recomputing it.
+
+What pending cases still need: a chunk is kept in the store only while a planned case will read it.
+
+:meth:`KeepPlan.plan` takes the cases a session will evaluate; for each it notes the (source
+images, defense) pairs it reads. An oblivious attack's chunks are kept until every defense's
+oblivious cell has its outcome, a codec's round k while a cell with more rounds is pending; once a
+case is done, what no pending case needs is dropped. Without a plan (plain Python) everything
+reusable is kept, within the budget, spilling to scratch.
 """
 from __future__ import annotations
 
@@ -14,15 +22,28 @@ from torch import Tensor
 
 from ...data import Dataset
 from ...io.cache import Store
+from ..cells.cases import Case
 from ..cells.defense import Defense
-from .addresses import Addresses
 from .batches import Batches
 from .gallery import Gallery
-from .keep_plan import KeepPlan
-from .keys import AdvKey, Chunk, CleanKey, GradientKey, NormKey, OutcomeKey, RoundKey, SourceKey, StandInKey
+from .keys import (
+    Addresses,
+    AdvKey,
+    Chunk,
+    CleanKey,
+    GradientKey,
+    NormKey,
+    OutcomeKey,
+    RoundKey,
+    SourceKey,
+    StandInKey,
+    coded,
+    defense_of,
+    gradient_key,
+    source_keys,
+)
 from .outcome import Outcome, psnr_per_image
 from .passes import Passes
-from .sources import coded, defense_of, gradient_key
 
 
 class Outcomes:
@@ -243,3 +264,62 @@ def _as_uint8(x: Tensor) -> Tensor:
     if torch.equal(pixels.div(255), x):
         return pixels.to(torch.uint8)
     return x
+
+
+Needs = set[tuple[SourceKey, Defense]]
+
+
+def needs_of(case: Case, n: int, soundness: str) -> Needs:
+    """The (source, defense) pairs ``case`` reads on ``n`` images (with ``"thorough"``: its steps_2x rerun too)."""
+    defense = case.defense
+    needs = {(key, defense) for key in source_keys(case, n)}
+    if case.attack is not None and (soundness == "thorough" or case.thorough):
+        needs |= {(key, defense) for key in source_keys(case, n, steps=2 * case.attack.steps)}
+    return needs
+
+
+class KeepPlan:
+    """The planned, not yet evaluated cases and what each will read; None until :meth:`plan`."""
+
+    def __init__(self) -> None:
+        #: (source, defense) pairs that planned, not yet evaluated cases will ask for; None: no plan.
+        self._needs: dict[Case, Needs] | None = None
+
+    def plan(self, cases: list[Case], n: int, soundness: str) -> None:
+        """The cases the engine will evaluate: what they share is kept until the last one has it."""
+        self._needs = {}
+        for case in cases:
+            for part in case.parts or (case,):
+                self._needs[part] = needs_of(part, n, soundness)
+
+    def start(self, case: Case) -> None:
+        """``case`` is being evaluated: what it computes itself is not a reason to keep anything."""
+        if self._needs is not None:
+            self._needs.pop(case, None)
+
+    def needed(self, key: AdvKey | RoundKey) -> bool:
+        """Whether a pending planned case will read (chunks of) ``key``."""
+        if self._needs is None:
+            return True
+        source = key if isinstance(key, AdvKey) else key.source
+        for needs in self._needs.values():
+            for src, defense in needs:
+                if src != source:
+                    continue
+                ref, rounds = coded(defense)
+                if isinstance(key, AdvKey) or (ref == key.codec and rounds > key.round):
+                    return True
+        return False
+
+    def pending(self, key: AdvKey) -> bool:
+        """Whether a planned case not yet evaluated reads ``key`` on every image (False without a plan)."""
+        return self._needs is not None and self.needed(key)
+
+    def done(self, case: Case, store) -> None:
+        """``case`` has its outcome: drop from ``store`` what no pending case needs any more."""
+        if self._needs is None:
+            return
+        self._needs.pop(case, None)
+        for stored in store.keys():
+            if isinstance(stored, Chunk) and not self.needed(stored.key):
+                store.discard(stored)

@@ -8,18 +8,18 @@ numbers per image (:mod:`.chunks`). Tensors a later cell still needs are stored 
 typed keys (:mod:`.keys`): adversarial sets (float32) and codec rounds (uint8, exactly the 8-bit
 images a codec decodes to). The store is a memory LRU within the budget that spills what it evicts
 to a session scratch folder (and, with ``--hac-cache``, writes through to a disk cache
-shared across sessions, at the addresses of :mod:`.addresses`), so **no attack runs twice on an
+shared across sessions, at the addresses of :mod:`.keys`), so **no attack runs twice on an
 image because memory filled up**.
 
 **What a later cell needs** is known from the plan: :meth:`Engine.plan` takes the cases a
-session will evaluate (:mod:`.keep_plan`). A chunk is stored only while a planned, not yet
+session will evaluate (:class:`.chunks.KeepPlan`). A chunk is stored only while a planned, not yet
 evaluated case needs it (an oblivious attack's chunks until every defense's oblivious cell has its
 outcome; a codec's round k while a cell with more rounds is pending) and dropped afterwards. Without
 a plan (plain Python) everything reusable is kept, within the budget, spilling to scratch.
 
 What is reused, each computed once per session:
 
-* oblivious adversarial examples per attack and restart, shared by every defense (:mod:`.sources`);
+* oblivious adversarial examples per attack and restart, shared by every defense (:mod:`.keys`);
 * codec outputs per (source images, codec, quality, round), round k computed from round k-1;
 * per-image outcomes per (source images, defense): no image is classified twice;
 * the soundness probes (:mod:`.probes`), per defense and attack.
@@ -40,7 +40,7 @@ What a verdict rests on:
   cells run in or an out-of-memory back-off. Each batch also runs inside
   ``torch.random.fork_rng`` with a seed of its images, for attacks with randomness beyond the
   start (Square, AutoAttack's later parts), and the rest of the run sees the global RNG untouched
-  (:mod:`.seeding`).
+  (:class:`.passes.Seeds`).
 
 The passes themselves (attacks, codec round trips, predictions) are :mod:`.passes`, run in batches
 with out-of-memory back-off by :mod:`.batches`; the label checks are :mod:`pytest_hac.data.label_checks`.
@@ -70,16 +70,12 @@ from ..judge.diagnostics import Diagnostics
 from ..judge.result import Result, worst_per_image
 from ..judge.soundness import SOUNDNESS_MODES
 from . import probes
-from .addresses import Addresses
 from .batches import Batches, Counters, ProgressFn, first_batch_sizes
-from .chunks import Outcomes
+from .chunks import KeepPlan, Outcomes
 from .gallery import Gallery, class_names
-from .keep_plan import KeepPlan
-from .keys import AdvKey, SourceKey
+from .keys import Addresses, AdvKey, SourceKey, adversarial_key, source_keys
 from .outcome import Outcome, psnr_per_image, worst_of
-from .passes import Passes
-from .seeding import Seeds
-from .sources import adversarial_key, source_keys
+from .passes import Passes, Seeds
 
 __all__ = ["Counters", "Engine", "ProgressFn", "WORKING_COPIES", "mean_psnr"]
 
@@ -158,7 +154,7 @@ class Engine:
         self.seeds = Seeds(seed, dataset, self.device)
         self.passes = Passes(self.model, dataset, self.batches, self.seeds, amp=amp, weights_dir=weights_dir,
                              offline=offline, batchwise_rng_cap=batchwise_rng_cap)
-        #: ``address(key)``: a store key's disk address (:mod:`.addresses`).
+        #: ``address(key)``: a store key's disk address (:mod:`.keys`).
         self.address = Addresses(self.store, self.model, dataset, seed, self.device, self.passes.codec)
         self.keep = KeepPlan()
         self.outcomes = Outcomes(dataset, self.passes, self.store, self.address, self.keep,
@@ -256,7 +252,7 @@ class Engine:
     # --- what cells and probes ask for (:class:`.probes.ProbeEngine`) -------------------------------
 
     def source_keys(self, case: Case, *, steps: int | None = None) -> list[SourceKey]:
-        """The images that reach the defense (:func:`.sources.source_keys`), at ``steps`` if given."""
+        """The images that reach the defense (:func:`.keys.source_keys`), at ``steps`` if given."""
         return source_keys(case, self.n_images, steps=steps)
 
     def adversarial_key(self, path: str, defense: Defense, spec: AttackSpec, *, restart: int = 0,

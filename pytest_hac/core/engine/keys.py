@@ -3,13 +3,34 @@
 Every key is a small frozen dataclass with a canonical tuple form (:meth:`parts`): the
 seed of the work it names is derived from it, and the disk cache hashes it with each
 codec replaced by its weights' fingerprint (:func:`content`).
+
+The images that reach a case's defense: the clean ones, or one adversarial set per gradient path and restart.
+
+Pure functions of the case and the number of images: the plan, the evaluation and the
+soundness probes name the same sets with the same keys (:mod:`.keys`).
+
+Disk addresses of store keys: the key plus the model, data, seed, device and codec weights it stands for.
+
+A key (:mod:`.keys`) names a computation; its address names its result, so a disk cache shared
+across sessions (``--hac-cache``) never hands a result computed with other weights, other
+images or a user's attack registered under a built-in name.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import torch
 
 from ...attacks import AttackSpec
+from ...codecs import Codec
+from ...data import Dataset
+from ...io.cache import Store, codec_fingerprint, data_fingerprint, model_fingerprint
+from ...models import Classifier
+from ...registry import ATTACKS
+from ..cells.cases import Case
+from ..cells.defense import IDENTITY, Defense, gradient_paths
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,8 @@ class StandInKey:
 
 
 SourceKey = CleanKey | AdvKey
+
+
 Key = CleanKey | AdvKey | RoundKey | OutcomeKey | NormKey | GradientKey | StandInKey | Chunk
 
 
@@ -161,3 +184,92 @@ def model_free(key: Key) -> bool:
     if isinstance(key, Chunk):
         key = key.key
     return isinstance(key, RoundKey) and isinstance(key.source, CleanKey)
+
+
+def source_keys(case: Case, n: int, *, steps: int | None = None) -> list[SourceKey]:
+    """The images that reach the defense: the clean ones, or one adversarial set per gradient path
+    (:func:`~.targets.gradient_paths`: several for adaptive cells) and restart, each on ``n`` images."""
+    if not case.threat.attacked or case.attack is None:
+        return [CleanKey()]
+    spec = case.attack if steps is None else replace(case.attack, steps=steps)
+    return [adversarial_key(path, case.defense, spec, n, restart=i)
+            for path in gradient_paths(case.threat, case.codec, case.rounds) for i in range(spec.restarts)]
+
+
+def adversarial_key(path: str, defense: Defense, spec: AttackSpec, n: int, *, restart: int = 0,
+                    until_broken: bool = False) -> AdvKey:
+    """The key of restart ``restart`` of ``spec`` through ``path`` (of ``defense``) on the first ``n`` images
+    (``until_broken``: a probe that stops attacking an image once it is broken, :class:`~.keys.AdvKey`).
+
+    Restart 0 is the attack with ``restarts=1``: more restarts only add sets.
+    """
+    return AdvKey(path, *coded(seen_by(path, defense)), n, replace(spec, restarts=1), restart, until_broken)
+
+
+def gradient_key(path: str, defense: Defense, n: int) -> GradientKey:
+    """The key of the input gradients at the first ``n`` clean images through ``path`` (of ``defense``)."""
+    return GradientKey(path, *coded(seen_by(path, defense)), n)
+
+
+def seen_by(path: str, defense: Defense) -> Defense:
+    """The defense an attacker on ``path`` differentiates through: none on the bare model."""
+    return IDENTITY if path == "bare" else defense
+
+
+def coded(defense: Defense) -> tuple[CodecRef | None, int]:
+    """``defense`` as keys hold it: its codec and rounds, or (None, 1) for the identity."""
+    return (None, 1) if defense.codec == "identity" else (CodecRef(defense.codec, defense.quality), defense.rounds)
+
+
+def defense_of(key: AdvKey) -> Defense:
+    """The defense an adversarial set's attack saw; the identity for the bare model."""
+    return IDENTITY if key.codec is None else Defense(key.codec.name, key.codec.quality, key.rounds)
+
+
+class Addresses:
+    """``address(key)``: the disk address of a store key, or None when ``store`` has no disk layer.
+
+    Fingerprints are computed on first use, once (a model's or codec's weights, the data's pixels).
+    ``codec(name, quality)`` gives the codec a fingerprint is taken of.
+    """
+
+    def __init__(self, store: Store, model: Classifier, dataset: Dataset, seed: int, device: torch.device,
+                 codec: Callable[[str, int | None], Codec]) -> None:
+        self.store = store
+        self.model = model
+        self.dataset = dataset
+        self.seed = seed
+        self.device = device
+        self.codec = codec
+        self._codec_fingerprints: dict[CodecRef, str] = {}
+
+    def __call__(self, key: Key) -> str | None:
+        """The disk address of a store key: the key plus the model, data, seed and codec weights it stands for."""
+        disk = self.store.disk
+        if disk is None:
+            return None
+        parts = content(key, self._codec_fingerprint)
+        base = key.key if isinstance(key, Chunk) else key
+        attack = base if isinstance(base, AdvKey) else getattr(base, "source", None)
+        if isinstance(attack, AdvKey):  # a user's attack registered under a built-in name is another attack
+            parts += (factory_id(ATTACKS.entry(attack.attack).factory),)
+        owner = None if model_free(key) else (self._model_fingerprint, self.seed)
+        return disk.address(parts, owner, self._data_fingerprint, self.device.type)
+
+    def _codec_fingerprint(self, ref: CodecRef) -> str:
+        if ref not in self._codec_fingerprints:
+            self._codec_fingerprints[ref] = codec_fingerprint(self.codec(ref.name, ref.quality))
+        return self._codec_fingerprints[ref]
+
+    @cached_property
+    def _model_fingerprint(self) -> str:
+        return model_fingerprint(self.model)
+
+    @cached_property
+    def _data_fingerprint(self) -> str:
+        return data_fingerprint(self.dataset.ids, self.dataset.images, self.dataset.labels)
+
+
+def factory_id(factory: object) -> str:
+    """The qualified name of an attack's factory (part of an adversarial key's address)."""
+    return f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', type(factory).__qualname__)}"

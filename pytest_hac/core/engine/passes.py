@@ -1,12 +1,22 @@
 """Every pass over images on the device: attacks, real codec round trips, predictions, input gradients.
 
 Each runs batch by batch through :class:`.batches.Batches` (counted, timed, halved on CUDA
-out-of-memory), seeded by :class:`.seeding.Seeds`, and returns its results on the CPU. What is
+out-of-memory), seeded by :class:`Seeds`, and returns its results on the CPU. What is
 kept or reused is the caller's business (:mod:`.engine`).
+
+Seeds: one per image for random starts, one per batch for everything else, all from ``--hac-seed``.
+
+An image's random start is drawn from a seed of (seed, attack with restart, image id), so its
+adversarial example does not depend on its batch, its chunk, the order cells run in or an
+out-of-memory back-off. Each batch also runs inside ``torch.random.fork_rng`` with a seed of its
+key and images, for randomness beyond the start (Square, AutoAttack's later parts, stochastic
+codecs); the rest of the run sees the global RNG untouched.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +32,6 @@ from ..cells.defense import Defense
 from .batches import Batches
 from .cost import plan_attack, worth_planning
 from .keys import AdvKey, CodecRef, GradientKey, Key
-from .seeding import Seeds
 from .targets import Defended
 
 
@@ -72,7 +81,7 @@ class Passes:
                index: Tensor | None = None, clean_gradients: list[Tensor] | None = None) -> Tensor:
         """Run ``spec`` against ``target`` on images ``a:b`` (or the images at positions ``index``), batch by batch.
 
-        Random starts are drawn per image (:meth:`.seeding.Seeds.image_seeds`); each batch also runs under
+        Random starts are drawn per image (:meth:`Seeds.image_seeds`); each batch also runs under
         its own seed inside ``fork_rng``, and must come back inside [0, 1] and the eps ball. ``index`` is for
         attacks whose result on an image does not depend on its batch (``AttackInfo.per_image``): the cascade's
         survivors. ``clean_gradients`` receives, batch by batch, the zero-gradient flags of an attack whose first
@@ -218,3 +227,37 @@ class Passes:
             return (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
 
         return torch.cat(self.batches.batched("attack", key.n, run, kind=f"attack:{key.path}"))
+
+
+class Seeds:
+    """The seeds of one engine: ``seed`` (``--hac-seed``) and the data set's image ids, on ``device``."""
+
+    def __init__(self, seed: int, dataset: Dataset, device: torch.device) -> None:
+        self.seed = seed
+        self.dataset = dataset
+        self.device = device
+
+    def image_seeds(self, key: AdvKey, start: int, stop: int) -> list[int]:
+        """One seed per image of ``start:stop`` from (seed, attack with restart, image id)."""
+        return self.image_seeds_at(key, range(start, stop))
+
+    def image_seeds_at(self, key: AdvKey, positions) -> list[int]:
+        """One seed per image at ``positions`` (indices into the data set), as :meth:`image_seeds`."""
+        ids = self.dataset.ids
+        return [seed_of(f"{self.seed}|{key.run}|{key.path}|{key.codec}|{key.rounds}|{ids[i]}") for i in positions]
+
+    @contextmanager
+    def seeded(self, key: Key, start: int, stop: int) -> Iterator[None]:
+        """Seed torch for one batch from (seed, ``key``, its images); the caller's RNG state comes back after."""
+        devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            seed = seed_of(f"{self.seed}|{key.parts()}|{start}:{stop}")
+            torch.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed_all(seed)
+            yield
+
+
+def seed_of(text: str) -> int:
+    """A 32-bit seed from ``text`` (its SHA-256), the same on every platform and run."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")

@@ -35,9 +35,8 @@ from torch.nn import functional as F
 
 from ..cells.cases import Case
 from ..cells.defense import IDENTITY, Defense
-from .keys import AdvKey, CodecRef, SourceKey
+from .keys import AdvKey, CodecRef, SourceKey, coded, defense_of, gradient_key, seen_by
 from .probes import PROBE_IMAGES, ZERO_GRADIENT_IMAGES, planned
-from .sources import coded, defense_of, gradient_key, seen_by
 
 if TYPE_CHECKING:
     from .engine import Engine

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from .gates import Comparison
+from .comparison import Comparison
 from .result import Result, gate_message
 from .soundness import Finding, implicating
 

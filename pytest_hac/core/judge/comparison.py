@@ -1,87 +1,13 @@
-"""Thresholds files and the comparison with a baseline: what makes a cell pass or fail beyond its own test."""
+"""A cell against its baseline: the comparison on the images both runs share, and the versions that drifted.
+"""
 from __future__ import annotations
 
-import fnmatch
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 from ...attacks import describe_attack
-from ...errors import HacError
-from ...formats import toml_key
-from ..cells.cases import parse_fraction
 from .result import Result
 from .stats import SIGNIFICANCE_LEVEL as SIGNIFICANCE
 from .stats import mcnemar_drop_pvalue
-
-# --- thresholds files ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """``[model]`` tables of ``"cell-pattern" = min_accuracy`` (``["*"]`` applies to every model)."""
-
-    path: Path
-    table: dict[str, dict[str, float]]
-
-    @classmethod
-    def load(cls, path: Path) -> "Thresholds":
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise HacError(f"thresholds file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise HacError(f"thresholds file {path} is not valid TOML: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise HacError(f"thresholds file {path} is not UTF-8 text ({exc}); save it as UTF-8 TOML") from None
-        except OSError as exc:
-            raise HacError(f"cannot read thresholds file {path}: {exc}") from None
-        table: dict[str, dict[str, float]] = {}
-        for model, cells in data.items():
-            if not isinstance(cells, dict):
-                raise HacError(f"{path}: {model!r} = {cells!r} is outside a table: put \"cell-pattern\" = accuracy "
-                               f"lines under a [model] or [\"*\"] table header")
-            table[model] = {p: parse_fraction(v, f"{path}: [{model}] {p!r}") for p, v in cells.items()}
-        return cls(Path(path), table)
-
-    def patterns(self, model: str) -> dict[str, float]:
-        merged = dict(self.table.get("*", {}))
-        merged.update(self.table.get(model, {}))
-        return merged
-
-    def lookup(self, model: str, case_id: str) -> float | None:
-        """The threshold of the last (most specific: model tables after ``*``) matching pattern."""
-        found = None
-        for pattern, value in self.patterns(model).items():
-            if fnmatch.fnmatchcase(case_id, pattern):
-                found = value
-        return found
-
-    def tables_for(self, model: str) -> list[str]:
-        """The tables that apply to ``model``: ``"*"`` and the model's own, in that order."""
-        return [t for t in ("*", model) if t in self.table]
-
-    def missing_table(self, model: str) -> str | None:
-        """A warning when the file has tables for models but none for ``model`` (a typo gates nothing)."""
-        others = [t for t in self.table if t != "*"]
-        if not others or model in self.table:
-            return None
-        rest = 'with the ["*"] table only' if "*" in self.table else "ungated by this file"
-        tables = ", ".join(f"[{t}]" for t in others)
-        return (f"{self.path}: no table for model {model!r}; the file has tables {tables} (a typo?). Name a table "
-                f"[{toml_key(model)}] to gate this model; its cells run {rest}")
-
-    def unused(self, model: str, case_ids: list[str]) -> list[str]:
-        """Patterns for ``model`` (and of the ``["*"]`` table, shown as ``[*] pattern``) that match no cell:
-        usually a typo that would silently gate nothing."""
-        def idle(patterns: dict[str, float]) -> list[str]:
-            return [p for p in patterns if not any(fnmatch.fnmatchcase(c, p) for c in case_ids)]
-
-        return idle(self.table.get(model, {})) + [f"[*] {p}" for p in idle(self.table.get("*", {}))
-                                                  if model != "*"]
-
-
-# --- comparing with a baseline ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Per cell: the attack's work (images x steps x restarts, queries for the query th
 earlier cell computes it), its passes of the model and codecs and those of the soundness probes it runs
 first (:func:`pytest_hac.core.engine.workload.workload`; a probe several cells read counts once), and seconds
 estimated from a warm-up that times one batch of each kind of pass
-(:func:`~pytest_hac.core.engine.workload.measure`). Then the probes by kind, and where the time goes: the
+(:func:`~pytest_hac.core.engine.workload.warm_up`). Then the probes by kind, and where the time goes: the
 cells, the probes, and loading the model, data and codecs (measured: the plan loads them at collection
 as a run does). Nothing is evaluated and no report is written.
 """
@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ..core.cells.defense import Defense
-from ..core.engine.workload import Probe, Work, measure, probe_seconds, seconds, workload
+from ..core.engine.workload import Probe, Work, probe_seconds, seconds, warm_up, workload
 from ..errors import HacError
 from ..formats import duration
 from ..run import HacRun
@@ -80,7 +80,7 @@ class PlanPrinter:
             self.loading += time.perf_counter() - start
             start = time.perf_counter()
             works = workload(engine, cases)
-            timing = measure(engine, works)
+            timing = warm_up(engine, works)
         except HacError as exc:
             raise pytest.UsageError(f"pytest-hac: {exc}") from None
         warmup = time.perf_counter() - start

@@ -291,7 +291,7 @@ class HacPlugin:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-        from .summary import terminal_summary
+        from .terminal import terminal_summary
 
         terminal_summary(terminalreporter, self.run, self.final)
         for drop in self.trend_drops:

@@ -27,7 +27,7 @@ TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
 @dataclass(frozen=True)
-class Entry:
+class HistoryEntry:
     """One run of the history: where it is stored, its report and its ``run`` metadata."""
 
     path: Path
@@ -107,7 +107,7 @@ def record_history(report: Report, directory: Path, *, cwd: Path | None = None) 
     raise HacError(f"history folder {directory}: 999 entries named {stem}*.json already; clean it up")
 
 
-def load_history(directory: Path, model: str | None = None) -> tuple[list[Entry], list[str]]:
+def load_history(directory: Path, model: str | None = None) -> tuple[list[HistoryEntry], list[str]]:
     """Every readable entry in ``directory`` (of ``model`` when given), oldest first, and notes on the files
     left out (damaged, of another schema, of another model)."""
     directory = Path(directory)
@@ -125,7 +125,7 @@ def load_history(directory: Path, model: str | None = None) -> tuple[list[Entry]
         if model is not None and report.model != model:
             others[report.model] = others.get(report.model, 0) + 1
             continue
-        entries.append(Entry(path, report, run if isinstance(run, dict) else {}))
+        entries.append(HistoryEntry(path, report, run if isinstance(run, dict) else {}))
     if others:
         notes.append("runs of other models left out: " + ", ".join(f"{m} ({k})" for m, k in sorted(others.items())))
     entries.sort(key=lambda e: (e.run.get("date", ""), e.path.name))

@@ -17,7 +17,7 @@ from ..attacks import describe_attack
 from ..core.judge.comparison import Comparison, compare
 from ..core.judge.result import Result
 from ..core.judge.stats import SIGNIFICANCE_LEVEL
-from .history import Entry, load_history
+from .history import HistoryEntry, load_history
 from .schema import Report
 
 #: Runs a trend looks back over unless told otherwise.
@@ -41,7 +41,7 @@ class Point:
 
 
 @dataclass(frozen=True)
-class Finding:
+class Drop:
     """A significant drop of one cell from the first to the last comparable run of the window.
 
     ``kind`` is ``drift`` when no single step between them was significant (only the window shows
@@ -77,10 +77,10 @@ class Finding:
 class Trend:
     """The window of runs, per cell its points, the runs not compared (and why), and the findings."""
 
-    entries: list[Entry]
+    entries: list[HistoryEntry]
     cells: dict[str, list[Point | None]] = field(default_factory=dict)
     excluded: dict[int, str] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Drop] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -91,11 +91,11 @@ class Trend:
     def model(self) -> str:
         return self.entries[-1].report.model if self.entries else ""
 
-    def drifts(self, points: float = 0.0) -> list[Finding]:
+    def drifts(self, points: float = 0.0) -> list[Drop]:
         """The drifts larger than ``points`` percentage points."""
         return [f for f in self.findings if f.kind == "drift" and f.beyond(points)]
 
-    def steps(self, points: float = 0.0) -> list[Finding]:
+    def steps(self, points: float = 0.0) -> list[Drop]:
         """The newest run's significant drops against each cell's previous comparable run, larger than ``points``
         percentage points: a regression the night it happens."""
         newest = len(self.entries) - 1
@@ -103,12 +103,12 @@ class Trend:
         for case_id, points_ in self.cells.items():
             chain = [p for p in points_ if p is not None and p.why is None]
             if len(chain) >= 2 and chain[-1].run == newest and chain[-1].dropped:
-                finding = Finding(case_id, chain[-2].run, newest, chain[-1].step, "step")
+                finding = Drop(case_id, chain[-2].run, newest, chain[-1].step, "step")
                 if finding.beyond(points):
                     out.append(finding)
         return out
 
-    def failures(self, points: float = 0.0) -> list[Finding]:
+    def failures(self, points: float = 0.0) -> list[Drop]:
         """What ``--hac-fail-drop=points`` and ``trend --fail`` fail on: the newest run's steps and the window's
         drifts larger than ``points`` percentage points."""
         return self.steps(points) + self.drifts(points)
@@ -122,7 +122,7 @@ def _why_excluded(report: Report, reference: Report) -> str | None:
     return None
 
 
-def build_trend(entries: list[Entry], last: int = DEFAULT_LAST) -> Trend:
+def build_trend(entries: list[HistoryEntry], last: int = DEFAULT_LAST) -> Trend:
     """The trend of the last ``last`` of ``entries`` (oldest first). Pure: reads nothing, writes nothing."""
     if last < 2:
         raise ValueError("a trend needs at least 2 runs (--last >= 2)")
@@ -168,7 +168,7 @@ def _points(trend: Trend, case_id: str) -> list[Point | None]:
     return points
 
 
-def _finding(case_id: str, points: list[Point | None]) -> Finding | None:
+def _finding(case_id: str, points: list[Point | None]) -> Drop | None:
     chain = [p for p in points if p is not None and p.why is None]
     if len(chain) < 2:
         return None
@@ -177,7 +177,7 @@ def _finding(case_id: str, points: list[Point | None]) -> Finding | None:
     if window is None or not window.comparable or window.p_drop >= SIGNIFICANCE_LEVEL:
         return None
     stepped = any(p.dropped for p in chain[1:])
-    return Finding(case_id, first.run, last.run, window, "drop" if stepped else "drift")
+    return Drop(case_id, first.run, last.run, window, "drop" if stepped else "drift")
 
 
 def trend_of(history_dir: Path, current: Report | None = None, *, last: int = DEFAULT_LAST,
@@ -198,7 +198,7 @@ def trend_of(history_dir: Path, current: Report | None = None, *, last: int = DE
     if current is not None:
         mine = current.to_dict()
         entries = [e for e in entries if e.report.to_dict() != mine]
-        entries.append(Entry(Path("(this run)"), current, {"date": "this run"}))
+        entries.append(HistoryEntry(Path("(this run)"), current, {"date": "this run"}))
     trend = build_trend(entries, last)
     trend.notes += notes
     return trend

@@ -20,7 +20,7 @@ import torch
 from ..core.cells.cases import Case
 from ..core.cells.dependencies import dependencies
 from ..core.engine.engine import Engine
-from ..core.engine.gallery import merge
+from ..core.engine.gallery import combine
 from ..core.judge.comparison import Comparison, compare, version_drift
 from ..core.judge.result import Result
 from ..core.judge.soundness import check as soundness_check
@@ -33,8 +33,8 @@ from ..report.provenance import dataset_name, default_data, upscaling_note, vers
 from ..report.schema import Cell, Report, Scope
 from ..report.trend import Trend, trend_of
 from ..settings import Settings
-from .files import ReportFiles
 from .loaded import Loaded
+from .report_files import ReportFiles
 
 
 class HacRun:
@@ -181,8 +181,8 @@ class HacRun:
         self.flush(complete=False)
 
     def add_gallery(self, part: dict) -> None:
-        """A cell's gallery pictures (:func:`pytest_hac.core.engine.gallery.merge`), from this process or a worker."""
-        merge(self.gallery, part)
+        """A cell's gallery pictures (:func:`pytest_hac.core.engine.gallery.combine`), from this process or a worker."""
+        combine(self.gallery, part)
 
     def add_note(self, note: str) -> None:
         """A line for the report's notes."""

@@ -44,7 +44,7 @@ def test_an_estimate_over_the_limit_is_logged(monkeypatch, caplog):
 
 def test_only_long_gradient_attacks_are_timed():
     pgd, square = make_spec("pgd", "8/255", steps=10), make_spec("square", "8/255", queries=10)
-    assert cost.worth_planning(square, 4, 1, 16)
-    assert not cost.worth_planning(pgd, 32, 1, 32)  # 320 passes: timing two batches would cost 20 %
-    assert cost.worth_planning(pgd, 500, 1, 16)
+    assert cost.worth_estimating(square, 4, 1, 16)
+    assert not cost.worth_estimating(pgd, 32, 1, 32)  # 320 passes: timing two batches would cost 20 %
+    assert cost.worth_estimating(pgd, 500, 1, 16)
     assert cost.planned_passes(make_spec("pgd", "8/255", steps=10, eot=2), 5, 3) == 300

@@ -9,7 +9,7 @@ from PIL import Image
 from pytest_hac.attacks import make_spec
 from pytest_hac.core.cells.cases import Case
 from pytest_hac.core.engine.engine import Engine
-from pytest_hac.core.engine.gallery import THUMBNAIL, choose, merge
+from pytest_hac.core.engine.gallery import THUMBNAIL, choose, combine
 
 PGD = make_spec("pgd", "8/255", steps=2, restarts=2)
 
@@ -78,6 +78,6 @@ def test_gallery_shows_the_chosen_images_of_every_cell(tiny):
 
 def test_only_the_chosen_cells_are_exported_and_parts_merge():
     into = {}
-    merge(into, {"images": {"1": {"id": "a"}}, "cells": {"x": {"1": {}}}})
-    merge(into, {"images": {"1": {"id": "a"}}, "cells": {"y": {"1": {}}}})
+    combine(into, {"images": {"1": {"id": "a"}}, "cells": {"x": {"1": {}}}})
+    combine(into, {"images": {"1": {"id": "a"}}, "cells": {"y": {"1": {}}}})
     assert into == {"images": {"1": {"id": "a"}}, "cells": {"x": {"1": {}}, "y": {"1": {}}}}

@@ -190,10 +190,10 @@ def test_one_quality_is_one_x_in_every_panel_on_a_readable_axis_with_the_undefen
 def test_the_trend_plot_counts_runs_in_whole_numbers(synthetic):
     from pathlib import Path as P
 
-    from pytest_hac.report.history import Entry
+    from pytest_hac.report.history import HistoryEntry
     from pytest_hac.report.trend import build_trend
     from pytest_hac.report.trend_view import figure as trend_figure
 
     runs = [synthetic.report({"jpeg-q50-r1-clean": [i < k for i in range(20)]}) for k in (15, 14, 16)]
-    fig = trend_figure(build_trend([Entry(P(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)]))
+    fig = trend_figure(build_trend([HistoryEntry(P(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)]))
     assert list(fig.axes[0].get_xticks()) == [1, 2, 3]

@@ -67,9 +67,10 @@ def test_a_one_point_a_run_drift_is_flagged_and_a_stable_cell_is_not(tmp_path, s
 
 
 def test_a_sudden_drop_is_marked_on_its_run_and_is_no_drift(synthetic):
-    from pytest_hac.report.history import Entry
+    from pytest_hac.report.history import HistoryEntry
 
-    trend = build_trend([Entry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(_runs(synthetic, sudden_at=6))])
+    runs = _runs(synthetic, sudden_at=6)
+    trend = build_trend([HistoryEntry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)])
     sudden = trend.cells[SUDDEN]
     assert [p.run for p in sudden if p.dropped] == [6]
     kinds = {f.case_id: f.kind for f in trend.findings}
@@ -99,13 +100,13 @@ def test_a_sudden_drop_into_the_newest_run_fails_the_trend_the_night_it_happens(
 
 
 def test_runs_of_other_data_or_another_attack_are_not_compared(synthetic):
-    from pytest_hac.report.history import Entry
+    from pytest_hac.report.history import HistoryEntry
 
     runs = _runs(synthetic)
     runs[3] = replace(runs[3], dataset="imagenette")
     weaker = {**synthetic.PGD, "steps": 2}
     runs[5] = synthetic.report({c.case_id: list(c.result.correct) for c in runs[5].cells}, attack=weaker)
-    trend = build_trend([Entry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)])
+    trend = build_trend([HistoryEntry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)])
     assert "other data 'imagenette'" in trend.excluded[3]
     assert trend.cells[DRIFT][3].why and "attack differs" in trend.cells[DRIFT][5].why
     assert trend.cells[DRIFT][4].step.compared == N  # run 5 (index 4) is compared with run 3 (index 2)
@@ -147,12 +148,12 @@ def test_trend_cli_writes_table_and_plot_and_fails_on_a_drift(tmp_path, syntheti
 def test_the_html_page_marks_steps_drifts_and_runs_not_compared(synthetic):
     import re
 
-    from pytest_hac.report.history import Entry
+    from pytest_hac.report.history import HistoryEntry
     from pytest_hac.report.html import page
 
     runs = _runs(synthetic, sudden_at=6)
     runs[3] = replace(runs[3], dataset="imagenette")
-    trend = build_trend([Entry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)])
+    trend = build_trend([HistoryEntry(Path(f"{i}.json"), rep, {}) for i, rep in enumerate(runs)])
     text = page(runs[-1], trend=trend)
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><th><a href='#cell-([^']+)'>.*?</tr>", text)}
     assert set(rows) == {DRIFT, STABLE, SUDDEN}  # each cell links to its row of the page
@@ -161,4 +162,4 @@ def test_the_html_page_marks_steps_drifts_and_runs_not_compared(synthetic):
     assert all(row.count("<td class=apart>") == 1 for row in rows.values())  # run 4: other data
     assert "not compared: other data &#x27;imagenette&#x27;" in text and "drift jpeg-q50-r1-oblivious-pgd" in text
     assert re.search(r"<img id='trend-image' [^>]*src='data:image/png;base64,iVBOR", text)
-    assert "id='trend'" not in page(runs[-1], trend=build_trend([Entry(Path("0.json"), runs[-1], {})]))
+    assert "id='trend'" not in page(runs[-1], trend=build_trend([HistoryEntry(Path("0.json"), runs[-1], {})]))

@@ -5,7 +5,7 @@ from pytest_hac.attacks import make_spec
 from pytest_hac.core.cells.cases import Case
 from pytest_hac.core.cells.defense import IDENTITY, Defense
 from pytest_hac.core.engine.engine import Engine
-from pytest_hac.core.engine.workload import measure, planned_passes, seconds, weights, workload
+from pytest_hac.core.engine.workload import planned_passes, seconds, warm_up, weights, workload
 
 PGD = make_spec("pgd", "8/255", steps=3, restarts=2)
 
@@ -52,7 +52,7 @@ def test_planned_passes_are_the_passes_the_engine_runs(engine):
 
 def test_warm_up_times_each_kind_of_pass(engine):
     works = workload(engine, CASES)
-    timing = measure(engine, works)
+    timing = warm_up(engine, works)
     assert timing.predict > 0
     assert set(timing.gradient) == {("bare", IDENTITY), ("approximate", Defense("jpeg", 50, 1)),
                                     ("approximate", Defense("jpeg", 50, 2))}
@@ -90,7 +90,7 @@ def test_planned_probes_are_the_probes_the_engine_runs_each_once():
     assert set(ran) == set(planned_kinds) and all(ran[k] <= planned_kinds[k] for k in ran)
     assert ran["attack:approximate"] < planned_kinds["attack:approximate"]
     assert {"attack:bare", "attack:approximate", "codec", "predict"} <= set(fresh.batches.passes)
-    timing = measure(fresh, works)
+    timing = warm_up(fresh, works)
     assert ("approximate", Defense("jpeg", 50, 2)) in timing.gradient
     assert probe_seconds(by_id["jpeg-q50-r1-whitebox"], timing) > 0
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ...attacks import AttackSpec
 from ...formats import duration
 
-__all__ = ["LONG_SECONDS", "Plan", "plan_attack", "planned_passes", "worth_planning"]
+__all__ = ["LONG_SECONDS", "AttackEstimate", "estimate_attack", "planned_passes", "worth_estimating"]
 
 #: An estimate above this many seconds is also logged as a warning.
 LONG_SECONDS = 180.0
@@ -30,8 +30,8 @@ log = logging.getLogger("pytest_hac")
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Planned passes of an attack through the defense, and the estimated seconds at the measured rate."""
+class AttackEstimate:
+    """CellProbes passes of an attack through the defense, and the estimated seconds at the measured rate."""
 
     passes: int
     seconds: float
@@ -53,12 +53,13 @@ def planned_passes(spec: AttackSpec, images: int, rounds: int) -> int:
     return images * spec.steps * max(1, spec.eot) * rounds
 
 
-def worth_planning(spec: AttackSpec, images: int, rounds: int, batch: int) -> bool:
+def worth_estimating(spec: AttackSpec, images: int, rounds: int, batch: int) -> bool:
     """Query attacks always; a gradient attack only when long enough that timing two passes costs under 2%."""
     return spec.info.gradient_free or planned_passes(spec, images, rounds) >= MEASURE_FROM_BATCHES * batch
 
 
-def plan_attack(target: nn.Module, spec: AttackSpec, images: int, rounds: int, xb: Tensor, yb: Tensor) -> Plan:
+def estimate_attack(target: nn.Module, spec: AttackSpec, images: int, rounds: int, xb: Tensor,
+                    yb: Tensor) -> AttackEstimate:
     """Time one warm pass of ``target`` on the batch ``xb`` (with its gradient unless the attack is gradient-free).
 
     The passes are an upper bound for a query attack (it stops per image once fooled), hence "at most".
@@ -78,7 +79,7 @@ def plan_attack(target: nn.Module, spec: AttackSpec, images: int, rounds: int, x
     one_pass()
     per_pass = (time.perf_counter() - start) / (len(xb) * rounds)
     passes = planned_passes(spec, images, rounds)
-    plan = Plan(passes, passes * per_pass, query)
+    plan = AttackEstimate(passes, passes * per_pass, query)
     if plan.seconds > LONG_SECONDS:
         log.warning("%s: %s", spec.name, plan.text())
     return plan

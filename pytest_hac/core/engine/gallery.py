@@ -140,7 +140,7 @@ class Gallery:
         return {"images": images, "cells": cells}
 
 
-def merge(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+def combine(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     """Add a gallery dict (one xdist worker's cell) to ``into``; returns ``into``."""
     into.setdefault("images", {}).update(part.get("images", {}))
     into.setdefault("cells", {}).update(part.get("cells", {}))

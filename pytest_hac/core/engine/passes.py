@@ -30,7 +30,7 @@ from ...errors import HacError
 from ...models import Classifier, check_logits
 from ..cells.defense import Defense
 from .batches import Batches
-from .cost import plan_attack, worth_planning
+from .cost import estimate_attack, worth_estimating
 from .keys import AdvKey, CodecRef, GradientKey, Key
 from .targets import Defended
 
@@ -142,10 +142,10 @@ class Passes:
         """Before the first chunk of an attack through a defense: its planned codec passes and an estimate."""
         batch = self.batches.batch_sizes["attack"]
         if (not isinstance(target, Defended) or a or self.batches.in_probe
-                or not worth_planning(spec, key.n, key.rounds, batch)):
+                or not worth_estimating(spec, key.n, key.rounds, batch)):
             return "attack"
         stop = a + min(batch, b - a)
-        plan = plan_attack(target, spec, key.n, key.rounds, self.dataset.pixels(a, stop).to(self.device),
+        plan = estimate_attack(target, spec, key.n, key.rounds, self.dataset.pixels(a, stop).to(self.device),
                            self.labels[a:stop].to(self.device))
         if not plan.worth_saying:
             return "attack"

@@ -88,7 +88,7 @@ class ProbeEngine(Protocol):
 
 
 @dataclass(frozen=True)
-class Planned:
+class CellProbes:
     """The probes an attacked cell runs, named by the engine's keys (empty: not run). :func:`measure` computes
     them and :mod:`.workload` counts them: one decision of which probes a cell runs."""
 
@@ -105,11 +105,11 @@ class Planned:
     stand_in: Defense | None = None
 
 
-def planned(engine: ProbeEngine, case: Case) -> Planned:
+def cell_probes(engine: ProbeEngine, case: Case) -> CellProbes:
     """The probes :func:`measure` runs after the attacked ``case`` (none for clean and worst cells)."""
     spec = case.attack
     if spec is None or not case.threat.attacked:
-        return Planned()
+        return CellProbes()
     paths = gradient_paths(case.threat, case.codec, case.rounds)
     zero, through, bare, more, stand_in = (), (), None, (), None
     if any(map(follows_stand_in, paths)) and not engine.stochastic(case.codec, case.quality):
@@ -128,7 +128,7 @@ def planned(engine: ProbeEngine, case: Case) -> Planned:
                                           n=min(engine.n_images, UNDEFENDED_IMAGES), until_broken=True)
     if (engine.soundness == "thorough" or case.thorough) and spec.info.takes_steps:
         more = tuple(engine.source_keys(case, steps=2 * spec.steps))
-    return Planned(zero, through, bare, more, stand_in)
+    return CellProbes(zero, through, bare, more, stand_in)
 
 
 def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnostics:
@@ -138,7 +138,7 @@ def measure(engine: ProbeEngine, case: Case, outcomes: list[Outcome]) -> Diagnos
     restarts = tuple(_count(keys, outcomes, lambda k, i=i: k.restart == i) for i in range(spec.restarts))
     paths = gradient_paths(case.threat, case.codec, case.rounds)
     per_path = {p: _count(keys, outcomes, lambda k, p=p: k.path == p) for p in paths} if len(paths) > 1 else None
-    plan = planned(engine, case)
+    plan = cell_probes(engine, case)
     zero = through = bare = more = stand_in = None
     with engine.probing():
         if plan.stand_in is not None:

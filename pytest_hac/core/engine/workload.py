@@ -19,7 +19,7 @@ large-eps attack on the bare model on the first 64 images, the stand-in check (t
 images through the codec's rounds and its stand-in's, each classified), and with
 ``soundness="thorough"`` the cell's attack at twice its steps.
 
-:func:`measure` times one batch of each kind of pass (the warm-up), :func:`seconds` turns a cell's
+:func:`warm_up` times one batch of each kind of pass (the warm-up), :func:`seconds` turns a cell's
 passes into an estimate and :func:`probe_seconds` its probes'. :func:`weights` gives each cell a
 unitless cost (its probes included), and :func:`planned_passes` the session's passes by kind, for the
 estimated time left of a running session (:class:`pytest_hac.plugin.progress_log.Pace`).
@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from ..cells.cases import Case
 from ..cells.defense import IDENTITY, Defense
 from .keys import AdvKey, CodecRef, SourceKey, coded, defense_of, gradient_key, seen_by
-from .probes import PROBE_IMAGES, ZERO_GRADIENT_IMAGES, planned
+from .probes import PROBE_IMAGES, ZERO_GRADIENT_IMAGES, cell_probes
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -160,8 +160,8 @@ def _probe(kind: str, key: AdvKey, defense: Defense, work: Work, seen: set) -> N
 
 
 def _probes(engine: Engine, case: Case, work: Work, seen: set) -> None:
-    """The soundness probes :func:`.probes.measure` runs after ``case`` (:func:`.probes.planned`)."""
-    plan = planned(engine, case)
+    """The soundness probes :func:`.probes.measure` runs after ``case`` (:func:`.probes.cell_probes`)."""
+    plan = cell_probes(engine, case)
     n = len(engine.labels)
     for path in plan.zero_gradient_paths:
         m = min(n, ZERO_GRADIENT_IMAGES)
@@ -211,7 +211,7 @@ def _timed(fn, repeat: int = 2) -> float:
     return best
 
 
-def measure(engine: Engine, works: list[Work]) -> Timing:
+def warm_up(engine: Engine, works: list[Work]) -> Timing:
     """The warm-up: one batch of each distinct kind of pass the work needs, timed."""
     b = min(engine.batch_sizes["attack"], len(engine.labels))
     x = engine.dataset.pixels(0, b).to(engine.device)

@@ -20,8 +20,6 @@ parameter the attack would ignore: no silent weakening. What holds for the built
 """
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import HacError
 from ..formats import eps_label
 from ..registry import ATTACKS, AttackInfo
+from .params import ALPHA, EOT, EPS, PARAMS, QUERIES, RESTARTS, STEPS, WRITTEN, parse_eps
 
 if TYPE_CHECKING:
     from torch import nn
@@ -78,17 +77,8 @@ class AttackSpec:
 
     @property
     def key(self) -> str:
-        parts = [self.name, self.norm]
-        if self.eps is not None:
-            parts.append(f"eps={self.eps:.6g}")
-        parts.append(f"queries={self.steps}" if self.queries is not None else f"steps={self.steps}")
-        if self.alpha is not None:
-            parts.append(f"alpha={self.alpha:.6g}")
-        if self.restarts != 1:
-            parts.append(f"restarts={self.restarts}")
-        if self.eot != 1:
-            parts.append(f"eot={self.eot}")
-        return ",".join(parts)
+        """Every parameter, as caches name it: ``pgd,Linf,eps=0.0156863,steps=10``."""
+        return ",".join([self.name] + [part for p in WRITTEN if (part := p.key(self)) is not None])
 
     @property
     def eps_label(self) -> str:
@@ -97,21 +87,15 @@ class AttackSpec:
 
     def describe(self) -> str:
         """Every parameter, as reports and messages show it: ``pgd Linf eps=4/255 steps=10 restarts=1 eot=1``."""
-        parts = [self.name, self.norm, "minimum-norm" if self.min_norm else f"eps={self.eps_label}"]
-        for key, value in (("steps", self.steps), ("alpha", self.alpha), ("restarts", self.restarts),
-                           ("eot", self.eot), ("queries", self.queries)):
-            if value is not None:
-                parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-        return " ".join(parts)
+        return " ".join([self.name] + [part for p in WRITTEN if (part := p.shown(self)) is not None])
 
     def without_eps(self) -> AttackSpec:
         """The same attack at eps 0: what an eps series shares."""
         return self if self.eps is None else replace(self, eps=0.0)
 
     def as_dict(self) -> dict[str, Any]:
-        """The report's view: name, norm, eps, steps, alpha, restarts, eot, queries, min_norm."""
-        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gradient_free"}
-        return {**own, "queries": self.queries, "min_norm": self.min_norm}
+        """The report's view: name, every parameter (:data:`.params.PARAMS`) and min_norm."""
+        return {"name": self.name, **{p.name: p.value(self) for p in PARAMS}, "min_norm": self.min_norm}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttackSpec | None:
@@ -133,25 +117,6 @@ AttackFactory = Callable[["nn.Module", AttackSpec], object]
 def attack_info(name: str) -> AttackInfo:
     """What attack ``name`` (or an alias) takes."""
     return ATTACKS.info(name)
-
-
-def parse_eps(value: float | int | str) -> float:
-    """Accept 0.0157, 4/255 or '4/255'; eps must lie in [0, 1] for L-inf pixel budgets."""
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)\s*(?:/\s*([0-9.]+))?\s*", value)
-        if not m:
-            raise HacError(f"cannot read eps {value!r}; write it as 0.0157 or 4/255")
-        try:
-            eps = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
-        except (ValueError, ZeroDivisionError):
-            raise HacError(f"cannot read eps {value!r}; write it as 0.0157 or 4/255") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        eps = float(value)
-    else:
-        raise HacError(f"eps must be a number or a fraction like '4/255'; got {value!r}")
-    if not math.isfinite(eps) or eps < 0:
-        raise HacError(f"eps must be >= 0; got {value!r}")
-    return eps
 
 
 #: L-inf budgets above this are implausible for a robustness claim (common ones are 1/255..16/255); a marker
@@ -177,19 +142,11 @@ def implausible_eps(value: float | int | str, eps: float, norm: str) -> str | No
     return None
 
 
-def _positive_int(attack: str, param: str, value: Any) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if not ok and hasattr(value, "__index__") and not isinstance(value, bool):  # numpy integers
-        value, ok = int(value), True
-    if not ok or value < 1:
-        raise HacError(f"attack {attack!r}: {param} must be a whole number >= 1; got {value!r}")
-    return value
-
-
 def make_spec(name: str, eps: float | str | None = None, *, steps: int | None = None,
               alpha: float | str | None = None, restarts: int = 1, eot: int = 1, queries: int | None = None,
               norm: str | None = None) -> AttackSpec:
-    """Validate attack parameters once; a parameter the attack would ignore is refused.
+    """Validate attack parameters once (each read by its :data:`.params.PARAMS` entry, whose names are these
+    keywords); a parameter the attack would ignore is refused.
 
     For gradient-free attacks ``queries`` (or else ``steps``) is the query budget. Errors
     name the attack, the parameter and the fix.
@@ -202,32 +159,28 @@ def make_spec(name: str, eps: float | str | None = None, *, steps: int | None = 
         hint = " (use pgdl2 for L2)" if attack in ("pgd", "fgsm", "ifgsm") else ""
         raise HacError(f"attack {attack!r} supports norm {', '.join(info.norms)}, not {norm!r}{hint}")
     value = _eps(attack, info, norm, eps)
-    restarts = _positive_int(attack, "restarts", restarts)
-    eot = _positive_int(attack, "eot", eot)
-    if restarts > 1 and not info.random_start:
+    restarts = RESTARTS.parse(attack, restarts)
+    eot = EOT.parse(attack, eot)
+    if restarts > 1 and not RESTARTS.taken(info):
         raise HacError(f"attack {attack!r} has no random start, so restarts={restarts} would run the same attack "
                        f"{restarts} times; drop restarts, or use an attack with a random start (pgd, pgdl2, apgd)")
-    if eot > 1 and not info.takes_eot:
+    if eot > 1 and not EOT.taken(info):
         raise HacError(f"attack {attack!r} does not average gradients over a random defense, so eot={eot} would be "
                        f"ignored; drop eot, or use pgd or apgd")
-    if alpha is not None and not info.takes_alpha:
+    if alpha is not None and not ALPHA.taken(info):
         raise HacError(f"attack {attack!r} takes no step size alpha (it chooses its own); drop alpha")
-    if info.gradient_free:
+    if QUERIES.taken(info):
         budget = queries if queries is not None else steps
-        steps = info.steps if budget is None else _positive_int(attack, "queries", budget)
+        steps = info.steps if budget is None else QUERIES.parse(attack, budget)
     else:
         if queries is not None:
             raise HacError(f"attack {attack!r} uses gradients: queries={queries} is the budget of gradient-free "
                            f"attacks (square, the 'query' threat); drop queries or use steps")
-        if steps is not None and not info.takes_steps:
+        if steps is not None and not STEPS.taken(info):
             raise HacError(f"attack {attack!r} takes no steps (it is a single step, {info.steps}); drop steps, or "
                            f"use an iterative attack (ifgsm, pgd)")
-        steps = info.steps if steps is None else _positive_int(attack, "steps", steps)
-    step_size = None
-    if alpha is not None:
-        step_size = parse_eps(alpha)
-        if step_size <= 0:
-            raise HacError(f"attack {attack!r}: alpha must be > 0; got {alpha!r}")
+        steps = info.steps if steps is None else STEPS.parse(attack, steps)
+    step_size = None if alpha is None else ALPHA.parse(attack, alpha)
     return AttackSpec(attack, value, norm, steps, step_size, restarts, eot, gradient_free=info.gradient_free)
 
 
@@ -239,7 +192,7 @@ def _eps(attack: str, info: AttackInfo, norm: str, eps: float | str | None) -> f
         return None
     if eps is None:
         raise HacError(f"attack {attack!r} needs an eps budget, e.g. eps='4/255'")
-    value = parse_eps(eps)
+    value = EPS.parse(attack, eps)
     if norm == "Linf" and value > 1:
         raise HacError(f"L-inf eps {value:g} exceeds 1 (the whole pixel range); pixel budgets look like 4/255")
     return value

@@ -2,55 +2,28 @@
 or between a marker's attacks of one name (``-pgd-eps8``, ``-square-q1500``), so no two measurements share an id."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
-from ...attacks import DEFAULT_QUERIES, AttackSpec, eps_label, make_spec
-from ...errors import HacError
+from ...attacks import AttackSpec
+from ...attacks.params import EPS, IN_ID
 
 #: Attack parameters a cell id names when they differ from the run's defaults or between the marker's
-#: attacks of one name, in this order, with their id tags (``-pgd-eps8``, ``-square-q1500``).
-ID_PARAMS = ("eps", "norm", "steps", "alpha", "restarts", "eot")
+#: attacks of one name, in this order (their id tags are :attr:`~pytest_hac.attacks.params.AttackParam.tag`).
+ID_PARAMS = tuple(p.name for p in IN_ID)
 
 
-def _tag(spec: AttackSpec, param: str) -> str:
-    if param == "eps":
-        return "eps" + spec.eps_label.replace("/255", "")
-    if param == "norm":
-        return spec.norm
-    if param == "steps":
-        return f"q{spec.steps}" if spec.queries is not None else f"s{spec.steps}"
-    if param == "alpha":
-        return "a" + (eps_label(spec.alpha).replace("/255", "") if spec.alpha else "auto")
-    return f"{param}{getattr(spec, param)}"
-
-
-def _reference(spec: AttackSpec, defaults: Mapping[str, Any]) -> AttackSpec | None:
-    """The attack ``spec.name`` as the run's defaults would build it (None where they cannot)."""
-    info = spec.info
-    eps = None if info.min_norm else defaults.get("eps_l2" if spec.norm == "L2" else "eps", "4/255")
-    if eps is None and not info.min_norm:
-        return None
-    kw: dict[str, Any] = {"norm": spec.norm}
-    if info.gradient_free:
-        kw["queries"] = defaults.get("queries") or DEFAULT_QUERIES
-    elif info.takes_steps and defaults.get("steps") is not None:
-        kw["steps"] = defaults["steps"]
-    try:
-        return make_spec(spec.name, eps, **kw)
-    except HacError:
-        return None
-
-
-def attack_ids(specs: list[AttackSpec], defaults: Mapping[str, Any]) -> dict[AttackSpec, str]:
-    """Each attack's part of a cell id: its name, then every parameter that differs from the run's
-    defaults or from another of the marker's attacks of the same name (so no two attacks share an id)."""
+def attack_ids(specs: Iterable[AttackSpec],
+               references: Mapping[AttackSpec, AttackSpec | None]) -> dict[AttackSpec, str]:
+    """Each attack's part of a cell id: its name, then every parameter that differs from ``references[spec]``
+    (the attack the run's defaults would build; None where they cannot, and then the id names its eps) or from
+    another of the marker's attacks of the same name (so no two attacks share an id)."""
+    specs = list(specs)
     out: dict[AttackSpec, str] = {}
     for spec in specs:
         same = [s for s in specs if s.name == spec.name]
-        ref = _reference(spec, defaults)
-        tags = [_tag(spec, p) for p in ID_PARAMS
-                if (ref is None and p == "eps") or (ref is not None and getattr(ref, p) != getattr(spec, p))
-                or len({getattr(s, p) for s in same}) > 1]
+        ref = references.get(spec)
+        tags = [p.tag(spec) for p in IN_ID
+                if (ref is None and p is EPS) or (ref is not None and p.value(ref) != p.value(spec))
+                or len({p.value(s) for s in same}) > 1]
         out[spec] = "-".join([spec.name] + tags)
     return out

@@ -46,41 +46,46 @@ class InputSize(NamedTuple):
 
 
 
-def parse_budgets(text: Any) -> Eps:
-    """``"4/255"`` -> Eps(4/255); ``"4/255,l2=3.0"`` -> Eps(4/255, 3.0)."""
-    linf, l2 = None, None
+def _parts(text: Any, keys: tuple[str, ...], usage: str) -> dict[str, str]:
+    """``"VALUE,key=V"`` -> {"": "VALUE", "key": "V"}: a folded setting's main value and its named ones (``keys``),
+    each at most once; anything else is a usage error that shows ``usage``."""
+    parts: dict[str, str] = {}
     for part in str(text).split(","):
         key, _, value = part.strip().rpartition("=")
-        if key.strip().lower() not in ("", "linf", "l2") or not value.strip():
-            raise HacError(f"--hac-eps takes BUDGET[,l2=R], e.g. 4/255 or 4/255,l2=3.0; got {text!r}")
-        if key.strip().lower() == "l2":
-            l2 = parse_eps(value.strip())
-        else:
-            linf = parse_eps(value.strip())
+        key = key.strip().lower()
+        if key not in ("", *keys) or key in parts or not value.strip():
+            raise HacError(f"{usage}; got {text!r}")
+        parts[key] = value.strip()
+    return parts
+
+
+def parse_budgets(text: Any) -> Eps:
+    """``"4/255"`` -> Eps(4/255); ``"4/255,l2=3.0"`` -> Eps(4/255, 3.0)."""
+    parts = _parts(text, ("linf", "l2"), "--hac-eps takes BUDGET[,l2=R], e.g. 4/255 or 4/255,l2=3.0")
+    linf = parts.get("", parts.get("linf"))
     if linf is None:
         raise HacError(f"--hac-eps names no L-inf budget; give it first, e.g. 4/255,l2=3.0; got {text!r}")
-    return Eps(linf, l2)
+    return Eps(parse_eps(linf), None if "l2" not in parts else parse_eps(parts["l2"]))
+
+
+def _sizes(text: Any, key: str, usage: str, positive: str) -> tuple[int | None, int | None]:
+    """The main and the ``key=`` integers of a folded setting, each >= 1 where given (else ``positive``)."""
+    parts = _parts(text, (key,), usage)
+    try:
+        main, named = (None if k not in parts else int(parts[k]) for k in ("", key))
+    except ValueError:
+        raise HacError(f"{usage}; got {text!r}") from None
+    if any(n is not None and n < 1 for n in (main, named)):
+        raise HacError(f"{positive}; got {text!r}")
+    return main, named
 
 
 def parse_input_size(text: Any) -> InputSize:
     """``"224"`` -> InputSize(224, None); ``"224,resize=256"`` -> InputSize(224, 256); ``"resize=256"`` too."""
-    crop, resize = None, None
     if text is None:
-        return InputSize(crop, resize)
-    try:
-        for part in str(text).split(","):
-            key, _, value = part.strip().rpartition("=")
-            if key.strip().lower() == "resize":
-                resize = int(value)
-            elif key.strip() == "":
-                crop = int(value)
-            else:
-                raise ValueError
-    except ValueError:
-        raise HacError(f"--hac-input-size takes SIZE[,resize=N], e.g. 224 or 224,resize=256; got {text!r}") from None
-    for name, size in (("SIZE", crop), ("resize", resize)):
-        if size is not None and size < 1:
-            raise HacError(f"--hac-input-size: {name} must be >= 1; got {text!r}")
+        return InputSize()
+    crop, resize = _sizes(text, "resize", "--hac-input-size takes SIZE[,resize=N], e.g. 224 or 224,resize=256",
+                          "--hac-input-size: SIZE and resize= must be >= 1")
     if crop is not None and resize is not None and resize < crop:
         raise HacError(f"--hac-input-size={text}: resize={resize} is smaller than the crop {crop}: photos are resized "
                        f"to it and then centre-cropped to the input size")
@@ -91,21 +96,8 @@ def parse_steps(text: Any) -> Steps:
     """``None`` -> Steps(); ``"20"`` -> Steps(20); ``"20,queries=1000"`` -> Steps(20, 1000); ``"queries=1000"``."""
     if text is None:
         return Steps()
-    gradient, queries = None, None
-    try:
-        for part in str(text).split(","):
-            key, _, value = part.strip().rpartition("=")
-            if key.strip().lower() == "queries":
-                queries = int(value)
-            elif key.strip() == "":
-                gradient = int(value)
-            else:
-                raise ValueError
-    except ValueError:
-        raise HacError(f"--hac-steps takes N[,queries=Q], e.g. 20 or 20,queries=1000; got {text!r}") from None
-    if any(n is not None and n < 1 for n in (gradient, queries)):
-        raise HacError(f"--hac-steps: N and queries= must be >= 1; got {text!r}")
-    return Steps(gradient, queries)
+    return Steps(*_sizes(text, "queries", "--hac-steps takes N[,queries=Q], e.g. 20 or 20,queries=1000",
+                         "--hac-steps: N and queries= must be >= 1"))
 
 
 def parse_progress(text: Any) -> float | None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ..core.judge.result import Result
-from ..report.schema import Cell, Scope
+from ..report.schema import Cell, Scope, finding_from_dict, finding_to_dict
 
 
 def test_id(nodeid: str) -> str:
@@ -45,7 +45,11 @@ class CellMessage:
     data_info: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cell": self.cell.to_dict(), "references": [r.to_dict() for r in self.references],
+        """The wire form: the cell's report record and what the record leaves to the report (its gate rule, the
+        findings that decided it)."""
+        return {"cell": self.cell.to_dict(), "rule": self.cell.case.rule,
+                "findings": [finding_to_dict(f) for f in self.cell.findings],
+                "references": [r.to_dict() for r in self.references],
                 "scope": asdict(self.scope), "torch_threads": self.torch_threads,
                 "attack_images": self.attack_images, "threshold_lines": self.threshold_lines,
                 "data_info": self.data_info}
@@ -54,7 +58,9 @@ class CellMessage:
     def from_dict(cls, data: dict[str, Any]) -> CellMessage:
         scope = dict(data["scope"])
         scope["shard"] = tuple(scope["shard"]) if scope.get("shard") else None
-        return cls(cell=Cell.from_dict(data["cell"]), references=[Result.from_dict(r) for r in data["references"]],
+        rule = data["rule"]
+        cell = Cell.from_dict(data["cell"], rule=rule, findings=[finding_from_dict(f) for f in data["findings"]])
+        return cls(cell=cell, references=[Result.from_dict(r, rule) for r in data["references"]],
                    scope=Scope(**scope), torch_threads=data.get("torch_threads"),
                    attack_images=int(data.get("attack_images", 0)), threshold_lines=list(data["threshold_lines"]),
                    data_info=data.get("data_info"))

@@ -8,21 +8,24 @@ The JSON form (:meth:`Report.to_dict`) is also the baseline format; the view eve
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..core.cells.cases import Case
 from ..core.judge.comparison import Comparison
 from ..core.judge.result import Result
-from ..core.judge.soundness import CHECK_NAMES, Finding, check, status, worst_case
+from ..core.judge.soundness import CHECK_NAMES, Finding, check, implicating, status, worst_case
 from ..core.judge.verdict import Reason, ReasonKind, Status, Verdict
 from ..errors import HacError
 from ..io.files import safe_stem
 
-SCHEMA = 3
-#: Older schemas this version reads (2: a cell's verdict was ``passed``: true, false or null).
-READABLE_SCHEMAS = (2, SCHEMA)
+SCHEMA = 4
+#: Older schemas this version reads (2: a cell's verdict was ``passed``: true, false or null; 3: each result also
+#: wrote its gate ``rule``, each cell its ``applied_threshold``, copies of ``gate_rule`` and ``threshold``).
+READABLE_SCHEMAS = (2, 3, SCHEMA)
 
 
 def _reasons(items: list[dict[str, Any]]) -> tuple[Reason, ...]:
@@ -42,18 +45,29 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
 
 @dataclass(frozen=True)
 class Cell:
-    """One test's evaluation of one case: what was measured and the verdict decided in its test."""
+    """One test's record of one case: its result (which holds the case: threshold and gate rule included), the
+    verdict decided in its test, its comparison with the baseline and the soundness findings that implicate it."""
 
     test: str
     result: Result
     verdict: Verdict = Verdict(Status.MEASURED)
     comparison: Comparison | None = None
-    #: The threshold the cell was held to (the thresholds file's, else the marker's).
-    threshold: float | None = None
+    #: The soundness findings its verdict read that implicate it (or, for a worst cell, one of its parts). Not
+    #: written per cell: a loaded report gives each cell those of its findings (``meta.soundness``) that do.
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def case(self) -> Case:
+        return self.result.case
 
     @property
     def case_id(self) -> str:
         return self.result.case_id
+
+    @property
+    def threshold(self) -> float | None:
+        """The threshold the cell was held to (the thresholds file's, else the marker's)."""
+        return self.result.case.threshold
 
     @property
     def status(self) -> Status:
@@ -68,21 +82,29 @@ class Cell:
         return self.verdict.failed
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON record: the result's (case and measurements, one ``threshold``), then the test and its verdict."""
         return {**self.result.to_dict(), "test": self.test, "verdict": self.status.value,
-                "applied_threshold": self.threshold,
                 "reasons": [{"kind": r.kind.value, "message": r.message} for r in self.reasons],
                 "warnings": [{"kind": r.kind.value, "message": r.message} for r in self.verdict.warnings],
                 "baseline": None if self.comparison is None else asdict(self.comparison)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Cell":
+    def from_dict(cls, data: dict[str, Any], *, rule: str, findings: Sequence[Finding] = ()) -> "Cell":
+        """A cell read back, held to ``rule`` (the report's ``gate_rule``), with those of ``findings`` that
+        implicate it. Schema 3 also wrote ``applied_threshold``, always its ``threshold``."""
         base = data.get("baseline")
         status = data.get("verdict")
         if status is None:  # schema 2
             status = {True: "passed", False: "failed"}.get(data.get("passed"), "measured")
         verdict = Verdict(Status(status), _reasons(data.get("reasons", [])), _reasons(data.get("warnings", [])))
-        return cls(test=data.get("test", data["case_id"]), result=Result.from_dict(data), verdict=verdict,
-                   comparison=None if base is None else Comparison(**base), threshold=data.get("applied_threshold"))
+        result = Result.from_dict(data, rule)
+        return cls(test=data.get("test", data["case_id"]), result=result, verdict=verdict,
+                   comparison=None if base is None else Comparison(**base), findings=implicated(findings, result))
+
+
+def implicated(findings: Sequence[Finding], result: Result) -> tuple[Finding, ...]:
+    """Those of ``findings`` that implicate ``result``'s cell or, for a worst cell, one of its parts."""
+    return tuple(f for f, _ in implicating(findings, result.case_id, result.diagnostics.cells or ()))
 
 
 @dataclass(frozen=True)
@@ -226,14 +248,18 @@ class Report:
                 scope["shard"] = tuple(scope["shard"])
             meta = dict(data.get("meta") or {})
             soundness = meta.pop("soundness", None) or {}
-            findings = soundness.get("findings")
-            return cls(**fields_, ids=data.get("ids", []), cells=[Cell.from_dict(r) for r in data["results"]],
-                       complete=data.get("complete", False), scope=Scope(**scope),
-                       skipped_images=data.get("skipped_images", []), meta=meta,
-                       findings=None if findings is None else tuple(finding_from_dict(f) for f in findings),
-                       checks=soundness.get("status"),
-                       notes=data.get("notes", []), error=data.get("error"),
-                       references=[Result.from_dict(r) for r in data.get("references", [])])
+            written = soundness.get("findings")
+            findings = None if written is None else tuple(finding_from_dict(f) for f in written)
+            rule = fields_["gate_rule"]
+            cells = [Cell.from_dict(r, rule=rule) for r in data["results"]]
+            rep = cls(**fields_, ids=data.get("ids", []), cells=cells,
+                      complete=data.get("complete", False), scope=Scope(**scope),
+                      skipped_images=data.get("skipped_images", []), meta=meta, findings=findings,
+                      checks=soundness.get("status"), notes=data.get("notes", []), error=data.get("error"),
+                      references=[Result.from_dict(r, rule) for r in data.get("references", [])])
+            # each cell's findings are the report's that implicate it (written once, in meta.soundness)
+            rep.cells = [replace(c, findings=implicated(rep.findings, c.result)) for c in rep.cells]
+            return rep
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise HacError(f"report is damaged or hand-edited (schema {data.get('schema')} but {type(exc).__name__}: "
                            f"{exc}); "

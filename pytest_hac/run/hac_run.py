@@ -30,7 +30,7 @@ from ..errors import HacError
 from ..report.baselines import load_baseline
 from ..report.notes import baseline_gaps, weakened_attacks
 from ..report.provenance import dataset_name, default_data, upscaling_note, versions
-from ..report.schema import Cell, Report, Scope
+from ..report.schema import Cell, Report, Scope, implicated
 from ..report.trend import Trend, trend_of
 from ..settings import Settings
 from .loaded import Loaded
@@ -126,12 +126,17 @@ class HacRun:
     # --- measuring and deciding ---------------------------------------------------------------------
 
     def evaluate(self, case: Case) -> Result:
-        """The cell's result, evaluated once per session whoever asks (its test, or a cell that depends on it)."""
+        """The cell's result, evaluated once per session whoever asks (its test, or a cell that depends on it),
+        holding ``case`` (its id and threshold) under the run's gate rule."""
         result = self._results.get(case.identity)
         if result is None:
-            result = replace(self.engine.evaluate(case), rule=self.settings.gate)
+            result = self.engine.evaluate(case)
             self._results[case.identity] = result
-        return replace(result, threshold=case.threshold)
+        return replace(result, case=self.gated(case))
+
+    def gated(self, case: Case) -> Case:
+        """``case`` held to the run's ``--hac-gate``."""
+        return case if case.rule == self.settings.gate else replace(case, rule=self.settings.gate)
 
     def compare(self, result: Result, parts: list[Result] | None = None) -> Comparison | None:
         """The cell against the baseline (None without a baseline or without the cell in it)."""
@@ -148,15 +153,17 @@ class HacRun:
         now (memoized), so the same verdict comes out whatever ran before, in which order, in which shard
         or selection."""
         s = self.settings
+        # the test's gate holds whatever its body evaluated: a body cannot loosen its marker's threshold
+        result = replace(result, case=self.gated(replace(result.case, threshold=case.threshold)))
         deps = [self.evaluate(d) for d in dependencies(case, self.universe)]
         for dep in deps:
             self.references.setdefault(dep.case_id, dep)
         comparison = self.compare(result, deps if case.parts else None)
-        verdict = decide(result, threshold=case.threshold, rule=s.gate, test_failure=test_failure,
-                         comparison=comparison, compare_fail=s.fail_drop,
-                         baseline=None if s.compare is None else s.compare.stem,
-                         findings=soundness_check([result] + deps), soundness=s.soundness)
-        return Cell(test=test, result=result, verdict=verdict, comparison=comparison, threshold=case.threshold), deps
+        findings = implicated(soundness_check([result] + deps), result)
+        verdict = decide(result, test_failure=test_failure, comparison=comparison, compare_fail=s.fail_drop,
+                         baseline=None if s.compare is None else s.compare.stem, findings=findings,
+                         soundness=s.soundness)
+        return Cell(test=test, result=result, verdict=verdict, comparison=comparison, findings=findings), deps
 
     # --- recording ----------------------------------------------------------------------------------
 
@@ -199,10 +206,12 @@ class HacRun:
     # --- thresholds files ---------------------------------------------------------------------------
 
     def apply_thresholds(self, cases: list[Case], directory: Path) -> list[Case]:
-        """``cases`` with the thresholds file's values (the file wins over the marker)."""
+        """``cases`` with the thresholds file's values (the file wins over the marker), held to the run's gate rule."""
         if self.settings.update_thresholds is not None:  # recording thresholds: measured, not gated (update.py writes)
-            return [replace(c, threshold=None) for c in cases]
-        return self.thresholds.apply(cases, directory)
+            cases = [replace(c, threshold=None) for c in cases]
+        else:
+            cases = self.thresholds.apply(cases, directory)
+        return [self.gated(c) for c in cases]
 
     def check_thresholds(self) -> None:
         """After collection: sets :attr:`threshold_lines` and :attr:`threshold_warnings` (see

@@ -133,6 +133,7 @@ def test_page_renders_in_a_headless_browser(page, tmp_path):
 def _several_eps_report():
     """A hand-made report: JPEG and WebP at two rates each, attacked at 2/255 and 8/255 (so the eps plot draws)."""
     from pytest_hac.attacks import AttackSpec
+    from pytest_hac.core.cells.cases import Case
     from pytest_hac.core.judge.result import Result
     from pytest_hac.report.schema import Cell, Report
 
@@ -142,9 +143,8 @@ def _several_eps_report():
         for eps, right in ((None, 9), (2, 6), (8, 2)):
             spec = None if eps is None else AttackSpec("pgd", eps / 255, "Linf", 10)
             case_id = f"{codec}-q{quality}-r1-" + ("clean" if eps is None else f"oblivious-pgd-eps{eps}")
-            r = Result.from_correct([i < right for i in range(10)], ids=ids, case_id=case_id, codec=codec,
-                                    quality=quality, rounds=1, threat="clean" if eps is None else "oblivious",
-                                    spec=spec, bpp=bpp, psnr=30.0, seconds=1.0)
+            case = Case(codec, quality, 1, "clean" if eps is None else "oblivious", spec, id=case_id)
+            r = Result.from_correct([i < right for i in range(10)], case, ids=ids, bpp=bpp, psnr=30.0, seconds=1.0)
             cells.append(Cell(test=f"t.py::test[{case_id}]", result=r))
     return Report(model="hand-made", dataset="embedded", n=10, device="cpu", seed=0, gate_rule="point", ids=list(ids),
                   cells=cells, complete=True)

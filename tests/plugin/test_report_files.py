@@ -16,7 +16,7 @@ def test_report_files_after_a_full_run(suite, live_report_cells):
     result = p.runpytest(TINY, "--hac-samples=6")
     result.assert_outcomes(passed=3)
     data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
-    assert data["schema"] == 3 and data["model"] == "tiny-cnn" and data["dataset"] == "digits"
+    assert data["schema"] == 4 and data["model"] == "tiny-cnn" and data["dataset"] == "digits"
     assert data["n"] == 6 and data["device"] == "cpu" and data["complete"] is True and len(data["ids"]) == 6
     assert len(data["results"]) == 2
     for r in data["results"]:
@@ -70,7 +70,8 @@ def test_strict(hac_case, hac_evaluate):
     assert "result.py" not in result.stdout.str()
     data = json.loads((p.path / "reports/tiny-cnn.json").read_text())
     cell = data["results"][0]
-    assert cell["verdict"] == "failed" and data["gate_rule"] == "point" and cell["applied_threshold"] == 0.999
+    assert cell["verdict"] == "failed" and data["gate_rule"] == "point" and cell["threshold"] == 0.999
+    assert "applied_threshold" not in cell and "rule" not in cell  # held once: the cell's threshold, the run's rule
     assert [r["kind"] for r in cell["reasons"]] == ["threshold"]
     assert "below the threshold 0.999 [gate rule point" in cell["reasons"][0]["message"]
     md = (p.path / "reports/tiny-cnn.md").read_text()

@@ -43,13 +43,15 @@ def registries():
 PGD = {"name": "pgd", "norm": "Linf", "eps": 4 / 255, "steps": 10, "alpha": 1 / 255, "restarts": 1}
 
 
-def _result(case_id: str, correct: list[bool], *, threat: str = "oblivious", attack: dict | None = None):
+def _result(case_id: str, correct: list[bool], *, threat: str = "oblivious", attack: dict | None = None,
+            threshold: float | None = None):
     from pytest_hac.attacks import AttackSpec
+    from pytest_hac.core.cells.cases import Case
     from pytest_hac.core.judge.result import Result
 
     params = dict(PGD if attack is None and threat != "clean" else attack or {})
-    return Result.from_correct(correct, case_id=case_id, codec="jpeg", quality=50, rounds=1, threat=threat,
-                               spec=AttackSpec.from_dict(params), bpp=1.0, psnr=30.0, seconds=0.1,
+    case = Case("jpeg", 50, 1, threat, AttackSpec.from_dict(params), threshold, case_id)
+    return Result.from_correct(correct, case, bpp=1.0, psnr=30.0, seconds=0.1,
                                ids=[f"img{i:04d}" for i in range(len(correct))])
 
 

@@ -65,8 +65,9 @@ def _mixed_run(synthetic):
     """One passing cell, one below its threshold, one regressed against the baseline, a 100-query Square cell."""
     right = [i < 70 for i in range(N)]
     ok = Cell("t.py::test[jpeg-q75-r1-clean]", synthetic.result("jpeg-q75-r1-clean", right, threat="clean"), PASSED)
-    low = Cell("t.py::test[jpeg-q25-r1-oblivious-pgd]", synthetic.result("jpeg-q25-r1-oblivious-pgd", right),
-               Verdict(Status.FAILED, (Reason(ReasonKind.THRESHOLD, "0.700 < 0.8 (point rule)"),)), threshold=0.8)
+    low = Cell("t.py::test[jpeg-q25-r1-oblivious-pgd]",
+               synthetic.result("jpeg-q25-r1-oblivious-pgd", right, threshold=0.8),
+               Verdict(Status.FAILED, (Reason(ReasonKind.THRESHOLD, "0.700 < 0.8 (point rule)"),)))
     old, new = synthetic.result("x", [i < 90 for i in range(N)]), synthetic.result("x", right)
     regressed = Cell("t.py::test[jpeg-q50-r1-oblivious-pgd]", synthetic.result("jpeg-q50-r1-oblivious-pgd", right),
                      Verdict(Status.FAILED, (Reason(ReasonKind.REGRESSION, "dropped 20.0 points"),)),

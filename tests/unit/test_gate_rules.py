@@ -2,13 +2,13 @@
 import pytest
 
 from pytest_hac.attacks import AttackSpec
+from pytest_hac.core.cells.cases import Case
 from pytest_hac.core.judge.result import Result
 
 
 def result(k: int, n: int, threshold=None) -> Result:
-    return Result.from_correct([True] * k + [False] * (n - k), case_id="jpeg-q50-r1-oblivious-pgd", codec="jpeg",
-                               quality=50, rounds=1, threat="oblivious", spec=AttackSpec("pgd", 4 / 255), bpp=1.0,
-                               psnr=30.0, seconds=0.1, threshold=threshold)
+    case = Case("jpeg", 50, 1, "oblivious", AttackSpec("pgd", 4 / 255), threshold, "jpeg-q50-r1-oblivious-pgd")
+    return Result.from_correct([True] * k + [False] * (n - k), case, bpp=1.0, psnr=30.0, seconds=0.1)
 
 
 def test_the_default_gate_fails_a_measured_accuracy_below_its_threshold():

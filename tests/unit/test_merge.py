@@ -2,6 +2,7 @@
 import pytest
 
 from pytest_hac.__main__ import main as hac_main
+from pytest_hac.core.cells.cases import Case
 from pytest_hac.core.judge.result import Result
 from pytest_hac.core.judge.verdict import Status, Verdict
 from pytest_hac.report.output import write_report
@@ -18,8 +19,8 @@ def _report(ids, cells=(), **kw) -> Report:
 
 
 def _cell(case_id, ids, passed=True) -> Cell:
-    r = Result.from_correct([True] * len(ids), case_id=case_id, codec="jpeg", quality=50, rounds=1, threat="clean",
-                            spec=None, bpp=1.0, psnr=30.0, seconds=0.1, ids=ids)
+    r = Result.from_correct([True] * len(ids), Case("jpeg", 50, 1, "clean", None, id=case_id), bpp=1.0, psnr=30.0,
+                            seconds=0.1, ids=ids)
     return Cell(test=f"t.py::test[{case_id}]", result=r, verdict=verdict_of(passed))
 
 

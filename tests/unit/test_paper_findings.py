@@ -3,6 +3,7 @@ import importlib.util
 from pathlib import Path
 
 from pytest_hac.attacks import AttackSpec
+from pytest_hac.core.cells.cases import Case
 from pytest_hac.core.judge.result import Result
 
 SPEC = importlib.util.spec_from_file_location("paper_findings", Path(__file__).parents[2] / "suites/paper/findings.py")
@@ -13,9 +14,8 @@ SPEC.loader.exec_module(findings)
 def cell(codec, threat, acc, *, bpp=1.0, rounds=1, quality=1, eps=4 / 255):
     correct = [True] * round(acc * 20) + [False] * (20 - round(acc * 20))
     spec = None if threat == "clean" else AttackSpec("pgd", eps)
-    return Result.from_correct(correct, case_id=f"{codec}-q{quality}-r{rounds}-{threat}", codec=codec,
-                               quality=quality, rounds=rounds, threat=threat, spec=spec, bpp=bpp, psnr=30.0,
-                               seconds=0.0)
+    case = Case(codec, quality, rounds, threat, spec, id=f"{codec}-q{quality}-r{rounds}-{threat}")
+    return Result.from_correct(correct, case, bpp=bpp, psnr=30.0, seconds=0.0)
 
 
 def test_learned_vs_jpeg_compares_only_at_comparable_bpp():

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from pytest_hac.attacks import AttackSpec
+from pytest_hac.core.cells.cases import Case
 from pytest_hac.core.judge.result import Result
 from pytest_hac.core.judge.verdict import Reason, ReasonKind, Status, Verdict
 from pytest_hac.report.plot import FAILED_GID, THRESHOLD_GID, figure, style, write_plot
@@ -17,10 +18,9 @@ def cell(codec="jpeg", quality=50, rounds=1, threat="clean", correct=(1, 1, 1, 1
          threshold=None, passed=True, test="test_x"):
     attacked = threat != "clean"
     case_id = f"{codec}-q{quality}-r{rounds}-{threat}" + ("-pgd" if attacked else "")
-    r = Result.from_correct(list(correct), case_id=case_id, codec=codec, quality=quality, rounds=rounds, threat=threat,
-                            spec=AttackSpec.from_dict(PGD) if attacked else None, bpp=bpp,
-                            psnr=None if bpp is None else 30.0, seconds=0.1, ids=IDS, threshold=threshold)
-    return Cell(test=f"test_cells.py::{test}[{r.case_id}]", result=r, verdict=verdict_of(passed), threshold=threshold)
+    case = Case(codec, quality, rounds, threat, AttackSpec.from_dict(PGD) if attacked else None, threshold, case_id)
+    r = Result.from_correct(list(correct), case, bpp=bpp, psnr=None if bpp is None else 30.0, seconds=0.1, ids=IDS)
+    return Cell(test=f"test_cells.py::{test}[{r.case_id}]", result=r, verdict=verdict_of(passed))
 
 
 def report(cells):
@@ -128,8 +128,8 @@ def test_several_attacks_in_one_threat_are_separate_series():
     r = fgsm.result
     from dataclasses import replace
 
-    fgsm = replace(fgsm, result=replace(r, case_id=r.case_id.replace("pgd", "fgsm"),
-                                        spec=AttackSpec("fgsm", 4 / 255, steps=1)))
+    fgsm = replace(fgsm, result=replace(r, case=replace(r.case, id=r.case_id.replace("pgd", "fgsm"),
+                                                        attack=AttackSpec("fgsm", 4 / 255, steps=1))))
     fig = figure(report([cell(threat="oblivious", bpp=1.0), fgsm]))
     (lines,) = series_lines(fig)
     assert len(lines) == 2 and all(label.startswith("jpeg r1 · ") for label in lines)

@@ -2,6 +2,7 @@
 import pytest
 
 from pytest_hac.attacks import AttackSpec
+from pytest_hac.core.cells.cases import Case
 from pytest_hac.core.judge.result import Result
 from pytest_hac.report.eps_plot import SERIES_GID, eps_figure, eps_png, panels
 from pytest_hac.report.output import write_report
@@ -17,9 +18,10 @@ def cell(codec, quality, bpp, correct, threat="oblivious", eps=4, rounds=1):
     (adversarial) bpp, which the comparison must not use."""
     attacked = threat != "clean"
     spec = AttackSpec("pgd", eps / 255, "Linf", 10) if attacked else None
-    r = Result.from_correct([i < correct for i in range(N)], ids=IDS, codec=codec, quality=quality, rounds=rounds,
-                            threat=threat, spec=spec, bpp=bpp + (0.37 if attacked else 0.0), psnr=30.0, seconds=1.0,
-                            case_id=f"{codec}-q{quality}-r{rounds}-{threat}" + (f"-pgd-eps{eps}" if attacked else ""))
+    case = Case(codec, quality, rounds, threat, spec,
+                id=f"{codec}-q{quality}-r{rounds}-{threat}" + (f"-pgd-eps{eps}" if attacked else ""))
+    r = Result.from_correct([i < correct for i in range(N)], case, ids=IDS, bpp=bpp + (0.37 if attacked else 0.0),
+                            psnr=30.0, seconds=1.0)
     return Cell(test=f"t.py::test[{r.case_id}]", result=r)
 
 

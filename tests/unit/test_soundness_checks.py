@@ -4,6 +4,7 @@ import pytest
 
 def _result(case_id, threat, correct, eps=4 / 255, attack="pgd", codec="jpeg", **params):
     from pytest_hac.attacks import AttackSpec
+    from pytest_hac.core.cells.cases import Case
     from pytest_hac.core.judge.diagnostics import Diagnostics
     from pytest_hac.core.judge.result import Result
 
@@ -11,9 +12,9 @@ def _result(case_id, threat, correct, eps=4 / 255, attack="pgd", codec="jpeg", *
     queries = params.pop("queries", None)  # a gradient-free attack's steps are its queries
     spec = None if threat == "clean" else AttackSpec(attack, eps, "Linf", **{"steps": queries or 10, **params},
                                                      gradient_free=queries is not None)
-    return Result.from_correct(correct, case_id=case_id, codec=codec, quality=50 if codec == "jpeg" else None,
-                               rounds=1, threat=threat, spec=spec, bpp=1.0, psnr=30.0, seconds=0.0,
-                               diagnostics=diagnostics, ids=[str(i) for i in range(len(correct))])
+    case = Case(codec, 50 if codec == "jpeg" else None, 1, threat, spec, id=case_id)
+    return Result.from_correct(correct, case, bpp=1.0, psnr=30.0, seconds=0.0, diagnostics=diagnostics,
+                               ids=[str(i) for i in range(len(correct))])
 
 
 def test_soundness_checks_on_synthetic_results():

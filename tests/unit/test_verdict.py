@@ -1,4 +1,6 @@
 """The one verdict function, the marker's thresholds and cell identity (issue: a verdict decided once)."""
+from dataclasses import replace
+
 import pytest
 
 from pytest_hac.attacks import AttackSpec
@@ -12,37 +14,46 @@ from pytest_hac.core.judge.verdict import Reason, ReasonKind, Status, decide
 from pytest_hac.errors import HacError
 
 
-def result(correct, case_id="jpeg-q50-r1-clean", threat="clean", **kw) -> Result:
-    fields = dict(case_id=case_id, codec="jpeg", quality=50, rounds=1, threat=threat, spec=None, bpp=1.0,
-                  psnr=30.0, seconds=0.0, ids=[f"i{k}" for k in range(len(correct))])
+def result(correct, case_id="jpeg-q50-r1-clean", threat="clean", spec=None, threshold=None, **kw) -> Result:
+    fields = dict(bpp=1.0, psnr=30.0, seconds=0.0, ids=[f"i{k}" for k in range(len(correct))])
     fields.update(kw)
-    return Result.from_correct(list(correct), **fields)
+    return Result.from_correct(list(correct), Case("jpeg", 50, 1, threat, spec, threshold, case_id), **fields)
 
 
 # --- decide -------------------------------------------------------------------------------------------
 
 
 def test_the_threshold_decides_whatever_the_body_asserted():
-    r = result([1] * 49 + [0])  # 0.98
-    v = decide(r, threshold=0.999, rule="point")
+    r = result([1] * 49 + [0], threshold=0.999)  # 0.98
+    v = decide(r)
     assert v.status is Status.FAILED and [x.kind for x in v.reasons] == [ReasonKind.THRESHOLD]
     assert "0.980" in v.reasons[0].message and "0.999" in v.reasons[0].message
-    assert decide(r, threshold=0.9, rule="point").status is Status.PASSED
+    assert decide(result([1] * 49 + [0], threshold=0.9)).status is Status.PASSED
     # the body's own stricter assertion adds a reason; the same message is not repeated
     stricter = Reason(ReasonKind.ASSERTION, "x: below 0.99")
-    assert decide(r, threshold=0.9, rule="point", test_failure=stricter).reasons == (stricter,)
+    assert decide(result([1] * 49 + [0], threshold=0.9), test_failure=stricter).reasons == (stricter,)
+
+
+def test_the_gate_is_the_cases_threshold_under_its_rule():
+    """The threshold and the rule are held once, by the case the result holds: decide reads them there."""
+    r = result([1] * 7 + [0] * 3, threshold=0.75)  # 0.7, 95% CI about 0.40-0.89
+    assert r.threshold == r.case.threshold == 0.75 and r.rule == r.case.rule == "point"
+    assert decide(r).status is Status.FAILED
+    lenient = replace(r, case=replace(r.case, rule="lenient"))
+    assert decide(lenient).status is Status.PASSED
+    assert "[gate rule confident:" in decide(replace(r, case=replace(r.case, rule="confident"))).reasons[0].message
 
 
 def test_a_cell_without_a_gate_is_measured_and_warnings_fail_nothing():
     r = result([0, 0, 0, 1], case_id="c", threat="whitebox")
-    assert decide(r, threshold=None, rule="point").status is Status.MEASURED
+    assert decide(r).status is Status.MEASURED
     flag = Finding("large-eps-through-defense", ("c",), "masked")
-    failed = decide(r, threshold=None, rule="point", findings=[flag])
+    failed = decide(r, findings=[flag])
     assert failed.status is Status.FAILED and failed.reasons[0].kind is ReasonKind.SOUNDNESS
-    warned = decide(r, threshold=None, rule="point", findings=[flag], soundness="warn")
+    warned = decide(r, findings=[flag], soundness="warn")
     assert warned.status is Status.MEASURED and warned.warnings and not warned.reasons
     other = Finding("large-eps-through-defense", ("d",), "masked")
-    assert decide(r, threshold=None, rule="point", findings=[other]).status is Status.MEASURED
+    assert decide(r, findings=[other]).status is Status.MEASURED
 
 
 # --- the marker's min_accuracy --------------------------------------------------------------------------

@@ -28,14 +28,18 @@ from .defense import Defense
 MARKER_KEYS = {"codecs", "rounds", "threats", "attack", "soundness", "min_accuracy", "large_eps", *MARKER_PARAMS}
 #: Values of the marker's ``soundness`` key (the run-wide modes are options, not marker keys).
 MARKER_SOUNDNESS = ("thorough",)
+#: The gate rule a case is held to unless the run says otherwise (``--hac-gate``; the rules are
+#: :data:`pytest_hac.core.judge.result.GATE_RULES`).
+DEFAULT_RULE = "point"
 
 
 @dataclass(frozen=True)
 class Case:
-    """One cell: defense (codec, quality, rounds) x threat x attack, with its gate threshold.
+    """One cell: defense (codec, quality, rounds) x threat x attack, with its gate (threshold and rule).
 
-    ``thorough`` asks the engine for the extra soundness probes (the attack rerun at twice
-    its steps), as ``--hac-soundness=thorough`` does for every cell.
+    The one place a cell's threshold and gate rule are held: its :class:`~pytest_hac.core.judge.result.Result`,
+    its report record and its verdict read them here. ``thorough`` asks the engine for the extra soundness
+    probes (the attack rerun at twice its steps), as ``--hac-soundness=thorough`` does for every cell.
     """
 
     codec: str
@@ -49,6 +53,9 @@ class Case:
     thorough: bool = False
     #: For the ``worst`` threat: the defense's cells whose per-image outcomes it combines.
     parts: tuple["Case", ...] = ()
+    #: How the accuracy is held against the threshold (the run's ``--hac-gate``, set by ``HacRun``): not part of
+    #: the cell's identity.
+    rule: str = field(default=DEFAULT_RULE, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threat", Threat.of(self.threat))

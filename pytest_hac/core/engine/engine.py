@@ -222,11 +222,9 @@ class Engine:
             follows = spec is not None and case.threat.info.informed
             diagnostics = replace(diagnostics, eot_samples=spec.eot if follows else 0)
         return Result.from_correct(
-            kept.correct.tolist(),
-            case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds, threat=case.threat,
-            spec=spec, bpp=bpp, psnr=None if kept.psnr is None else float(kept.psnr.mean()),
-            seconds=time.perf_counter() - start, ids=list(self.dataset.ids), threshold=case.threshold,
-            median_l2=median_l2, diagnostics=diagnostics,
+            kept.correct.tolist(), case, bpp=bpp, psnr=None if kept.psnr is None else float(kept.psnr.mean()),
+            seconds=time.perf_counter() - start, ids=list(self.dataset.ids), median_l2=median_l2,
+            diagnostics=diagnostics,
         )
 
     def _worst(self, case: Case) -> Result:
@@ -235,10 +233,8 @@ class Engine:
         parts = [self.evaluate(p) for p in case.parts]  # reused: their outcomes are kept
         clean = next((r for r in parts if r.threat is Threat.CLEAN), parts[0])
         return Result.from_correct(
-            worst_per_image(parts), case_id=case.id, codec=case.codec, quality=case.quality, rounds=case.rounds,
-            threat=case.threat, spec=None, bpp=clean.bpp, psnr=clean.psnr, seconds=time.perf_counter() - start,
-            ids=list(self.dataset.ids), threshold=case.threshold,
-            diagnostics=Diagnostics(cells=tuple(r.case_id for r in parts)))
+            worst_per_image(parts), case, bpp=clean.bpp, psnr=clean.psnr, seconds=time.perf_counter() - start,
+            ids=list(self.dataset.ids), diagnostics=Diagnostics(cells=tuple(r.case_id for r in parts)))
 
     def adversarial(self, case: Case) -> list[Tensor]:
         """The case's adversarial images as float [0, 1], one set per gradient path and restart (``source_keys``).

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...attacks import Threat, eps_label
+from ..cells.cases import Case
 from ..cells.defense import Defense, masking_hint
 from .diagnostics import Diagnostics
 from .result import Result, worst_per_image
@@ -321,10 +322,10 @@ def worst_case(results: list[Result]) -> list[Result]:
         if not any(r.spec is not None for r in rs) or len({r.ids for r in rs}) != 1 or not rs[0].correct:
             continue
         clean = next((r for r in rs if r.threat is Threat.CLEAN), None)
+        case = Case(defense.codec, defense.quality, defense.rounds, Threat.WORST, None, id=f"{defense}-{Threat.WORST}")
         rows.append(Result.from_correct(
-            worst_per_image(rs), case_id=f"{defense}-{Threat.WORST}", codec=defense.codec, quality=defense.quality,
-            rounds=defense.rounds, threat=Threat.WORST, spec=None, bpp=clean.bpp if clean else None,
-            psnr=clean.psnr if clean else None, seconds=0.0, ids=rs[0].ids,
+            worst_per_image(rs), case, bpp=clean.bpp if clean else None, psnr=clean.psnr if clean else None,
+            seconds=0.0, ids=rs[0].ids,
             diagnostics=Diagnostics(cells=tuple(sorted(r.case_id for r in rs)))))
     return rows
 

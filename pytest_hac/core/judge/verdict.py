@@ -1,8 +1,8 @@
 """A cell's verdict, decided once, by one pure function.
 
-:func:`decide` takes what a cell measured, the threshold it is held to (marker or thresholds
-file), the test body's own failure (if any), its comparison with a baseline and the soundness
-findings over the cell and the cells it depends on, and returns a :class:`Verdict`: passed,
+:func:`decide` takes what a cell measured (its result, whose case holds its gate: the threshold, the
+marker's or the thresholds file's, and the rule), the test body's own failure (if any), its comparison with a
+baseline and the soundness findings over the cell and the cells it depends on, and returns a :class:`Verdict`: passed,
 failed or measured (no gate), with typed reasons. The plugin calls it inside the cell's own
 test call, so pytest, JUnit, the report, shards and merges all carry the same verdict; nothing
 else decides or re-decides.
@@ -60,15 +60,14 @@ class Verdict:
         return self.status is Status.FAILED
 
 
-def decide(result: Result, *, threshold: float | None, rule: str, test_failure: Reason | None = None,
-           comparison: Comparison | None = None, compare_fail: float | None = None, baseline: str | None = None,
-           findings: Sequence[Finding] = (), soundness: str = "fail") -> Verdict:
+def decide(result: Result, *, test_failure: Reason | None = None, comparison: Comparison | None = None,
+           compare_fail: float | None = None, baseline: str | None = None, findings: Sequence[Finding] = (),
+           soundness: str = "fail") -> Verdict:
     """The verdict of one cell. Pure: the same inputs always give the same verdict.
 
     Args:
-        result: what the cell measured.
-        threshold: the cell's gate (the thresholds file's, else the marker's); None: no threshold.
-        rule: the gate rule (:data:`~.result.GATE_RULES`).
+        result: what the cell measured; its case's ``threshold`` (the thresholds file's, else the marker's; None:
+            no threshold) and ``rule`` (:data:`~.result.GATE_RULES`) are the cell's gate.
         test_failure: the test body's own failure (a stricter assertion, or an error), if it had one.
         comparison: the cell against the baseline (None: no baseline cell).
         compare_fail: ``--hac-fail-drop`` (None: comparisons inform, never fail).
@@ -78,8 +77,9 @@ def decide(result: Result, *, threshold: float | None, rule: str, test_failure: 
         soundness: ``fail``/``thorough`` (findings implicating the cell fail it) or ``warn``.
     """
     reasons: list[Reason] = []
-    if threshold is not None and not result.gate(threshold, rule):
-        reasons.append(Reason(ReasonKind.THRESHOLD, gate_message(result, threshold, rule)))
+    threshold = result.case.threshold
+    if threshold is not None and not result.gate():
+        reasons.append(Reason(ReasonKind.THRESHOLD, gate_message(result, threshold, result.case.rule)))
     if test_failure is not None and all(r.message != test_failure.message for r in reasons):
         reasons.append(test_failure)
     gated = threshold is not None

@@ -15,7 +15,7 @@ import pytest
 
 from ..errors import HacError
 from ..run import HacRun
-from ..settings import OPTIONS, REMOVED, settings_from
+from ..settings import OPTIONS, REMOVED, Settings, settings_from
 from . import fixtures
 from .fixtures import hac_case, hac_dataset, hac_engine, hac_evaluate, hac_model, hac_run, hac_settings
 from .pictures import GalleryCollector
@@ -24,12 +24,18 @@ from .progress_log import CellStarts, XdistProgress
 from .session import PLUGIN_NAME, HacPlugin
 from .update import ThresholdsWriter
 
-__all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_run", "hac_settings"]
+__all__ = ["hac_case", "hac_dataset", "hac_engine", "hac_evaluate", "hac_model", "hac_run", "hac_settings",
+           "settings_of"]
 
 MARKER_HELP = (
     "hac(codecs={'jpeg': [25, 50]}, rounds=[1, 2], threats=['clean', 'oblivious', 'whitebox'], attack='pgd', "
     "eps=4/255, min_accuracy=0.5): expand a test taking the hac_case fixture into one test per robustness cell"
 )
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    """This run's validated settings, for a conftest's collection hooks (tests use the ``hac_settings`` fixture)."""
+    return config.pluginmanager.get_plugin(PLUGIN_NAME).run.settings
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -1,8 +1,6 @@
 """The paper suite's wiring: which matrix runs for which model, and the paper's findings in the report."""
 from __future__ import annotations
 
-import pytest
-
 #: Models the paper evaluated; every other model runs the embedded miniature.
 PAPER_MODELS = {"resnet50", "vit"}
 
@@ -11,13 +9,16 @@ def paper_scale(settings) -> bool:
     return settings.model in PAPER_MODELS
 
 
-@pytest.fixture
-def paper_matrix(request, hac_settings):
-    """Skip the half of the suite that does not fit the model: real codecs for the paper's models only."""
-    wanted = request.node.get_closest_marker("paper_scale").args[0]
-    if wanted != paper_scale(hac_settings):
-        pytest.skip("paper-scale cells run with --hac-model=resnet50 or vit" if wanted
-                    else "the embedded miniature runs on models other than resnet50/vit")
+def pytest_collection_modifyitems(config, items):
+    """Deselect the half of the suite that does not fit the model (real codecs for the paper's models only), so
+    the run neither plans nor loads its codecs: the miniature needs no ELIC or HiFiC weights."""
+    from pytest_hac.plugin import settings_of
+
+    paper = paper_scale(settings_of(config))
+    other = [item for item in items if (marker := item.get_closest_marker("paper_scale")) and marker.args[0] != paper]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if item not in other]
 
 
 def pytest_configure(config):

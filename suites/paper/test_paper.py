@@ -16,9 +16,6 @@ import pytest
 LINF_EPS = ["2/255", "4/255", "6/255", "8/255", "10/255", "12/255"]
 PAPER_ATTACKS = ["fgsm", "ifgsm", "pgd"]  # 10 steps, alpha = eps/4 (the registry's defaults)
 
-pytestmark = pytest.mark.usefixtures("paper_matrix")
-
-
 def check(hac_case, hac_evaluate):
     hac_evaluate(hac_case).assert_at_least(hac_case.threshold)
 

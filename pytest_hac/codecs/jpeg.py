@@ -47,7 +47,10 @@ class Jpeg(Codec):
             data = [torch.frombuffer(bytearray(p), dtype=torch.uint8) for p in encoded.payloads]
             imgs = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
             return torch.stack(imgs).float().div(255)
-        arrays = [np.asarray(Image.open(io.BytesIO(p)).convert("RGB")) for p in encoded.payloads]
+        # The JPEG decoder on the payload itself: Image.open would parse every header in Python first, as much
+        # time as the decoding at 32 px (the same pixels, tested).
+        size = (encoded.width, encoded.height)
+        arrays = [np.asarray(Image.frombytes("RGB", size, p, "jpeg", "RGB", "")) for p in encoded.payloads]
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255).to(self.device)
 
     def approximate(self, x: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """JPEG through real libjpeg: properties of the round trip and of its differentiable stand-in."""
 import io
 
+import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,16 @@ def test_decode_is_deterministic(photos):
     codec = get_codec("jpeg", 30)
     encoded = codec.compress(photos)
     assert torch.equal(codec.decompress(encoded), codec.decompress(encoded))
+
+
+@settings(max_examples=25, deadline=None)
+@given(quality=st.integers(1, 100), h=st.integers(1, 48), w=st.integers(1, 48), seed=st.integers(0, 2**16))
+def test_decoding_gives_what_a_file_reader_gives(quality, h, w, seed):
+    """The decoder runs on the payload without Pillow's header parsing: the pixels any reader of the file gets."""
+    codec = get_codec("jpeg", quality)
+    encoded = codec.compress(torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(seed)))
+    opened = [torch.from_numpy(np.asarray(Image.open(io.BytesIO(p)).convert("RGB"))) for p in encoded.payloads]
+    assert torch.equal(codec.decompress(encoded), torch.stack(opened).permute(0, 3, 1, 2).float().div(255))
 
 
 def test_fewer_bytes_at_lower_quality_on_natural_photos(photos):

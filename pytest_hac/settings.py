@@ -79,7 +79,7 @@ class Settings:
                                          shown="the machine's cores, at most 8")
     seed: int = setting(0, "seed for the subset and for every attack's randomness", "int")
     batch_size: int | str = setting("auto", "images per batch, or 'auto' (CPU: what the model's activations fit, "
-                                    "16 for codecs; 256 on CUDA, halving on out-of-memory)")
+                                    "at most 256, 16 for codecs; 256 on CUDA, halving on out-of-memory)")
     report_dir: Path = setting(Path("reports"), "where <model>.md, .json, .html and .png go", "path")
     gallery: int = setting(4, "photos in the HTML page's gallery (clean, decoded by each defense, attacked; chosen "
                            "by --hac-seed); 0: no gallery", "int")

@@ -1,28 +1,26 @@
 """The paper suite's wiring: which matrix runs for which model, and the paper's findings in the report."""
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Models the paper evaluated; every other model runs the embedded miniature.
 PAPER_MODELS = {"resnet50", "vit"}
+#: The modules of the two halves.
+PAPER_SCALE, MINIATURE = "test_paper.py", "test_miniature.py"
 
 
 def paper_scale(settings) -> bool:
     return settings.model in PAPER_MODELS
 
 
-def pytest_collection_modifyitems(config, items):
-    """Deselect the half of the suite that does not fit the model (real codecs for the paper's models only), so
-    the run neither plans nor loads its codecs: the miniature needs no ELIC or HiFiC weights."""
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """Collect only the half of the suite that fits the model (real codecs for the paper's models, the miniature
+    for the others): the run neither plans nor loads the other half's codecs (the miniature needs no ELIC or HiFiC
+    weights), and what it collects is the whole run (its report is ``<model>.md``, not a selection)."""
     from pytest_hac.plugin import settings_of
 
-    paper = paper_scale(settings_of(config))
-    other = [item for item in items if (marker := item.get_closest_marker("paper_scale")) and marker.args[0] != paper]
-    if other:
-        config.hook.pytest_deselected(items=other)
-        items[:] = [item for item in items if item not in other]
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "paper_scale(flag): cells for the paper's models (True) or the miniature")
+    fits = PAPER_SCALE if paper_scale(settings_of(config)) else MINIATURE
+    return True if collection_path.name in {PAPER_SCALE, MINIATURE} - {fits} else None
 
 
 def pytest_hac_update_report(config, report):

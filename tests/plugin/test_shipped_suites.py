@@ -66,18 +66,20 @@ def test_pytest_suites_is_the_quick_job_and_the_paper_and_codecs_suites_run_when
     assert "suites/codecs/test_codecs.py::test_codecs_at_comparable_rates[avif-q62-r1-adaptive-pgd]" in codecs
     paper = collected("suites/paper")
     assert any("test_miniature_linf[tiny-hific-q2-r1-oblivious-pgd-eps4]" in line for line in paper)
-    assert collected("suites/paper/test_paper.py::test_miniature_rounds") == [
+    assert collected("suites/paper/test_miniature.py::test_miniature_rounds") == [
         line for line in paper if "test_miniature_rounds[" in line]
 
 
 def test_the_paper_suite_runs_its_miniature_without_the_papers_weights(pytester):
-    """The embedded model runs the miniature: the paper-scale cells (ELIC, HiFiC) are deselected at collection, so
+    """The embedded model runs the miniature: the paper-scale module (ELIC, HiFiC) is not collected, so
     the run neither plans nor loads their codecs (before, a clean-cell selection failed asking for ELIC weights)."""
     root = Path(__file__).parents[2]
     args = ["-p", "no:cacheprovider", f"--rootdir={root}", "-c", str(root / "pyproject.toml"),
             str(root / "suites/paper"), f"--hac-report-dir={pytester.path / 'reports'}"]
     listed = pytester.runpytest("--collect-only", "-q", *args)
     assert not [line for line in listed.outlines if "::" in line and ("elic" in line or "[hific-" in line)]
+    # nothing deselected: the miniature is the whole run, so its report is <model>.md and not a selection's
+    assert "deselected" not in listed.stdout.str() and "106 tests collected" in listed.stdout.str()
     paper_scale = pytester.runpytest("--collect-only", "-q", "--hac-model=resnet50", *args)
     assert any("elic-q3" in line for line in paper_scale.outlines)
     run = pytester.runpytest("--hac-samples=2", "-k", "test_miniature_linf and identity and clean", *args)

@@ -200,9 +200,9 @@ def _is_oom(exc: BaseException) -> bool:
 __all__ = ["CPU_CAP", "CPU_FLOOR", "activation_bytes", "cpu_batch"]
 
 
-#: Past this a CPU batch gets slower, not faster: its activations no longer fit the caches and each batch
-#: allocates afresh (tiny-cnn at 32 px, one PGD step per image forward and backward on 2 cores: 305 us at 128,
-#: 261 us at 256, 325 us at 512, 475 us at 1,000; a ResNet-20: 16.3 s at 64, 17.9 s at 256, 24.4 s at 1,024).
+#: Past this a CPU batch gets slower per image, not faster (measured on 2 cores, forward and backward per image:
+#: tiny-cnn at 32 px 305 us at 128, 261 us at 256, 325 us at 512, 475 us at 1,000; scripts/bench_cpu_batch.py,
+#: a ResNet-20 on 1,000 images: 16.3 s at 64, 17.9 s at 256, 24.4 s at 1,024).
 CPU_CAP = 256
 
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import io
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,10 +32,7 @@ class Jpeg(Codec):
         h, w = x.shape[-2:]
         pixels = to_uint8(x).mul(255).to(torch.uint8)
         if self.device.type == "cuda" and x.is_cuda:
-            from torchvision.io import encode_jpeg
-
-            payloads = [bytes(t.cpu().numpy()) for t in encode_jpeg(list(pixels), quality=self.quality)]
-            return Encoded(payloads, h, w)
+            return Encoded(nvjpeg_encode(pixels, self.quality), h, w)
         payloads = []
         for img in pixels.permute(0, 2, 3, 1).cpu().numpy():
             buf = io.BytesIO()
@@ -42,11 +42,7 @@ class Jpeg(Codec):
 
     def decompress(self, encoded: Encoded) -> Tensor:
         if self.device.type == "cuda":
-            from torchvision.io import ImageReadMode, decode_jpeg
-
-            data = [torch.frombuffer(bytearray(p), dtype=torch.uint8) for p in encoded.payloads]
-            imgs = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
-            return torch.stack(imgs).float().div(255)
+            return nvjpeg_decode(encoded.payloads, self.device)
         # The JPEG decoder on the payload itself: Image.open would parse every header in Python first, as much
         # time as the decoding at 32 px (the same pixels, tested).
         size = (encoded.width, encoded.height)
@@ -59,6 +55,34 @@ class Jpeg(Codec):
         padded, (h, w) = pad_to_multiple(x, self.stride)
         q = torch.full((x.shape[0],), float(self.quality), device=x.device, dtype=x.dtype)
         return jpeg_codec_differentiable(padded, q)[..., :h, :w].clamp(0, 1)
+
+
+@contextmanager
+def _quiet_torchvision() -> Iterator[None]:
+    # torchvision 0.29 deprecates its image codecs in favour of TorchCodec and warns on every call: a warning the
+    # plugin's users cannot act on (moving is ours to do), repeated for every batch of a GPU run.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The image decoding and encoding capabilities of TorchVision",
+                                DeprecationWarning)
+        yield
+
+
+def nvjpeg_encode(pixels: Tensor, quality: int) -> list[bytes]:
+    """uint8 NCHW images to JPEG files through ``torchvision.io`` (nvJPEG for CUDA tensors, libjpeg on CPU)."""
+    from torchvision.io import encode_jpeg
+
+    with _quiet_torchvision():
+        return [bytes(t.cpu().numpy()) for t in encode_jpeg(list(pixels), quality=quality)]
+
+
+def nvjpeg_decode(payloads: Sequence[bytes], device: torch.device | str) -> Tensor:
+    """JPEG files to float [0, 1] NCHW on ``device`` through ``torchvision.io`` (nvJPEG on CUDA)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    data = [torch.frombuffer(bytearray(p), dtype=torch.uint8) for p in payloads]
+    with _quiet_torchvision():
+        imgs = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    return torch.stack(imgs).float().div(255)
 
 
 class KorniaJpeg(Jpeg):

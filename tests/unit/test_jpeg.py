@@ -47,6 +47,23 @@ def test_decoding_gives_what_a_file_reader_gives(quality, h, w, seed):
     assert torch.equal(codec.decompress(encoded), torch.stack(opened).permute(0, 3, 1, 2).float().div(255))
 
 
+def test_the_cuda_coder_runs_on_cpu_quietly_and_agrees_with_pillow(photos):
+    """The nvJPEG functions (``torchvision.io``, which warns on every call since 0.29) exercised on CPU: no warning
+    reaches the user, and the files decode to what Pillow's decoder gives, within a level of 255."""
+    import warnings
+
+    from pytest_hac.codecs.jpeg import nvjpeg_decode, nvjpeg_encode
+
+    codec = get_codec("jpeg", 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        payloads = nvjpeg_encode(photos.mul(255).round().to(torch.uint8), 50)
+        decoded = nvjpeg_decode(payloads, "cpu")
+    assert all(p[:2] == b"\xff\xd8" for p in payloads) and decoded.shape == photos.shape
+    pillow = codec.decompress(codec.compress(photos))
+    assert float((decoded - pillow).abs().max()) <= 1 / 255 + 1e-6
+
+
 def test_fewer_bytes_at_lower_quality_on_natural_photos(photos):
     sizes = [float(get_codec("jpeg", q).roundtrip(photos)[1].mean()) for q in (10, 25, 50, 75, 95)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 3

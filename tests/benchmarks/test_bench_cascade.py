@@ -1,5 +1,7 @@
 """The cascade's cost: an adaptive JPEG matrix, an adaptive learned-codec cell against its white-box twin, and the
-soundness probes' share, on tiny-cnn and 32-px digits (``HAC_BENCH_DIGITS``, default 256).
+soundness probes' share, on tiny-cnn and 32-px digits (``HAC_BENCH_DIGITS``, default 256); and the probes' share
+in the run that issue 29 found them costlier than the attack in: EfficientNet-Lite0 at 224 px, FGSM, 12 JPEG cells
+(``HAC_BENCH_PHOTOS``, default 40).
 
 Each benchmark records what it measured in ``extra_info`` (attacked images per set, seconds per cell, the probes'
 seconds): the numbers the cascade changes. Run on the commit before the cascade for the "before"::
@@ -136,3 +138,35 @@ def test_peer_jpeg_matrix(benchmark, digits):
     seconds, accuracy = benchmark.pedantic(_peer, args=(model, data), rounds=1, iterations=1)
     benchmark.extra_info.update(images=len(data.labels), cell_seconds=seconds, accuracy=accuracy,
                                 total_seconds=round(sum(seconds.values()), 2))
+
+
+def embedded_photos(n: int, model):
+    """``n`` photos at the model's size: the embedded 20 repeated, each copy under its own id (so its own attack
+    seeds). The cost is the subject; 1,000 distinct real photos are not available offline."""
+    import dataclasses
+
+    from pytest_hac.data import load_dataset
+
+    base = load_dataset("embedded", resize=model.resize_size, crop=model.input_size)
+    copies = -(-n // len(base.labels))
+    return dataclasses.replace(
+        base, images=base.images.repeat(copies, 1, 1, 1)[:n], labels=base.labels.repeat(copies)[:n],
+        ids=tuple(f"{image}#{k}" for k in range(copies) for image in base.ids)[:n])
+
+
+def test_probe_share_fgsm_jpeg(benchmark):
+    """Identity and JPEG q10/25/50/75 x clean/oblivious/whitebox, FGSM 4/255: the zero-gradient probe reads FGSM's
+    own gradient at the clean images, the large-eps probes stop once an image is broken."""
+    from pytest_hac.models import get_model
+
+    model = get_model("efficientnet-lite0")
+    data = embedded_photos(int(os.environ.get("HAC_BENCH_PHOTOS", "40")), model)
+    fgsm = make_spec("fgsm", "4/255")
+    cases = [cell("identity", None, t, fgsm) for t in ("clean", "oblivious")] + [
+        cell("jpeg", q, t, fgsm) for q in (10, 25, 50, 75) for t in ("clean", "oblivious", "whitebox")]
+    engine, seconds, accuracy = benchmark.pedantic(_run, args=(model, data, cases), rounds=1, iterations=1)
+    total = sum(seconds.values())
+    benchmark.extra_info.update(images=len(data.labels), cell_seconds=seconds, total_seconds=round(total, 2),
+                                probe_seconds=round(engine.seconds.get("probe", 0.0), 2),
+                                probe_share=round(engine.seconds.get("probe", 0.0) / total, 4),
+                                attack_images=engine.counters.attack_images)

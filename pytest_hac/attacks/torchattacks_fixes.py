@@ -29,6 +29,7 @@ from torch import Tensor
 from torchattacks.attacks import apgd as apgd_module
 
 from . import DEFAULT_QUERIES
+from .gradients import masked
 
 
 def per_image(draw: str, shape: Sequence[int], seeds: Sequence[int], device: torch.device | str = "cpu",
@@ -101,8 +102,7 @@ class _CleanGradient:
         return super().get_logits(inputs, *args, **kwargs)
 
     def _record(self, grad: Tensor) -> None:
-        flat = grad.detach().flatten(1)
-        self.clean_gradient_bad = (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
+        self.clean_gradient_bad = masked(grad).cpu()
 
 
 class FGSM(_CleanGradient, torchattacks.FGSM):

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ...attacks import AttackSpec, build_attack
 from ...attacks.budget import check_budget
+from ...attacks.gradients import masked
 from ...codecs import Codec, get_codec
 from ...data import Dataset
 from ...errors import HacError
@@ -222,9 +223,8 @@ class Passes:
             with self.seeds.seeded(key, start, stop), torch.enable_grad():
                 loss = F.cross_entropy(target(xb), yb, reduction="sum")  # sum: each image's gradient is its own
                 (grad,) = torch.autograd.grad(loss, xb)
-            flat = grad.detach().flatten(1)
             self.batches.count("attack")
-            return (~torch.isfinite(flat).all(1) | (flat == 0).all(1)).cpu()
+            return masked(grad).cpu()
 
         return torch.cat(self.batches.batched("attack", key.n, run, kind=f"attack:{key.path}"))
 

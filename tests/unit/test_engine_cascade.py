@@ -106,14 +106,43 @@ def test_zero_gradient_probe_reuses_the_attacks_gradient_at_the_clean_images(mod
     assert fresh.batches.passes["attack:bpda"] == len(data.labels)  # what the probe costs when it runs
 
 
-def test_zero_gradient_probe_estimates_its_share_on_the_first_256_images(model):
-    """One gradient pass per image and path on at most 256 images, however many the cell evaluates."""
-    from pytest_hac.core.engine.probes import ZERO_GRADIENT_IMAGES
+def test_zero_gradient_probe_stops_after_144_images_that_show_none(model):
+    """One gradient pass per image and path on the first 144 images where none of them has a zero gradient,
+    however many the cell evaluates (the first stage of :data:`~pytest_hac.core.engine.probes.ZERO_GRADIENT_FIRST`)."""
+    from pytest_hac.core.engine.probes import ZERO_GRADIENT_FIRST
     from pytest_hac.data import load_dataset
 
     data = load_dataset("digits", resize=32, crop=32, samples=300)
     e = Engine(model, data, batch_size=64)
     r = e.evaluate(case("jpeg", 60, 1, "whitebox", make_spec("pgd", "4/255", steps=1)))
-    assert r.diagnostics.zero_gradient.of == ZERO_GRADIENT_IMAGES == 256
+    assert r.diagnostics.zero_gradient.to_dict() == {"images": 0, "of": ZERO_GRADIENT_FIRST}
     large_eps = r.diagnostics.large_eps.n * 1  # one step, stopped early at most
-    assert e.batches.passes["attack:approximate"] == 300 + ZERO_GRADIENT_IMAGES + large_eps
+    assert e.batches.passes["attack:approximate"] == 300 + ZERO_GRADIENT_FIRST + large_eps
+
+
+def test_zero_gradient_probe_goes_on_to_384_images_where_the_first_144_show_one(model, registries):
+    """A zero gradient among the first 144 images: the share is judged on 384, and the first 144 are not taken
+    again. Here the stand-in hides the brightest images from the attacker (planted masking on a few images)."""
+    from pytest_hac.codecs.base import Identity
+    from pytest_hac.core.engine.probes import ZERO_GRADIENT_FIRST, ZERO_GRADIENT_IMAGES
+    from pytest_hac.data import load_dataset
+    from pytest_hac.registry import register_codec
+
+    data = load_dataset("digits", resize=32, crop=32, samples=400)
+    brightness = data.pixels().mean((1, 2, 3))
+    bright = brightness[:ZERO_GRADIENT_FIRST].topk(2).values[-1]  # two masked images in the first stage
+
+    class Hiding(Identity):
+        name = "hiding"
+
+        def approximate(self, x):
+            hidden = (x.mean((1, 2, 3)) >= bright)[:, None, None, None]
+            return torch.where(hidden, x.detach(), x)
+
+    register_codec("hiding", lambda q, **_: Hiding(), qualities=None)
+    e = Engine(model, data, batch_size=64)
+    r = e.evaluate(case("hiding", None, 1, "whitebox", make_spec("pgd", "4/255", steps=1)))
+    masked = int((brightness[:ZERO_GRADIENT_IMAGES] >= bright).sum())
+    assert r.diagnostics.zero_gradient.to_dict() == {"images": masked, "of": ZERO_GRADIENT_IMAGES}
+    large_eps = r.diagnostics.large_eps.n * 1
+    assert e.batches.passes["attack:approximate"] == 400 + ZERO_GRADIENT_IMAGES + large_eps

@@ -232,14 +232,14 @@ class Outcomes:
         self.store.put(key, (norms,), self.address(key))
         return norms
 
-    def zero_gradients(self, path: str, defense: Defense, n: int) -> Tensor:
-        """Per image of the first ``n``: is the input gradient at the clean image through ``path`` all zero or not
+    def zero_gradients(self, path: str, defense: Defense, n: int, start: int = 0) -> Tensor:
+        """Per image of ``start:n``: is the input gradient at the clean image through ``path`` all zero or not
         finite? Once; read from an attack that took it on every image (:meth:`_clean_gradients`) where one did."""
-        key = gradient_key(path, defense, n)
-        for known in (key, gradient_key(path, defense, len(self.labels))):
+        key = gradient_key(path, defense, n, start)
+        for known, at in ((key, 0), (gradient_key(path, defense, len(self.labels)), start)):
             hit = self.store.get(known, self.address(known))
             if hit is not None:
-                return hit[0][:n]
+                return hit[0][at:at + n - start]
         bad = self.passes.zero_gradients(self.passes.target(path, defense), key)
         self.store.put(key, (bad,), self.address(key))
         return bad

@@ -272,10 +272,10 @@ class Engine:
         """Per image, the L2 norm of ``source``'s perturbation (for minimum-norm attacks)."""
         return self.outcomes.norms(source)
 
-    def zero_gradients(self, path: str, defense: Defense, n: int | None = None) -> Tensor:
-        """Per image of the first ``n`` (default all): is the input gradient of the cross-entropy through ``path``
-        of ``defense`` at the clean image all zero or not finite? Computed once (stored like any attack)."""
-        return self.outcomes.zero_gradients(path, defense, self.n_images if n is None else n)
+    def zero_gradients(self, path: str, defense: Defense, n: int | None = None, start: int = 0) -> Tensor:
+        """Per image of ``start:n`` (default all): is the input gradient of the cross-entropy through ``path`` of
+        ``defense`` at the clean image all zero or not finite? Computed once (stored like any attack)."""
+        return self.outcomes.zero_gradients(path, defense, self.n_images if n is None else n, start)
 
     def stand_in(self, defense: Defense, n: int) -> tuple[Tensor, Tensor]:
         """Per image of the first ``n``: the codec's stand-in's distance from its decoded image (relative) and whether

@@ -135,17 +135,19 @@ class Chunk:
 
 @dataclass(frozen=True)
 class GradientKey:
-    """Per image of the first ``n``: is the input gradient of the attack loss zero or not finite (through ``path``)?"""
+    """Per image of ``start:n``: is the input gradient of the attack loss zero or not finite (through ``path``)?"""
 
     path: str
     codec: CodecRef | None
     rounds: int
     n: int
+    start: int = 0
 
     def parts(self) -> tuple:
+        images = (self.n,) if not self.start else (self.start, self.n)  # a prefix keeps its address
         if self.path == "bare":
-            return ("zerograd", "bare", self.n)
-        return ("zerograd", self.path, self.codec, self.rounds, self.n)
+            return ("zerograd", "bare", *images)
+        return ("zerograd", self.path, self.codec, self.rounds, *images)
 
 
 @dataclass(frozen=True)
@@ -206,9 +208,9 @@ def adversarial_key(path: str, defense: Defense, spec: AttackSpec, n: int, *, re
     return AdvKey(path, *coded(seen_by(path, defense)), n, replace(spec, restarts=1), restart, until_broken)
 
 
-def gradient_key(path: str, defense: Defense, n: int) -> GradientKey:
-    """The key of the input gradients at the first ``n`` clean images through ``path`` (of ``defense``)."""
-    return GradientKey(path, *coded(seen_by(path, defense)), n)
+def gradient_key(path: str, defense: Defense, n: int, start: int = 0) -> GradientKey:
+    """The key of the input gradients at the clean images ``start:n`` through ``path`` (of ``defense``)."""
+    return GradientKey(path, *coded(seen_by(path, defense)), n, start)
 
 
 def seen_by(path: str, defense: Defense) -> Defense:

@@ -214,10 +214,11 @@ class Passes:
         return relative, self.predict(approx) != self.predict(real)
 
     def zero_gradients(self, target: nn.Module, key: GradientKey) -> Tensor:
-        """Per image of the first ``key.n``: is the input gradient of the cross-entropy of ``target`` at the clean
+        """Per image of ``key.start:key.n``: is the input gradient of the cross-entropy of ``target`` at the clean
         image all zero or not finite? Counted as attack batches (probes, inside :meth:`.batches.Batches.probing`)."""
 
-        def run(start: int, stop: int) -> Tensor:
+        def run(a: int, b: int) -> Tensor:
+            start, stop = key.start + a, key.start + b
             xb = self.dataset.pixels(start, stop).to(self.device).requires_grad_(True)
             yb = self.labels[start:stop].to(self.device)
             with self.seeds.seeded(key, start, stop), torch.enable_grad():
@@ -226,7 +227,7 @@ class Passes:
             self.batches.count("attack")
             return masked(grad).cpu()
 
-        return torch.cat(self.batches.batched("attack", key.n, run, kind=f"attack:{key.path}"))
+        return torch.cat(self.batches.batched("attack", key.n - key.start, run, kind=f"attack:{key.path}"))
 
 
 class Seeds:

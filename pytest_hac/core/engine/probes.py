@@ -1,12 +1,12 @@
 """Soundness probes: measurements the engine makes while a cell runs, for :mod:`..judge.soundness`.
 
 An attacked cell's :class:`~..judge.diagnostics.Diagnostics`: correct counts per restart and per gradient
-path, the zero-gradient share (per path, on the first 256 images), the attack at :data:`PROBE_EPS` through
-each of the cell's gradient paths (white-box and adaptive cells, on the first 32 images) and against the bare
-model (the first 64), the codec's stand-in against its decoded images (cells whose attack follows the
-stand-in, on the first 32 clean images) and, with ``soundness="thorough"``, the cell at twice its steps. For
-L2 attacks the probe's budget is ``PROBE_EPS * sqrt(C*H*W)``. The large-eps attacks stop on an image once it is
-broken (``AdvKey.until_broken``): the question is answered.
+path, the zero-gradient share (per path, on the first 144 images, or 384 where those show one), the attack at
+:data:`PROBE_EPS` through each of the cell's gradient paths (white-box and adaptive cells, on the first 32
+images) and against the bare model (the first 64), the codec's stand-in against its decoded images (cells
+whose attack follows the stand-in, on the first 32 clean images) and, with ``soundness="thorough"``, the cell
+at twice its steps. For L2 attacks the probe's budget is ``PROBE_EPS * sqrt(C*H*W)``. The large-eps attacks
+stop on an image once it is broken (``AdvKey.until_broken``): the question is answered.
 
 Every probe is computed once and reused (stored like any attack); probes count in the
 engine's ``counters.probe_batches`` and ``seconds["probe"]``, apart from the cells' work.
@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from ...attacks import AttackSpec, make_spec
@@ -34,10 +35,14 @@ from .outcome import Outcome, worst_of
 #: budget is 0.3 = 77/255).
 PROBE_EPS = 64 / 255
 PROBE_IMAGES = 32
-#: The zero-gradient check estimates a share (flagged above 1%, ``judge.soundness.ZERO_GRADIENT_SHARE``): on 256
-#: images a 5% share of masked images shows as 13 expected, and one gradient pass per image and path stays a few
-#: percent of a run's attacks however many images it evaluates.
-ZERO_GRADIENT_IMAGES = 256
+#: The zero-gradient check estimates a share (flagged above 1%, ``judge.soundness.ZERO_GRADIENT_SHARE``) in two
+#: stages, stopping early for futility as Simon's (1989) two-stage design does: the first 144 images on each of the
+#: cell's paths, and only where one of them shows a zero or non-finite gradient, the share on 384. Against one stage
+#: of 256 images it flags a 1.5% to 10% share as often (within 0.002), a 0.2% to 0.5% share less often, and costs a
+#: healthy path 144 gradient passes instead of 256 (``tests/unit/test_zero_gradient_design.py`` computes both
+#: exactly). One gradient pass per image and path stays a few percent of a run's attacks however many it evaluates.
+ZERO_GRADIENT_FIRST = 144
+ZERO_GRADIENT_IMAGES = 384
 UNDEFENDED_IMAGES = 64
 
 
@@ -72,9 +77,9 @@ class ProbeEngine(Protocol):
         """The outcomes of ``case``'s sets ``keys`` in order, each attacking only the images earlier sets left
         correct (``worst_of`` over them is that over full sets)."""
 
-    def zero_gradients(self, path: str, defense: Defense, n: int | None = None) -> Tensor:
-        """Per image: is the input gradient at the clean image through ``path`` of ``defense`` all zero or not
-        finite?"""
+    def zero_gradients(self, path: str, defense: Defense, n: int | None = None, start: int = 0) -> Tensor:
+        """Per image of ``start:n`` (default all): is the input gradient at the clean image through ``path`` of
+        ``defense`` all zero or not finite?"""
 
     def stand_in(self, defense: Defense, n: int) -> tuple[Tensor, Tensor]:
         """Per image of the first ``n`` clean images: the stand-in's distance from the decoded image, relative to
@@ -162,9 +167,14 @@ def _count(keys: list[AdvKey], outcomes: list[Outcome], which: Callable[[AdvKey]
 
 def zero_gradients(engine: ProbeEngine, case: Case, paths: tuple[str, ...]) -> ZeroGradient:
     """Images whose input gradient of the attack loss at the clean image is all zero or not finite, on every
-    gradient path of the cell (``paths``) and on each one (a working path does not vouch for a masked one)."""
+    gradient path of the cell (``paths``) and on each one (a working path does not vouch for a masked one): on the
+    first :data:`ZERO_GRADIENT_FIRST` images, and on :data:`ZERO_GRADIENT_IMAGES` where one of those had one."""
+    first = min(engine.n_images, ZERO_GRADIENT_FIRST)
+    per_path = {path: engine.zero_gradients(path, case.defense, first) for path in paths}
     n = min(engine.n_images, ZERO_GRADIENT_IMAGES)
-    per_path = {path: engine.zero_gradients(path, case.defense, n) for path in paths}
+    if n > first and any(bool(mine.any()) for mine in per_path.values()):
+        per_path = {path: torch.cat([mine, engine.zero_gradients(path, case.defense, n, start=first)])
+                    for path, mine in per_path.items()}
     bad = None
     for mine in per_path.values():
         bad = mine if bad is None else bad & mine

@@ -13,7 +13,8 @@ first cell that needs it, as the engine computes it:
 Each attacked cell's soundness probes (:mod:`.probes`) are counted apart (:class:`Probe`), with the
 engine's keys too, so a probe that several cells read (the undefended large-eps attack of an attack,
 the zero-gradient check of a gradient path) counts once, at the first cell that runs it: the
-zero-gradient check (one forward-and-backward pass per image and gradient path, on the first 256 images), the large-eps
+zero-gradient check (one forward-and-backward pass per image and gradient path on the first 144 images; the
+second stage, to 384, runs only where those show a zero gradient and is not planned), the large-eps
 attack through the cell's gradient paths on the first 32 images (white-box and adaptive cells), the
 large-eps attack on the bare model on the first 64 images, the stand-in check (the first 32 clean
 images through the codec's rounds and its stand-in's, each classified), and with
@@ -36,7 +37,7 @@ from torch.nn import functional as F
 from ..cells.cases import Case
 from ..cells.defense import IDENTITY, Defense
 from .keys import AdvKey, CodecRef, SourceKey, coded, defense_of, gradient_key, seen_by
-from .probes import PROBE_IMAGES, ZERO_GRADIENT_IMAGES, cell_probes
+from .probes import PROBE_IMAGES, ZERO_GRADIENT_FIRST, cell_probes
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -164,7 +165,7 @@ def _probes(engine: Engine, case: Case, work: Work, seen: set) -> None:
     plan = cell_probes(engine, case)
     n = len(engine.labels)
     for path in plan.zero_gradient_paths:
-        m = min(n, ZERO_GRADIENT_IMAGES)
+        m = min(n, ZERO_GRADIENT_FIRST)
         key = gradient_key(path, case.defense, m)
         if key not in seen:
             seen.add(key)

@@ -43,7 +43,7 @@ def test_decoding_gives_what_a_file_reader_gives(quality, h, w, seed):
     """The decoder runs on the payload without Pillow's header parsing: the pixels any reader of the file gets."""
     codec = get_codec("jpeg", quality)
     encoded = codec.compress(torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(seed)))
-    opened = [torch.from_numpy(np.asarray(Image.open(io.BytesIO(p)).convert("RGB"))) for p in encoded.payloads]
+    opened = [torch.from_numpy(np.array(Image.open(io.BytesIO(p)).convert("RGB"))) for p in encoded.payloads]
     assert torch.equal(codec.decompress(encoded), torch.stack(opened).permute(0, 3, 1, 2).float().div(255))
 
 

@@ -144,7 +144,7 @@ class GradientKey:
     start: int = 0
 
     def parts(self) -> tuple:
-        images = (self.n,) if not self.start else (self.start, self.n)  # a prefix keeps its address
+        images = (self.n,) if not self.start else (self.start, self.n)  # a prefix keeps its cache address
         if self.path == "bare":
             return ("zerograd", "bare", *images)
         return ("zerograd", self.path, self.codec, self.rounds, *images)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,12 @@ def pytest_collection_modifyitems(items):
 def pytest_configure(config):
     worker = hasattr(config, "workerinput")
     if worker or not config.getoption("numprocesses", None):
-        for name in PREIMPORTED:
-            importlib.import_module(name)
+        with warnings.catch_warnings():
+            # compressai imports torch_geometric, which calls the deprecated torch.jit.script at import time:
+            # nothing this suite can act on, printed once per worker before any test runs
+            warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
+            for name in PREIMPORTED:
+                importlib.import_module(name)
     if worker and "OMP_NUM_THREADS" not in os.environ:
         # The processes a test starts share the cores with this suite's other workers: they get this worker's
         # share too (a run on two threads where one core is free costs about 60% more CPU, spinning).

@@ -110,6 +110,7 @@ def _peer(model, data, white_box=False):
     from art.estimators.classification import PyTorchClassifier
 
     from pytest_hac.codecs import get_codec
+    from pytest_hac.core.engine.targets import Defended
 
     x = data.pixels().numpy()
     y = data.labels.numpy()
@@ -140,22 +141,11 @@ def _peer(model, data, white_box=False):
         acc[f"jpeg-q{q}-oblivious"] = float(correct(defended, oblivious).mean())
         robust = correct(defended, pgd(defended))
         if white_box:
-            stand_in = classifier(torch.nn.Sequential(StandIn(get_codec("jpeg", q)), model))
+            stand_in = classifier(Defended(model, get_codec("jpeg", q), 1, "approximate"))
             robust &= correct(defended, pgd(stand_in))
         acc[f"jpeg-q{q}-adaptive"] = float(robust.mean())
         seconds[f"jpeg-q{q}"] = round(time.perf_counter() - began, 2)
     return seconds, acc
-
-
-class StandIn(torch.nn.Module):
-    """A codec's differentiable stand-in as a module in front of the model (the white-box attacker's pipeline)."""
-
-    def __init__(self, codec) -> None:
-        super().__init__()
-        self.codec = codec
-
-    def forward(self, x):
-        return self.codec.approximate(x)
 
 
 @pytest.mark.parametrize("white_box", [False, True], ids=["one-path", "two-paths"])
